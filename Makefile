@@ -1,0 +1,47 @@
+# Two commands on a fresh machine with Python 3.11+: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format train worker web contract clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# Migrate, then Redis (embedded unless REDIS_URL is set), WORKERS workers and the web server.
+run: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python -m digitsite.stack
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Retrain the shipped model from ../shared/data/mnist (or MNIST_PATH).
+train: $(STAMP)
+	$(BIN)/python -m worker.training
+
+# The processes apart, for running them on different machines (REDIS_URL, DATABASE_URL set).
+web: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python -m uvicorn digitsite.asgi:application --host $${HOST:-127.0.0.1} --port $${PORT:-8000} --lifespan off
+
+worker: $(STAMP)
+	$(BIN)/python -m celery -A worker worker --loglevel=INFO
+
+# The outside contract check against a running `make run`.
+contract:
+	../shared/tools/contract-check $${URL:-http://127.0.0.1:8000}
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache .ruff_cache

@@ -1,0 +1,94 @@
+"""`make run`: the whole service on one machine, stopped cleanly by Ctrl-C.
+
+Starts an embedded Redis (unless REDIS_URL is set), WORKERS Celery worker processes and the
+ASGI server on HOST:PORT. Run the pieces apart with the commands in the README.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from digitsite.redis_server import EmbeddedRedis
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def worker_command(index: int) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO", "-n", f"worker{index}@%h"]
+
+
+def web_command(host: str, port: int) -> list[str]:
+    return [
+        *(sys.executable, "-m", "uvicorn", "digitsite.asgi:application"),
+        *("--host", host, "--port", str(port), "--lifespan", "off", "--no-access-log"),
+    ]
+
+
+def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the web server did not start on {host}:{port}")
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    """Web first (no new drawings), then workers (they finish the one in hand)."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def main() -> int:
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", "8000"))
+    workers = int(os.environ.get("WORKERS", "1"))
+    env = dict(os.environ)
+    redis = None
+    if not env.get("REDIS_URL"):
+        redis = EmbeddedRedis(BASE_DIR / ".run")
+        env["REDIS_URL"] = redis.url
+    print(f"redis: {env['REDIS_URL']}{' (embedded)' if redis else ''}", flush=True)
+    # Children get their own session so that Ctrl-C reaches only this process, which then
+    # stops them in order.
+    start = dict(cwd=BASE_DIR, env=env, start_new_session=True)
+    web = subprocess.Popen(web_command(host, port), **start)
+    processes = [web] + [subprocess.Popen(worker_command(i + 1), **start) for i in range(workers)]
+    stopping = False
+
+    def request_stop(signum, frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        wait_for_port(host, port, web)
+        print(f"\n  digits is running at http://{host}:{port}/  ({workers} worker(s); Ctrl-C stops it)\n", flush=True)
+        while not stopping and all(p.poll() is None for p in processes):
+            time.sleep(0.2)
+    finally:
+        print("stopping...", flush=True)
+        stop(processes)
+        if redis:
+            redis.stop()
+    failed = [p.args[2:5] for p in processes if p.returncode not in (0, -signal.SIGTERM)]
+    return 1 if failed and not stopping else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""The HTTP API (Django Ninja): its OpenAPI document is generated from this module."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja import Field, NinjaAPI, Query, Schema
+from ninja.errors import HttpError, ValidationError
+
+from recognizer import images, services
+from recognizer.images import InvalidImage
+from recognizer.models import Drawing
+
+api = NinjaAPI(
+    title="digits",
+    version="1",
+    description="Handwritten-digit recognition: send a canvas drawing, get the digit back.",
+    urls_namespace="api",
+    docs_url="/docs/",
+    openapi_url="/openapi.json",
+)
+
+
+class ErrorDetail(Schema):
+    code: str = Field(examples=["invalid_image"])
+    message: str
+
+
+class ErrorOut(Schema):
+    error: ErrorDetail
+
+
+class DrawingIn(Schema):
+    image: str = Field(description="a data URL: data:image/png;base64,... (PNG, JPEG or WebP)")
+
+
+class QueuedOut(Schema):
+    id: uuid.UUID
+    status: Literal["queued"]
+    url: str
+
+
+class DrawingOut(Schema):
+    id: uuid.UUID
+    status: Literal["queued", "done", "blank", "failed"] = Field(
+        description="done: digit predicted; blank: nothing drawn; failed: see error"
+    )
+    digit: int | None = Field(ge=0, le=9)
+    confidence: float | None
+    probabilities: list[float] | None = Field(description="ten probabilities, for digits 0 to 9")
+    model_version: str | None
+    created_at: datetime
+    latency_ms: float | None = Field(description="from receipt to stored prediction")
+    error: str | None
+
+
+class FeedbackIn(Schema):
+    label: int = Field(ge=0, le=9, description="the digit the person meant")
+
+
+class FeedbackOut(Schema):
+    id: uuid.UUID
+    feedback_label: int
+
+
+ERRORS = {400: ErrorOut, 404: ErrorOut, 413: ErrorOut, 415: ErrorOut, 422: ErrorOut, 429: ErrorOut}
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": DrawingIn.json_schema()},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["image"],
+                "properties": {"image": {"type": "string", "format": "binary"}},
+            }
+        },
+        **{kind: {"schema": {"type": "string", "format": "binary"}} for kind in images.FORMATS.values()},
+    },
+}
+
+
+def error(status: int, code: str, message: str) -> tuple[int, dict]:
+    return status, {"error": {"code": code, "message": message}}
+
+
+@api.exception_handler(ValidationError)
+def invalid_request(request: HttpRequest, exc: ValidationError):
+    first = exc.errors[0] if exc.errors else {}
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    message = f"{where}: {first.get('msg', 'invalid')}" if where else "the request is invalid"
+    return api.create_response(request, error(422, "invalid_request", message)[1], status=422)
+
+
+@api.exception_handler(HttpError)
+def http_error(request: HttpRequest, exc: HttpError):
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    return api.create_response(request, error(exc.status_code, code, str(exc))[1], status=exc.status_code)
+
+
+def read_upload(request: HttpRequest) -> images.CheckedImage:
+    """The image of a POST: JSON with a data URL, a multipart field `image`, or a raw image body."""
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        raise InvalidImage(
+            "request_too_large", f"the request is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes", 413
+        )
+    kind = request.content_type or ""
+    if kind == "application/json":
+        try:
+            body = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidImage("invalid_json", "the body is not valid JSON") from None
+        if not isinstance(body, dict) or "image" not in body:
+            raise InvalidImage("missing_image", 'the JSON body needs an "image" field holding a data URL')
+        return images.from_data_url(body["image"])
+    if kind == "multipart/form-data":
+        upload = request.FILES.get("image")
+        if upload is None:
+            raise InvalidImage("missing_image", "the form needs a file field named image")
+        if upload.size > settings.MAX_IMAGE_BYTES:
+            raise InvalidImage("image_too_large", f"the image is over {settings.MAX_IMAGE_BYTES} bytes", 413)
+        return images.from_bytes(upload.read())
+    if kind in images.FORMATS.values():
+        return images.from_bytes(request.body)
+    raise InvalidImage(
+        "unsupported_media_type",
+        "send application/json with a data URL, multipart/form-data, or an image/png, image/jpeg or image/webp body",
+        415,
+    )
+
+
+@api.post(
+    "/drawings/",
+    response={200: DrawingOut, 202: QueuedOut, **ERRORS},
+    openapi_extra={"requestBody": UPLOAD_BODY},
+    summary="Submit a drawing",
+    description="Stores the drawing and queues its prediction (202). With `wait`, answers 200 with the "
+    "result as soon as it exists, or 202 when the wait ran out.",
+)
+async def create_drawing(request: HttpRequest, wait: float = Query(0, ge=0, le=settings.MAX_WAIT_SECONDS)):
+    try:
+        image = read_upload(request)
+    except InvalidImage as exc:
+        return error(exc.status, exc.code, exc.message)
+    drawing = await sync_to_async(services.submit)(image, Drawing.Source.API)
+    if wait and (result := await services.wait_for_result(drawing.id, wait)):
+        return 200, result
+    return 202, {"id": drawing.id, "status": "queued", "url": f"/api/drawings/{drawing.id}/"}
+
+
+async def find(drawing_id: uuid.UUID) -> Drawing:
+    try:
+        return await Drawing.objects.defer("image").aget(pk=drawing_id)
+    except Drawing.DoesNotExist:
+        raise HttpError(404, "no drawing has this id") from None
+
+
+@api.get("/drawings/{drawing_id}/", response={200: DrawingOut, **ERRORS}, summary="A drawing and its prediction")
+async def get_drawing(request: HttpRequest, drawing_id: uuid.UUID):
+    return 200, (await find(drawing_id)).result()
+
+
+@api.post(
+    "/drawings/{drawing_id}/feedback/",
+    response={200: FeedbackOut, **ERRORS},
+    summary="Say which digit the drawing really is",
+)
+async def give_feedback(request: HttpRequest, drawing_id: uuid.UUID, feedback: FeedbackIn):
+    drawing = await find(drawing_id)
+    drawing.feedback_label, drawing.feedback_at = feedback.label, timezone.now()
+    await drawing.asave(update_fields=["feedback_label", "feedback_at"])
+    return 200, {"id": drawing.id, "feedback_label": drawing.feedback_label}

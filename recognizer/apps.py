@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RecognizerConfig(AppConfig):
+    name = "recognizer"
+    verbose_name = "Digit recognition"

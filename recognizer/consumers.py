@@ -1,0 +1,125 @@
+"""The websocket at /ws/recognize/: drawings in, `queued` and `prediction` frames out."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from recognizer import images, services
+from recognizer.images import InvalidImage
+from recognizer.models import Drawing, group_for
+
+MAX_REF_LENGTH = 200
+
+
+def result_frame(result: dict, ref: object) -> dict:
+    """The frame that answers a drawing: a prediction (blank included) or an error."""
+    if result["status"] == Drawing.Status.FAILED:
+        return {
+            "type": "error",
+            "ref": ref,
+            "id": result["id"],
+            "code": "prediction_failed",
+            "message": result["error"],
+        }
+    return {"type": "prediction", "ref": ref, **result}
+
+
+@database_sync_to_async
+def submit_data_url(value: object, drawing_id: uuid.UUID) -> None:
+    # Decoding and storing run together in one thread hop, off the event loop.
+    services.submit(images.from_data_url(value), Drawing.Source.WEBSOCKET, drawing_id)
+
+
+@database_sync_to_async
+def current_result(drawing_id: uuid.UUID) -> dict | None:
+    drawing = Drawing.objects.defer("image").filter(pk=drawing_id).first()
+    return drawing.result() if drawing else None
+
+
+class RecognizeConsumer(AsyncJsonWebsocketConsumer):
+    """One handler per message type; results arrive on group `drawing.<id>`."""
+
+    async def connect(self) -> None:
+        self.refs: dict[str, object] = {}  # drawing id -> the client's ref, while awaited
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        for drawing_id in list(self.refs):
+            await self.channel_layer.group_discard(group_for(drawing_id), self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None:
+            return await self.refuse(None, "text_frames_only", "send JSON in text frames")
+        if len(text_data) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            return await self.refuse(
+                None, "frame_too_large", f"frames are limited to {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"
+            )
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            return await self.refuse(None, "invalid_json", "the frame is not valid JSON")
+        if not isinstance(message, dict):
+            return await self.refuse(None, "invalid_message", "a frame must be a JSON object with a type")
+        ref = message.get("ref")
+        if ref is not None and not (isinstance(ref, str) and len(ref) <= MAX_REF_LENGTH):
+            return await self.refuse(
+                None, "invalid_ref", f"ref must be a string of at most {MAX_REF_LENGTH} characters"
+            )
+        handler = {"drawing": self.on_drawing, "status": self.on_status}.get(message.get("type"))
+        if handler is None:
+            return await self.refuse(ref, "unknown_type", 'type must be "drawing" or "status"')
+        await handler(message, ref)
+
+    async def on_drawing(self, message: dict, ref: object) -> None:
+        if "image" not in message:
+            return await self.refuse(ref, "missing_image", 'a drawing needs an "image" data URL')
+        drawing_id = uuid.uuid4()
+        # Listen before the drawing is queued, so even the fastest result is heard.
+        await self.listen(drawing_id, ref)
+        try:
+            await submit_data_url(message["image"], drawing_id)
+        except InvalidImage as exc:
+            await self.forget(str(drawing_id))
+            return await self.refuse(ref, exc.code, exc.message)
+        await self.send_json({"type": "queued", "id": str(drawing_id), "ref": ref})
+
+    async def on_status(self, message: dict, ref: object) -> None:
+        """Where a drawing is now, for a client that missed its push (the layer is at-most-once)."""
+        try:
+            drawing_id = uuid.UUID(str(message.get("id")))
+        except ValueError:
+            return await self.refuse(ref, "invalid_id", "id must be a drawing's UUID")
+        await self.listen(drawing_id, ref)
+        result = await current_result(drawing_id)
+        if result is None:
+            await self.forget(str(drawing_id))
+            return await self.refuse(ref, "not_found", "no drawing has this id")
+        if result["status"] == Drawing.Status.QUEUED:
+            return await self.send_json({"type": "queued", "id": result["id"], "ref": ref})
+        await self.forget(result["id"])
+        await self.send_json(result_frame(result, ref))
+
+    async def drawing_result(self, event: dict) -> None:
+        """A worker's push on a drawing's group (message type "drawing.result")."""
+        result = event["drawing"]
+        if result["id"] not in self.refs:
+            return  # already answered (a redelivered task pushes again)
+        ref = self.refs[result["id"]]
+        await self.forget(result["id"])
+        await self.send_json(result_frame(result, ref))
+
+    async def listen(self, drawing_id: uuid.UUID, ref: object) -> None:
+        self.refs[str(drawing_id)] = ref
+        await self.channel_layer.group_add(group_for(drawing_id), self.channel_name)
+
+    async def forget(self, drawing_id: str) -> None:
+        self.refs.pop(drawing_id, None)
+        await self.channel_layer.group_discard(group_for(drawing_id), self.channel_name)
+
+    async def refuse(self, ref: object, code: str, message: str) -> None:
+        await self.send_json({"type": "error", "ref": ref, "code": code, "message": message})

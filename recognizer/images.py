@@ -1,0 +1,71 @@
+"""Reading a submitted image: data URLs and files checked before anything is stored."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+from dataclasses import dataclass
+
+from django.conf import settings
+from PIL import Image, UnidentifiedImageError
+
+FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*);base64,(?P<data>.*)", re.S)
+
+
+class InvalidImage(Exception):
+    """A submitted image we refuse, with the error code, message and HTTP status to answer."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+
+
+def from_data_url(value: object) -> CheckedImage:
+    """Check a `data:image/png;base64,...` string and the image inside it."""
+    if not isinstance(value, str):
+        raise InvalidImage("invalid_image_field", "image must be a string holding a data URL")
+    if len(value) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        raise InvalidImage("image_too_large", f"the image is over {settings.MAX_IMAGE_BYTES} bytes", 413)
+    match = DATA_URL.fullmatch(value.strip())
+    if not match:
+        raise InvalidImage("invalid_data_url", "image must be a data URL: data:image/png;base64,...")
+    declared = (match["type"] or "").lower()
+    if declared not in FORMATS.values():
+        raise InvalidImage(
+            "unsupported_media_type", f"{declared or 'untyped data'} is not a PNG, JPEG or WebP image", 415
+        )
+    try:
+        data = base64.b64decode(match["data"], validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidImage("invalid_base64", "the data URL's base64 is malformed") from None
+    return from_bytes(data)
+
+
+def from_bytes(data: bytes) -> CheckedImage:
+    """Check an image file: size, format, pixel count (before decoding), then a full decode."""
+    if len(data) > settings.MAX_IMAGE_BYTES:
+        raise InvalidImage("image_too_large", f"the image is over {settings.MAX_IMAGE_BYTES} bytes", 413)
+    try:
+        with Image.open(io.BytesIO(data), formats=tuple(FORMATS)) as image:
+            width, height = image.size
+            # Refuse decompression bombs from the header, before a pixel is decoded.
+            if width * height > settings.MAX_IMAGE_PIXELS:
+                raise InvalidImage(
+                    "too_many_pixels", f"{width}x{height} is over {settings.MAX_IMAGE_PIXELS} pixels", 413
+                )
+            content_type = FORMATS[image.format]
+            image.load()  # a truncated or corrupt file fails here, not in the worker
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        raise InvalidImage("invalid_image", "the file is not a readable PNG, JPEG or WebP image") from None
+    return CheckedImage(data, content_type, width, height)

@@ -1,0 +1,263 @@
+// The canvas page: draw with any pointer, send the drawing over the websocket when a
+// stroke ends, show the pushed prediction. Falls back to the HTTP API while offline.
+"use strict";
+
+const SEND_DELAY_MS = 150; // a pause this long after a stroke means "read it now"
+const STROKE_SHARE = 0.06; // stroke width as a share of the canvas, like MNIST's pen
+const HISTORY_SIZE = 12;
+
+const pad = document.getElementById("pad");
+const ctx = pad.getContext("2d");
+const connection = document.getElementById("connection");
+const digitOut = document.getElementById("digit");
+const summary = document.getElementById("summary");
+const bars = document.getElementById("bars");
+const feedback = document.getElementById("feedback");
+const feedbackStatus = document.getElementById("feedback-status");
+const historyList = document.getElementById("history");
+
+let socket = null;
+let reconnectDelay = 500;
+let sendTimer = null;
+let lastPoint = null;
+let inked = false;
+let sequence = 0; // every send gets a ref; only the newest answer is shown
+let latestRef = null;
+let currentId = null; // the drawing that feedback refers to
+let canvasNumber = 0; // one history entry per canvas, updated as strokes are added
+
+// ---- canvas ---------------------------------------------------------------
+
+function resizePad() {
+  // Keep the bitmap at the screen's resolution while the element scales with the layout.
+  const size = Math.round(pad.getBoundingClientRect().width * (window.devicePixelRatio || 1));
+  if (size > 0 && size !== pad.width) {
+    const old = inked ? pad.toDataURL() : null;
+    pad.width = pad.height = size;
+    paper();
+    if (old) {
+      const img = new Image();
+      img.onload = () => ctx.drawImage(img, 0, 0, size, size);
+      img.src = old;
+    }
+  }
+}
+
+function paper() {
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, pad.width, pad.height);
+  ctx.strokeStyle = ctx.fillStyle = "#000";
+  ctx.lineCap = ctx.lineJoin = "round";
+  ctx.lineWidth = Math.max(2, pad.width * STROKE_SHARE);
+}
+
+function point(event) {
+  const box = pad.getBoundingClientRect();
+  return { x: (event.clientX - box.left) * (pad.width / box.width), y: (event.clientY - box.top) * (pad.height / box.height) };
+}
+
+function dot(p) {
+  ctx.beginPath();
+  ctx.arc(p.x, p.y, ctx.lineWidth / 2, 0, Math.PI * 2);
+  ctx.fill();
+}
+
+pad.addEventListener("pointerdown", (event) => {
+  event.preventDefault();
+  pad.setPointerCapture(event.pointerId); // a stroke that leaves the canvas keeps drawing
+  clearTimeout(sendTimer);
+  lastPoint = point(event);
+  dot(lastPoint);
+  inked = true;
+});
+
+pad.addEventListener("pointermove", (event) => {
+  if (!lastPoint) return;
+  const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
+  ctx.beginPath();
+  ctx.moveTo(lastPoint.x, lastPoint.y);
+  for (const e of events.length ? events : [event]) {
+    lastPoint = point(e);
+    ctx.lineTo(lastPoint.x, lastPoint.y);
+  }
+  ctx.stroke();
+});
+
+function endStroke() {
+  if (!lastPoint) return;
+  lastPoint = null;
+  clearTimeout(sendTimer);
+  sendTimer = setTimeout(send, SEND_DELAY_MS);
+}
+pad.addEventListener("pointerup", endStroke);
+pad.addEventListener("pointercancel", endStroke);
+
+function clearPad() {
+  clearTimeout(sendTimer);
+  paper();
+  inked = false;
+  latestRef = null;
+  currentId = null;
+  canvasNumber += 1;
+  digitOut.textContent = "?";
+  summary.textContent = "Waiting for a drawing.";
+  feedback.hidden = true;
+  showBars(null);
+}
+document.getElementById("clear").addEventListener("click", clearPad);
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") clearPad();
+});
+
+// ---- sending ----------------------------------------------------------------
+
+function send() {
+  if (!inked) return;
+  const image = pad.toDataURL("image/png");
+  latestRef = `c${canvasNumber}-${++sequence}`;
+  remember(image);
+  if (socket && socket.readyState === WebSocket.OPEN) {
+    socket.send(JSON.stringify({ type: "drawing", image, ref: latestRef }));
+  } else {
+    sendOverHttp(image, latestRef);
+  }
+}
+
+async function sendOverHttp(image, ref) {
+  try {
+    const response = await fetch("/api/drawings/?wait=10", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ image }),
+    });
+    const body = await response.json();
+    if (body.error) show({ type: "error", ref, ...body.error });
+    else if (response.status === 200) show({ type: "prediction", ref, ...body });
+  } catch (err) {
+    if (ref === latestRef) summary.textContent = "Could not reach the server; draw again when it is back.";
+  }
+}
+
+// ---- answers ------------------------------------------------------------------
+
+function show(message) {
+  if (message.ref !== latestRef) return; // an answer to an older version of the drawing
+  if (message.type === "queued") {
+    currentId = message.id;
+    return;
+  }
+  if (message.type === "error") {
+    digitOut.textContent = "!";
+    summary.textContent = message.message;
+    feedback.hidden = true;
+    return;
+  }
+  currentId = message.id;
+  if (message.status === "blank") {
+    digitOut.textContent = "–";
+    summary.textContent = "The canvas looks blank: draw a digit.";
+    feedback.hidden = true;
+    showBars(null);
+    return;
+  }
+  digitOut.textContent = message.digit;
+  summary.textContent = `It is a ${message.digit} (${(message.confidence * 100).toFixed(1)} % sure).`;
+  showBars(message.probabilities);
+  feedback.hidden = false;
+  feedbackStatus.textContent = "";
+  recordAnswer(message.digit);
+}
+
+function buildBars() {
+  for (let d = 0; d < 10; d++) {
+    const item = document.createElement("li");
+    item.innerHTML = `<span class="track"><span class="fill"></span></span><span>${d}</span>`;
+    bars.appendChild(item);
+  }
+}
+
+function showBars(probabilities) {
+  const top = probabilities ? probabilities.indexOf(Math.max(...probabilities)) : -1;
+  [...bars.children].forEach((item, d) => {
+    const p = probabilities ? probabilities[d] : 0;
+    item.querySelector(".fill").style.height = `${(p * 100).toFixed(1)}%`;
+    item.classList.toggle("top", d === top);
+    item.title = `${d}: ${(p * 100).toFixed(1)} %`;
+  });
+}
+
+// ---- feedback and history ---------------------------------------------------
+
+function buildFeedback() {
+  const holder = document.getElementById("feedback-buttons");
+  for (let d = 0; d < 10; d++) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = d;
+    button.setAttribute("aria-label", `It was a ${d}`);
+    button.addEventListener("click", () => sendFeedback(d));
+    holder.appendChild(button);
+  }
+}
+
+async function sendFeedback(label) {
+  if (!currentId) return;
+  const response = await fetch(`/api/drawings/${currentId}/feedback/`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ label }),
+  });
+  feedbackStatus.textContent = response.ok ? `Thanks: noted as ${label}.` : "Could not save that, sorry.";
+  if (response.ok) recordAnswer(label, true);
+}
+
+function historyEntry() {
+  let item = historyList.querySelector(`[data-canvas="${canvasNumber}"]`);
+  if (!item) {
+    item = document.createElement("li");
+    item.dataset.canvas = canvasNumber;
+    item.innerHTML = '<img alt=""><b>…</b>';
+    historyList.prepend(item);
+    while (historyList.children.length > HISTORY_SIZE) historyList.lastChild.remove();
+  }
+  return item;
+}
+
+function remember(image) {
+  historyEntry().querySelector("img").src = image;
+}
+
+function recordAnswer(digit, corrected = false) {
+  const item = historyEntry();
+  item.querySelector("b").textContent = corrected ? `${digit} ✓` : digit;
+  item.querySelector("img").alt = `drawing read as ${digit}`;
+}
+
+// ---- websocket ----------------------------------------------------------------
+
+function setConnection(state, text) {
+  connection.dataset.state = state;
+  connection.textContent = text;
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  socket = new WebSocket(`${scheme}://${location.host}/ws/recognize/`);
+  socket.addEventListener("open", () => {
+    reconnectDelay = 500;
+    setConnection("online", "online");
+  });
+  socket.addEventListener("message", (event) => show(JSON.parse(event.data)));
+  socket.addEventListener("close", () => {
+    setConnection("offline", "offline — reconnecting…");
+    setTimeout(connect, reconnectDelay);
+    reconnectDelay = Math.min(reconnectDelay * 2, 5000);
+  });
+}
+
+buildBars();
+buildFeedback();
+resizePad();
+paper();
+window.addEventListener("resize", resizePad);
+connect();

@@ -1,0 +1,81 @@
+"""Turning a canvas image into the 28x28 input the model expects, by MNIST's own recipe.
+
+MNIST digits were size-normalised to fit a 20x20 box (aspect ratio kept), anti-aliased,
+and centred by centre of mass in a 28x28 field, white ink on black. A browser canvas is
+none of that: any size, any colour, ink anywhere, often on a transparent background.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+BOX = 20  # MNIST fits the longer side of the digit into 20 px ...
+SIZE = 28  # ... and centres it in 28x28.
+# Below this contrast (0-255) between ink and background nothing was drawn.
+MIN_CONTRAST = 40
+# Ink fainter than this share of the strongest ink is anti-aliasing or noise, not the digit's extent.
+EXTENT_SHARE = 0.2
+# A mark whose longer side is under this share of the canvas's longer side is a dot or a slip.
+MIN_EXTENT_SHARE = 0.03
+
+
+class BlankDrawing(Exception):
+    """The canvas holds no digit: nothing drawn, or only a speck."""
+
+
+def ink(image: Image.Image) -> np.ndarray:
+    """Ink strength per pixel in 0..255 (float32), whatever the colours and transparency.
+
+    The background is what the canvas border mostly shows. On a transparent background
+    the ink is the opacity; on an opaque one it is the colour distance from the background,
+    so dark-on-light, light-on-dark and coloured strokes all give the same ink.
+    """
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+    alpha = rgba[..., 3]
+    border = np.concatenate([rgba[0], rgba[-1], rgba[:, 0], rgba[:, -1]])
+    background = np.median(border, axis=0)
+    if background[3] < 128:
+        return alpha
+    # Composite over the background colour first, so half-transparent ink counts half.
+    rgb = rgba[..., :3] * (alpha[..., None] / 255) + background[:3] * (1 - alpha[..., None] / 255)
+    return np.abs(rgb - background[:3]).max(axis=2)
+
+
+def to_mnist(strength: np.ndarray) -> np.ndarray:
+    """A 28x28 float32 image in [0, 1] from an ink map, or BlankDrawing."""
+    peak = float(strength.max()) if strength.size else 0.0
+    if peak < MIN_CONTRAST:
+        raise BlankDrawing("the canvas is blank")
+    rows = np.flatnonzero((strength >= EXTENT_SHARE * peak).any(axis=1))
+    cols = np.flatnonzero((strength >= EXTENT_SHARE * peak).any(axis=0))
+    height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    if max(height, width) < MIN_EXTENT_SHARE * max(strength.shape):
+        raise BlankDrawing("the canvas holds only a speck")
+    digit = strength[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] / peak
+    scale = BOX / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    # Area averaging, as MNIST's anti-aliasing did; float mode keeps faint strokes.
+    small = np.asarray(Image.fromarray(digit).resize(size, Image.Resampling.BOX), dtype=np.float32)
+    return _centre_of_mass_in_field(np.clip(small / max(float(small.max()), 1e-6), 0, 1))
+
+
+def _centre_of_mass_in_field(digit: np.ndarray) -> np.ndarray:
+    """Place the digit in a 28x28 field with its centre of mass at pixel (14, 14), as in MNIST."""
+    h, w = digit.shape
+    total = digit.sum()
+    cy = (digit.sum(axis=1) @ np.arange(h)) / total
+    cx = (digit.sum(axis=0) @ np.arange(w)) / total
+    top = int(np.clip(round(SIZE / 2 - cy), 0, SIZE - h))
+    left = int(np.clip(round(SIZE / 2 - cx), 0, SIZE - w))
+    field = np.zeros((SIZE, SIZE), np.float32)
+    field[top : top + h, left : left + w] = digit
+    return field
+
+
+def preprocess(data: bytes) -> np.ndarray:
+    """Image file bytes (PNG, JPEG, WebP) to the model's 28x28 input, or BlankDrawing."""
+    with Image.open(io.BytesIO(data)) as image:
+        return to_mnist(ink(image))
