@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Field, NinjaAPI, Query, Schema
+from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError, ValidationError
 
 from recognizer import images, services
@@ -87,8 +87,8 @@ UPLOAD_BODY = {
 }
 
 
-def error(status: int, code: str, message: str) -> tuple[int, dict]:
-    return status, {"error": {"code": code, "message": message}}
+def error(status: int, code: str, message: str) -> Status:
+    return Status(status, {"error": {"code": code, "message": message}})
 
 
 @api.exception_handler(ValidationError)
@@ -96,13 +96,13 @@ def invalid_request(request: HttpRequest, exc: ValidationError):
     first = exc.errors[0] if exc.errors else {}
     where = ".".join(str(part) for part in first.get("loc", ()))
     message = f"{where}: {first.get('msg', 'invalid')}" if where else "the request is invalid"
-    return api.create_response(request, error(422, "invalid_request", message)[1], status=422)
+    return api.create_response(request, {"error": {"code": "invalid_request", "message": message}}, status=422)
 
 
 @api.exception_handler(HttpError)
 def http_error(request: HttpRequest, exc: HttpError):
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
-    return api.create_response(request, error(exc.status_code, code, str(exc))[1], status=exc.status_code)
+    return api.create_response(request, {"error": {"code": code, "message": str(exc)}}, status=exc.status_code)
 
 
 def read_upload(request: HttpRequest) -> images.CheckedImage:
@@ -152,8 +152,8 @@ async def create_drawing(request: HttpRequest, wait: float = Query(0, ge=0, le=s
         return error(exc.status, exc.code, exc.message)
     drawing = await sync_to_async(services.submit)(image, Drawing.Source.API)
     if wait and (result := await services.wait_for_result(drawing.id, wait)):
-        return 200, result
-    return 202, {"id": drawing.id, "status": "queued", "url": f"/api/drawings/{drawing.id}/"}
+        return Status(200, result)
+    return Status(202, {"id": drawing.id, "status": "queued", "url": f"/api/drawings/{drawing.id}/"})
 
 
 async def find(drawing_id: uuid.UUID) -> Drawing:
@@ -163,13 +163,13 @@ async def find(drawing_id: uuid.UUID) -> Drawing:
         raise HttpError(404, "no drawing has this id") from None
 
 
-@api.get("/drawings/{drawing_id}/", response={200: DrawingOut, **ERRORS}, summary="A drawing and its prediction")
+@api.get("/drawings/{uuid:drawing_id}/", response={200: DrawingOut, **ERRORS}, summary="A drawing and its prediction")
 async def get_drawing(request: HttpRequest, drawing_id: uuid.UUID):
-    return 200, (await find(drawing_id)).result()
+    return (await find(drawing_id)).result()
 
 
 @api.post(
-    "/drawings/{drawing_id}/feedback/",
+    "/drawings/{uuid:drawing_id}/feedback/",
     response={200: FeedbackOut, **ERRORS},
     summary="Say which digit the drawing really is",
 )
@@ -177,4 +177,4 @@ async def give_feedback(request: HttpRequest, drawing_id: uuid.UUID, feedback: F
     drawing = await find(drawing_id)
     drawing.feedback_label, drawing.feedback_at = feedback.label, timezone.now()
     await drawing.asave(update_fields=["feedback_label", "feedback_at"])
-    return 200, {"id": drawing.id, "feedback_label": drawing.feedback_label}
+    return {"id": drawing.id, "feedback_label": drawing.feedback_label}

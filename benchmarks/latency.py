@@ -1,0 +1,69 @@
+"""Single-drawing latency over the websocket at light load: submit -> `prediction` frame.
+
+    .venv/bin/python -m benchmarks.latency [--url http://127.0.0.1:8000] [--count 300] [--rate 10]
+
+Sends MNIST test digits drawn on 280 px canvases (mixed ink styles) from one client at a
+steady rate, each after the previous answer, and prints p50 / p95 / p99 and accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+
+import websockets
+
+from tests import drawings
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def run(url: str, count: int, rate: float) -> None:
+    images, labels = drawings.mnist_digits(count)
+    styles = list(drawings.STYLES)
+    frames = [
+        json.dumps(
+            {"type": "drawing", "image": drawings.data_url(drawings.mnist_canvas(image, styles[i % 4])), "ref": str(i)}
+        )
+        for i, image in enumerate(images)
+    ]
+    total, queued, right = [], [], 0
+    ws_url = url.replace("http", "ws", 1).rstrip("/") + "/ws/recognize/"
+    async with websockets.connect(ws_url, max_size=2**22) as socket:
+        for i, frame in enumerate(frames):
+            started = time.perf_counter()
+            await socket.send(frame)
+            first = json.loads(await socket.recv())
+            queued.append((time.perf_counter() - started) * 1000)
+            answer = json.loads(await socket.recv())
+            total.append((time.perf_counter() - started) * 1000)
+            assert first["type"] == "queued" and answer["type"] == "prediction", (first, answer)
+            right += answer["digit"] == labels[i]
+            await asyncio.sleep(max(0.0, 1 / rate - (time.perf_counter() - started)))
+    warm = total[5:]  # the first few include connection set-up in the server and worker
+    print(f"websocket latency, {len(warm)} drawings at {rate:g}/s, one client ({url})")
+    print(f"  submit -> queued:     p50 {statistics.median(queued[5:]):6.2f} ms")
+    print(
+        f"  submit -> prediction: p50 {statistics.median(warm):6.2f} ms   p95 {percentile(warm, 0.95):6.2f} ms   "
+        f"p99 {percentile(warm, 0.99):6.2f} ms   max {max(warm):6.2f} ms"
+    )
+    print(f"  accuracy: {right}/{count}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--count", type=int, default=300)
+    parser.add_argument("--rate", type=float, default=10, help="drawings per second")
+    args = parser.parse_args()
+    asyncio.run(run(args.url, args.count + 5, args.rate))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The HTTP API contract, in process: validation, storage, queueing, lookups, feedback."""
+
+import base64
+import json
+import uuid
+
+import pytest
+import redis
+from django.conf import settings
+
+from recognizer.models import Drawing
+from tests import drawings
+
+pytestmark = pytest.mark.django_db
+SEVEN = drawings.stroke_digit(7, "dark_on_light", (30, 40, 150, 200))
+
+
+def post_json(client, body, **extra):
+    return client.post("/api/drawings/", data=json.dumps(body), content_type="application/json", **extra)
+
+
+def error_code(response) -> str:
+    body = response.json()
+    assert body["error"]["message"]
+    return body["error"]["code"]
+
+
+def test_it_stores_a_data_url_drawing_and_answers_queued(client):
+    response = post_json(client, {"image": drawings.data_url(SEVEN)})
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued" and body["url"] == f"/api/drawings/{body['id']}/"
+    drawing = Drawing.objects.get(pk=body["id"])
+    assert bytes(drawing.image) == SEVEN  # exactly as received
+    assert (drawing.content_type, drawing.width, drawing.height) == ("image/png", 280, 280)
+    assert drawing.status == "queued" and drawing.source == "api"
+
+
+def test_it_queues_the_prediction_on_the_broker_after_commit(client, django_capture_on_commit_callbacks):
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    before = broker.llen("celery")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_json(client, {"image": drawings.data_url(SEVEN)})
+    message = json.loads(broker.lindex("celery", 0))
+    assert broker.llen("celery") == before + 1
+    assert message["headers"]["task"] == "worker.tasks.predict_drawing"
+    assert message["headers"]["argsrepr"] == repr([response.json()["id"]])
+
+
+def test_it_accepts_multipart_and_raw_png(client):
+    multipart = client.post("/api/drawings/", {"image": drawings.io.BytesIO(SEVEN)})
+    raw = client.post("/api/drawings/", data=SEVEN, content_type="image/png")
+    assert (multipart.status_code, raw.status_code) == (202, 202)
+    assert Drawing.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ("{not json", 400, "invalid_json"),
+        ({"picture": "x"}, 400, "missing_image"),
+        ([1, 2], 400, "missing_image"),
+        ({"image": 7}, 400, "invalid_image_field"),
+        ({"image": "hello"}, 400, "invalid_data_url"),
+        ({"image": "data:image/png;base64,@@@"}, 400, "invalid_base64"),
+        ({"image": "data:text/html;base64,PGgxPmhpPC9oMT4="}, 415, "unsupported_media_type"),
+        ({"image": "data:image/png;base64," + base64.b64encode(b"hello" * 50).decode()}, 400, "invalid_image"),
+        ({"image": drawings.data_url(SEVEN[: len(SEVEN) // 2])}, 400, "invalid_image"),
+    ],
+)
+def test_it_refuses_bad_input_with_a_code_and_stores_nothing(client, body, status, code):
+    raw = body if isinstance(body, str) else json.dumps(body)
+    response = client.post("/api/drawings/", data=raw, content_type="application/json")
+    assert response.status_code == status
+    assert error_code(response) == code
+    assert not Drawing.objects.exists()
+
+
+def test_it_refuses_an_oversized_request_before_reading_it(client):
+    response = post_json(client, {"image": drawings.data_url(SEVEN + b"\0" * 12_000_000)})
+    assert response.status_code == 413 and error_code(response) == "request_too_large"
+    assert not Drawing.objects.exists()
+
+
+def test_it_refuses_a_png_bomb_from_its_header(client, settings):
+    settings.MAX_IMAGE_PIXELS = 1000 * 1000
+    bomb = drawings.png(drawings.canvas(size=1001))
+    response = client.post("/api/drawings/", data=bomb, content_type="image/png")
+    assert response.status_code == 413 and error_code(response) == "too_many_pixels"
+
+
+def test_it_refuses_unknown_content_types(client):
+    response = client.post("/api/drawings/", data="image=x", content_type="text/plain")
+    assert response.status_code == 415 and error_code(response) == "unsupported_media_type"
+
+
+def test_it_refuses_a_wait_over_the_limit(client):
+    response = post_json(client, {"image": drawings.data_url(SEVEN)}, QUERY_STRING="wait=31")
+    assert response.status_code == 422 and error_code(response) == "invalid_request"
+
+
+def test_it_describes_a_stored_drawing(client):
+    drawing_id = post_json(client, {"image": drawings.data_url(SEVEN)}).json()["id"]
+    body = client.get(f"/api/drawings/{drawing_id}/").json()
+    assert body["status"] == "queued" and body["digit"] is None
+    assert set(body) >= {"id", "status", "digit", "confidence", "probabilities", "model_version", "created_at"}
+
+
+def test_it_answers_404_with_an_error_body_for_unknown_ids_and_paths(client):
+    assert error_code(client.get(f"/api/drawings/{uuid.uuid4()}/")) == "not_found"
+    assert error_code(client.get("/api/drawings/not-a-uuid/")) == "not_found"
+    assert error_code(client.get("/api/nothing-here/")) == "not_found"
+
+
+def test_it_records_feedback(client):
+    drawing_id = post_json(client, {"image": drawings.data_url(SEVEN)}).json()["id"]
+    response = client.post(f"/api/drawings/{drawing_id}/feedback/", {"label": 1}, content_type="application/json")
+    assert response.status_code == 200 and response.json()["feedback_label"] == 1
+    drawing = Drawing.objects.get(pk=drawing_id)
+    assert drawing.feedback_label == 1 and drawing.feedback_at is not None
+
+
+@pytest.mark.parametrize("label", [10, -1, "seven", None])
+def test_it_refuses_feedback_that_is_not_a_digit(client, label):
+    drawing_id = post_json(client, {"image": drawings.data_url(SEVEN)}).json()["id"]
+    response = client.post(f"/api/drawings/{drawing_id}/feedback/", {"label": label}, content_type="application/json")
+    assert response.status_code == 422 and error_code(response) == "invalid_request"
+    assert Drawing.objects.get(pk=drawing_id).feedback_label is None
+
+
+def test_it_publishes_an_openapi_document_with_every_path(client):
+    doc = client.get("/api/openapi.json").json()
+    assert doc["openapi"].startswith("3.1")
+    assert {"/api/drawings/", "/api/drawings/{drawing_id}/", "/api/drawings/{drawing_id}/feedback/"} <= set(
+        doc["paths"]
+    )
+    create = doc["paths"]["/api/drawings/"]["post"]
+    assert {"200", "202", "400", "413", "415", "422", "429"} <= set(create["responses"])
+    assert {"application/json", "multipart/form-data", "image/png"} <= set(create["requestBody"]["content"])
+
+
+def test_it_serves_the_api_docs_from_local_assets(client):
+    page = client.get("/api/docs/").content.decode()
+    assert "swagger" in page.lower() and "cdn" not in page.lower()

@@ -1,0 +1,70 @@
+"""The whole path across processes: a real uvicorn, a real Celery worker, Redis and the database."""
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+import requests
+import websockets
+
+from recognizer.models import Drawing
+from tests import drawings
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def ws_url(base: str) -> str:
+    return base.replace("http", "ws", 1) + "/ws/recognize/"
+
+
+async def recognise(base: str, images: list[bytes]) -> list[tuple[dict, dict]]:
+    """Send each drawing over one websocket; (queued frame, answer frame) for each."""
+    answers = []
+    async with websockets.connect(ws_url(base), origin=base) as socket:
+        for i, image in enumerate(images):
+            await socket.send(json.dumps({"type": "drawing", "image": drawings.data_url(image), "ref": f"r{i}"}))
+            queued = json.loads(await asyncio.wait_for(socket.recv(), 10))
+            answer = json.loads(await asyncio.wait_for(socket.recv(), 30))
+            answers.append((queued, answer))
+    return answers
+
+
+def test_it_pushes_predictions_over_the_websocket_and_stores_them(live_server_url):
+    images, labels = drawings.mnist_digits(12)
+    styles = list(drawings.STYLES)
+    canvases = [drawings.mnist_canvas(image, styles[i % len(styles)]) for i, image in enumerate(images)]
+    answers = asyncio.run(recognise(live_server_url, canvases))
+    predicted = []
+    for i, (queued, answer) in enumerate(answers):
+        assert queued["type"] == "queued" and queued["ref"] == f"r{i}"
+        assert answer["type"] == "prediction" and answer["ref"] == f"r{i}" and answer["id"] == queued["id"]
+        assert len(answer["probabilities"]) == 10 and abs(sum(answer["probabilities"]) - 1) < 1e-3
+        predicted.append(answer["digit"])
+    assert (np.array(predicted) == labels).mean() >= 11 / 12
+    stored = Drawing.objects.get(pk=answers[0][0]["id"])
+    assert stored.status == "done" and stored.digit == predicted[0] and stored.model_version
+    assert stored.created_at < stored.started_at < stored.finished_at and stored.predict_ms is not None
+
+
+def test_it_answers_a_blank_canvas_as_blank(live_server_url):
+    [(_, answer)] = asyncio.run(recognise(live_server_url, [drawings.blank()]))
+    assert answer["type"] == "prediction" and answer["status"] == "blank" and answer["digit"] is None
+    assert Drawing.objects.get(pk=answer["id"]).status == "blank"
+
+
+def test_it_answers_an_http_wait_with_the_prediction(live_server_url):
+    seven = drawings.stroke_digit(7, "coloured", (60, 30, 220, 250))
+    response = requests.post(
+        f"{live_server_url}/api/drawings/?wait=10", json={"image": drawings.data_url(seven)}, timeout=20
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "done" and body["digit"] == 7 and body["model_version"]
+    assert requests.get(f"{live_server_url}/api/drawings/{body['id']}/", timeout=5).json()["digit"] == 7
+
+
+def test_it_serves_the_canvas_page_with_local_assets_only(live_server_url):
+    page = requests.get(live_server_url + "/", timeout=5)
+    assert page.status_code == 200 and "<canvas" in page.text and "http://" not in page.text
+    assert requests.get(live_server_url + "/static/recognizer/canvas.js", timeout=5).status_code == 200
