@@ -142,6 +142,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # One process holds one model and runs one prediction at a time; scale out with more
 # worker processes (WORKERS=N, --scale worker=N), each loading the model once.
 CELERY_WORKER_POOL = "solo"
+CELERY_WORKER_CONCURRENCY = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Input limits: bytes of an image file, its pixels, and a request or websocket frame

@@ -82,12 +82,14 @@ def main() -> int:
         while not stopping and all(p.poll() is None for p in processes):
             time.sleep(0.2)
     finally:
+        for process in processes:
+            if process.poll() is not None and not stopping:
+                print(f"{' '.join(process.args[1:4])} exited with {process.returncode}", flush=True)
         print("stopping...", flush=True)
         stop(processes)
         if redis:
             redis.stop()
-    failed = [p.args[2:5] for p in processes if p.returncode not in (0, -signal.SIGTERM)]
-    return 1 if failed and not stopping else 0
+    return 0 if stopping else 1  # a child that died on its own is a failure
 
 
 if __name__ == "__main__":

@@ -137,6 +137,11 @@ def read_upload(request: HttpRequest) -> images.CheckedImage:
     )
 
 
+def accept(request: HttpRequest) -> Drawing:
+    # Decoding and storing run together in one thread hop, off the event loop.
+    return services.submit(read_upload(request), Drawing.Source.API)
+
+
 @api.post(
     "/drawings/",
     response={200: DrawingOut, 202: QueuedOut, **ERRORS},
@@ -147,10 +152,9 @@ def read_upload(request: HttpRequest) -> images.CheckedImage:
 )
 async def create_drawing(request: HttpRequest, wait: float = Query(0, ge=0, le=settings.MAX_WAIT_SECONDS)):
     try:
-        image = read_upload(request)
+        drawing = await sync_to_async(accept)(request)
     except InvalidImage as exc:
         return error(exc.status, exc.code, exc.message)
-    drawing = await sync_to_async(services.submit)(image, Drawing.Source.API)
     if wait and (result := await services.wait_for_result(drawing.id, wait)):
         return Status(200, result)
     return Status(202, {"id": drawing.id, "status": "queued", "url": f"/api/drawings/{drawing.id}/"})
