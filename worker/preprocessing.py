@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageChops
 
 BOX = 20  # MNIST fits the longer side of the digit into 20 px ...
 SIZE = 28  # ... and centres it in 28x28.
@@ -27,21 +27,26 @@ class BlankDrawing(Exception):
 
 
 def ink(image: Image.Image) -> np.ndarray:
-    """Ink strength per pixel in 0..255 (float32), whatever the colours and transparency.
+    """Ink strength per pixel in 0..255 (uint8), whatever the colours and transparency.
 
     The background is what the canvas border mostly shows. On a transparent background
     the ink is the opacity; on an opaque one it is the colour distance from the background,
-    so dark-on-light, light-on-dark and coloured strokes all give the same ink.
+    so dark-on-light, light-on-dark and coloured strokes all give the same ink. The pixel
+    work runs in Pillow's C code on bytes: a few times faster than float arrays in numpy.
     """
-    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
-    alpha = rgba[..., 3]
-    border = np.concatenate([rgba[0], rgba[-1], rgba[:, 0], rgba[:, -1]])
-    background = np.median(border, axis=0)
+    rgba = image.convert("RGBA")
+    width, height = rgba.size
+    edges = ((0, 0, width, 1), (0, height - 1, width, height), (0, 0, 1, height), (width - 1, 0, width, height))
+    border = np.concatenate([np.asarray(rgba.crop(edge)).reshape(-1, 4) for edge in edges])
+    background = tuple(int(v) for v in np.median(border, axis=0))
     if background[3] < 128:
-        return alpha
-    # Composite over the background colour first, so half-transparent ink counts half.
-    rgb = rgba[..., :3] * (alpha[..., None] / 255) + background[:3] * (1 - alpha[..., None] / 255)
-    return np.abs(rgb - background[:3]).max(axis=2)
+        return np.asarray(rgba.getchannel("A"))
+    if rgba.getextrema()[3][0] < 255:
+        # Composite over the background colour first, so half-transparent ink counts half.
+        rgba = Image.alpha_composite(Image.new("RGBA", rgba.size, background), rgba)
+    plain = Image.new("RGB", rgba.size, background[:3])
+    red, green, blue = ImageChops.difference(rgba.convert("RGB"), plain).split()
+    return np.asarray(ImageChops.lighter(ImageChops.lighter(red, green), blue))
 
 
 def to_mnist(strength: np.ndarray) -> np.ndarray:
@@ -54,7 +59,7 @@ def to_mnist(strength: np.ndarray) -> np.ndarray:
     height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
     if max(height, width) < MIN_EXTENT_SHARE * max(strength.shape):
         raise BlankDrawing("the canvas holds only a speck")
-    digit = strength[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] / peak
+    digit = strength[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32) / peak
     scale = BOX / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     # Area averaging, as MNIST's anti-aliasing did; float mode keeps faint strokes.
