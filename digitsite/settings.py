@@ -82,10 +82,11 @@ TEMPLATES = [
 
 # SQLite by default: one file, single machine. Workers on other machines need PostgreSQL
 # (DATABASE_URL=postgres://...).
+DB_CONN_MAX_AGE = os.environ.get("DB_CONN_MAX_AGE")
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=envint("DB_CONN_MAX_AGE", 0),
+        conn_max_age=int(DB_CONN_MAX_AGE or 0),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -97,6 +98,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+    if DB_CONN_MAX_AGE is None:
+        # Opening a SQLite connection with its PRAGMAs costs ~2 ms: more than storing a drawing.
+        DATABASES["default"]["CONN_MAX_AGE"] = None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

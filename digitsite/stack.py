@@ -41,6 +41,20 @@ def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: floa
     raise RuntimeError(f"the web server did not start on {host}:{port}")
 
 
+def wait_for_workers(count: int, processes: list[subprocess.Popen], timeout: float = 120) -> None:
+    """Until `count` workers answer a ping (each has loaded its model by then)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digitsite.settings")
+    from worker.celery import app  # reads REDIS_URL, so only once it is set
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(process.poll() is not None for process in processes):
+            raise RuntimeError("a worker exited while starting")
+        if len(app.control.ping(timeout=0.5)) >= count:
+            return
+    raise RuntimeError(f"{count} worker(s) did not answer within {timeout:.0f} s")
+
+
 def stop(processes: list[subprocess.Popen]) -> None:
     """Web first (no new drawings), then workers (they finish the one in hand)."""
     for process in processes:
@@ -57,17 +71,17 @@ def main() -> int:
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8000"))
     workers = int(os.environ.get("WORKERS", "1"))
-    env = dict(os.environ)
     redis = None
-    if not env.get("REDIS_URL"):
+    if not os.environ.get("REDIS_URL"):
         redis = EmbeddedRedis(BASE_DIR / ".run")
-        env["REDIS_URL"] = redis.url
-    print(f"redis: {env['REDIS_URL']}{' (embedded)' if redis else ''}", flush=True)
+        os.environ["REDIS_URL"] = redis.url  # the children inherit it
+    print(f"redis: {os.environ['REDIS_URL']}{' (embedded)' if redis else ''}", flush=True)
     # Children get their own session so that Ctrl-C reaches only this process, which then
     # stops them in order.
-    start = dict(cwd=BASE_DIR, env=env, start_new_session=True)
-    web = subprocess.Popen(web_command(host, port), **start)
-    processes = [web] + [subprocess.Popen(worker_command(i + 1), **start) for i in range(workers)]
+    web = subprocess.Popen(web_command(host, port), cwd=BASE_DIR, start_new_session=True)
+    processes = [web] + [
+        subprocess.Popen(worker_command(i + 1), cwd=BASE_DIR, start_new_session=True) for i in range(workers)
+    ]
     stopping = False
 
     def request_stop(signum, frame) -> None:
@@ -78,6 +92,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         wait_for_port(host, port, web)
+        wait_for_workers(workers, processes)
         print(f"\n  digits is running at http://{host}:{port}/  ({workers} worker(s); Ctrl-C stops it)\n", flush=True)
         while not stopping and all(p.poll() is None for p in processes):
             time.sleep(0.2)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from digitsite.redis_server import free_port
-from digitsite.stack import wait_for_port, web_command, worker_command
-from worker.celery import app as celery_app
+from digitsite.stack import wait_for_port, wait_for_workers, web_command, worker_command
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -25,16 +23,6 @@ def database_url() -> str:
     if db["ENGINE"] == "django.db.backends.sqlite3":
         return f"sqlite:///{db['NAME']}"
     return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def wait_for_worker(process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("the test worker exited")
-        if celery_app.control.ping(timeout=0.5):
-            return
-    raise RuntimeError("the test worker did not answer a ping")
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +41,7 @@ def live_server_url(django_db_setup, django_db_blocker, tmp_path_factory):
         for name, command in (("worker", worker_command(1)), ("web", web_command("127.0.0.1", port))):
             log = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
             started.append(subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=log))
-        wait_for_worker(started[0])
+        wait_for_workers(1, started[:1])
         wait_for_port("127.0.0.1", port, started[1])
         yield f"http://127.0.0.1:{port}"
     finally:
