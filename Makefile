@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format train worker web contract clean
+.PHONY: run test browser screenshots lint format train worker web contract clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,19 @@ run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python -m digitsite.stack
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's chromium (Playwright's own download cannot work here);
+# installed when missing where this user may (root with apt-get).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "note: chromium is not installed, so the browser tests will be skipped"
+
+# The README's screenshots, taken by the browser tests.
+screenshots: $(STAMP) browser
+	SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/test_page.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -64,6 +64,9 @@ class DrawingAdmin(admin.ModelAdmin):
         "predict_ms",
     )
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # drawings come from people drawing, not from a form
+
     def get_queryset(self, request: HttpRequest):
         # The changelist never needs the image bytes; thumbnails load from image_view.
         return super().get_queryset(request).defer("image")

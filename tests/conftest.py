@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from digitsite.redis_server import free_port
-from digitsite.stack import wait_for_port, wait_for_workers, web_command, worker_command
+from digitsite.stack import stop, wait_for_port, wait_for_workers, web_command, worker_command
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -25,33 +25,48 @@ def database_url() -> str:
     return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+class Processes:
+    """Child processes on the test database and Redis, each logging to a file."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: list[subprocess.Popen] = []
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "digitsite.settings",
+            "DATABASE_URL": database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+        }
+
+    def start(self, name: str, command: list[str]) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child holds it
+        process = subprocess.Popen(command, cwd=BASE_DIR, env=self.env, stdout=log, stderr=log)
+        self.started.append(process)
+        return process
+
+    def start_web(self, port: int) -> subprocess.Popen:
+        web = self.start(f"web-{port}", web_command("127.0.0.1", port))
+        wait_for_port("127.0.0.1", port, web)
+        return web
+
+    def stop(self) -> None:
+        stop(self.started)
+        for log in sorted(self.logs.glob("*.log")):
+            sys.stderr.write(f"--- {log.name} (tail) ---\n{log.read_text(errors='replace')[-1500:]}\n")
+
+
 @pytest.fixture(scope="session")
-def live_server_url(django_db_setup, django_db_blocker, tmp_path_factory):
+def processes(django_db_setup, django_db_blocker, tmp_path_factory):
+    children = Processes(tmp_path_factory.mktemp("logs"))
+    yield children
+    children.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server_url(processes):
     """A real Celery worker and uvicorn on the test database and the test Redis."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "digitsite.settings",
-        "DATABASE_URL": database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-    }
-    logs = tmp_path_factory.mktemp("logs")
+    worker = processes.start("worker", worker_command(1))
     port = free_port()
-    started = []
-    try:
-        for name, command in (("worker", worker_command(1)), ("web", web_command("127.0.0.1", port))):
-            log = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-            started.append(subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=log))
-        wait_for_workers(1, started[:1])
-        wait_for_port("127.0.0.1", port, started[1])
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        for process in started:
-            process.terminate()
-        for process in started:
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        for name in ("worker", "web"):
-            if (logs / f"{name}.log").exists():
-                sys.stderr.write(f"--- {name} log tail ---\n{(logs / f'{name}.log').read_text()[-2000:]}\n")
+    processes.start_web(port)
+    wait_for_workers(1, [worker])
+    return f"http://127.0.0.1:{port}"

@@ -18,8 +18,9 @@ SIZE = 28  # ... and centres it in 28x28.
 MIN_CONTRAST = 40
 # Ink fainter than this share of the strongest ink is anti-aliasing or noise, not the digit's extent.
 EXTENT_SHARE = 0.2
-# A mark whose longer side is under this share of the canvas's longer side is a dot or a slip.
-MIN_EXTENT_SHARE = 0.03
+# A mark whose longer side is under this share of the canvas's longer side is a tap or a slip of
+# the pen (the page's pen is 6 % of the canvas wide), not a digit.
+MIN_EXTENT_SHARE = 0.08
 
 
 class BlankDrawing(Exception):

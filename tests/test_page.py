@@ -1,0 +1,230 @@
+"""The canvas page in a real browser (Debian's chromium, driven by Playwright) on the real stack."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+from digitsite.redis_server import free_port
+from recognizer.models import Drawing
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"no browser at {CHROMIUM}: apt-get install chromium"),
+]
+BLANK_MARK = "\N{EN DASH}"  # what the page shows for a blank canvas
+# Pen strokes per digit, in canvas units (0..1), drawn as a person would.
+STROKES = {
+    0: [[(0.5 + 0.2 * math.sin(t * math.pi / 6), 0.5 - 0.3 * math.cos(t * math.pi / 6)) for t in range(13)]],
+    1: [[(0.5, 0.2), (0.5, 0.8)]],
+    2: [[(0.3, 0.33), (0.4, 0.22), (0.6, 0.22), (0.68, 0.35), (0.6, 0.5), (0.3, 0.8), (0.72, 0.8)]],
+    4: [[(0.62, 0.8), (0.62, 0.2), (0.28, 0.6), (0.75, 0.6)]],
+    7: [[(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)]],
+}
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in this thread, which makes Django
+    # refuse the tests' own (synchronous) database queries unless told they are safe.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        yield launched
+        launched.close()
+    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+@pytest.fixture
+def screenshots(tmp_path) -> Path:
+    """Where screenshots go: SCREENSHOTS (e.g. docs/screenshots, for the README) or a temp folder."""
+    folder = Path(os.environ.get("SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def open_page(browser, url: str, **context):
+    page = browser.new_context(**context).new_page()
+    page.goto(url + "/")
+    page.wait_for_selector('#connection[data-state="online"]')
+    return page
+
+
+def points(page, stroke):
+    box = page.locator("#pad").bounding_box()
+    path = []
+    for (x0, y0), (x1, y1) in itertools.pairwise(stroke):
+        path += [(x0 + (x1 - x0) * t / 8, y0 + (y1 - y0) * t / 8) for t in range(8)]
+    path.append(stroke[-1])
+    return [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in path]
+
+
+def draw_with_mouse(page, strokes) -> None:
+    for stroke in strokes:
+        path = points(page, stroke)
+        page.mouse.move(*path[0])
+        page.mouse.down()
+        for x, y in path[1:]:
+            page.mouse.move(x, y)
+        page.mouse.up()
+
+
+def draw_with_touch(page, strokes) -> None:
+    cdp = page.context.new_cdp_session(page)
+    for stroke in strokes:
+        path = points(page, stroke)
+        cdp.send(
+            "Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": path[0][0], "y": path[0][1]}]}
+        )
+        for x, y in path[1:]:
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def draw_with_pen(page, strokes) -> None:
+    cdp = page.context.new_cdp_session(page)
+    for stroke in strokes:
+        path = points(page, stroke)
+        pen = {"button": "left", "pointerType": "pen", "clickCount": 1}
+        cdp.send("Input.dispatchMouseEvent", {"type": "mousePressed", "x": path[0][0], "y": path[0][1], **pen})
+        for x, y in path[1:]:
+            cdp.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y, "buttons": 1, **pen})
+        cdp.send("Input.dispatchMouseEvent", {"type": "mouseReleased", "x": path[-1][0], "y": path[-1][1], **pen})
+
+
+def answer(page) -> str:
+    """The digit shown once the answer to the latest drawing arrived."""
+    page.wait_for_function("document.getElementById('result').dataset.state !== 'waiting'")
+    return page.locator("#digit").text_content()
+
+
+def clear(page) -> None:
+    page.click("#clear")
+    assert page.locator("#digit").text_content() == "?"
+
+
+def test_it_reads_digits_drawn_with_a_mouse(browser, live_server_url, screenshots):
+    page = open_page(browser, live_server_url, viewport={"width": 1000, "height": 760})
+    for digit, strokes in STROKES.items():
+        clear(page)
+        draw_with_mouse(page, strokes)
+        assert answer(page) == str(digit)
+        assert page.locator("#bars li").count() == 10
+        assert page.locator("#bars li.top").text_content().strip() == str(digit)
+        assert page.locator("#pad").get_attribute("data-pointer") == "mouse"
+    page.wait_for_timeout(300)  # let the bars finish growing
+    page.screenshot(path=screenshots / "canvas-desktop.png")
+    assert page.locator("#history li").count() == len(STROKES)
+    assert Drawing.objects.filter(status="done", source="ws").count() >= len(STROKES)
+
+
+def test_it_reads_digits_drawn_with_a_finger_on_a_phone(browser, live_server_url, screenshots):
+    phone = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+    page = open_page(browser, live_server_url, **phone)
+    for digit in (7, 1):
+        clear(page)
+        draw_with_touch(page, STROKES[digit])
+        assert answer(page) == str(digit)
+        assert page.locator("#pad").get_attribute("data-pointer") == "touch"
+    # The bitmap follows the screen's pixel density, not the CSS size.
+    assert page.evaluate("document.getElementById('pad').width") == 2 * round(
+        page.locator("#pad").bounding_box()["width"]
+    )
+    page.wait_for_timeout(300)
+    page.screenshot(path=screenshots / "canvas-phone.png", full_page=True)
+
+
+def test_it_reads_digits_drawn_with_a_pen(browser, live_server_url):
+    page = open_page(browser, live_server_url)
+    draw_with_pen(page, STROKES[4])
+    assert answer(page) == "4"
+    assert page.locator("#pad").get_attribute("data-pointer") == "pen"
+
+
+def test_it_keeps_a_stroke_that_leaves_the_canvas(browser, live_server_url):
+    page = open_page(browser, live_server_url)
+    draw_with_mouse(page, [[(0.3, 0.25), (0.7, 0.25), (1.4, 0.5), (0.45, 0.8), (0.45, 1.3)]])
+    assert answer(page) not in ("?", BLANK_MARK)  # released outside the canvas, still sent and answered
+
+
+def test_it_answers_a_blank_canvas_as_blank(browser, live_server_url, screenshots):
+    page = open_page(browser, live_server_url)
+    box = page.locator("#pad").bounding_box()
+    page.mouse.click(box["x"] + 40, box["y"] + 40)  # a single speck
+    assert answer(page) == BLANK_MARK
+    assert "blank" in page.locator("#summary").text_content()
+    assert page.locator("#feedback").is_hidden()
+    page.screenshot(path=screenshots / "canvas-blank.png")
+
+
+def test_it_sends_feedback_and_clears(browser, live_server_url):
+    page = open_page(browser, live_server_url)
+    draw_with_mouse(page, STROKES[7])
+    assert answer(page) == "7"
+    page.get_by_role("button", name="It was a 1").click()
+    page.wait_for_selector("#feedback-status:has-text('Thanks')")
+    latest = Drawing.objects.filter(status="done").order_by("-created_at").first()
+    assert latest.feedback_label == 1 and latest.digit == 7
+    assert page.locator("#history li b").first.text_content().startswith("1")
+    page.keyboard.press("Escape")  # the keyboard clears too
+    assert page.locator("#digit").text_content() == "?"
+    assert page.evaluate("[...document.getElementById('pad').getContext('2d').getImageData(0, 0, 50, 50).data]"
+                         ".every((v) => v === 255)")  # fmt: skip
+
+
+def test_it_reconnects_after_the_server_restarts(browser, processes, live_server_url):
+    port = free_port()
+    web = processes.start_web(port)
+    page = open_page(browser, f"http://127.0.0.1:{port}")
+    web.terminate()
+    web.wait(15)
+    page.wait_for_selector('#connection[data-state="offline"]')
+    assert "offline" in page.locator("#connection").text_content()
+    processes.start_web(port)
+    page.wait_for_selector('#connection[data-state="online"]', timeout=15_000)
+    draw_with_mouse(page, STROKES[1])
+    assert answer(page) == "1"
+
+
+def test_it_shows_drawings_in_the_admin(browser, live_server_url, screenshots, django_user_model):
+    # Hashed with the server's hasher: the test settings use a faster one the server lacks.
+    password = PBKDF2PasswordHasher().encode("a-long-password", "pagetestsalt")
+    django_user_model.objects.create(username="admin", password=password, is_staff=True, is_superuser=True)
+    page = open_page(browser, live_server_url, viewport={"width": 1200, "height": 700})
+    draw_with_mouse(page, STROKES[2])
+    assert answer(page) == "2"
+    page.goto(live_server_url + "/admin/login/?next=/admin/recognizer/drawing/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "a-long-password")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#result_list")
+    assert page.locator("#result_list img").first.evaluate("img => img.naturalWidth") > 0
+    page.screenshot(path=screenshots / "admin-drawings.png")
+
+
+def test_it_redraws_the_drawing_sharply_when_the_screen_resizes(browser, live_server_url):
+    page = open_page(browser, live_server_url, viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    draw_with_mouse(page, STROKES[1])
+    assert answer(page) == "1"
+    page.set_viewport_size({"width": 60, "height": 844})  # a tiny bitmap for a moment ...
+    page.set_viewport_size({"width": 390, "height": 844})  # ... and back
+    # Redrawn from its strokes, the line's edges are sharp again: only a pixel or two of
+    # anti-aliasing each side, where a stretched copy of the tiny bitmap would be all blur.
+    row = "(() => { const p = document.getElementById('pad'); " \
+          "return [...p.getContext('2d').getImageData(0, p.height / 2, p.width, 1).data]; })()"  # fmt: skip
+    red = page.evaluate(row)[::4]
+    assert min(red) == 0
+    assert sum(0 < value < 255 for value in red) <= 6
