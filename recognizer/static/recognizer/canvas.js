@@ -9,6 +9,7 @@ const HISTORY_SIZE = 12;
 const pad = document.getElementById("pad");
 const ctx = pad.getContext("2d");
 const connection = document.getElementById("connection");
+const result = document.getElementById("result");
 const digitOut = document.getElementById("digit");
 const summary = document.getElementById("summary");
 const bars = document.getElementById("bars");
@@ -19,8 +20,8 @@ const historyList = document.getElementById("history");
 let socket = null;
 let reconnectDelay = 500;
 let sendTimer = null;
-let lastPoint = null;
-let inked = false;
+let strokes = []; // the drawing, in canvas units (0..1), so it can be redrawn at any size
+let stroke = null; // the stroke being drawn
 let sequence = 0; // every send gets a ref; only the newest answer is shown
 let latestRef = null;
 let currentId = null; // the drawing that feedback refers to
@@ -29,17 +30,13 @@ let canvasNumber = 0; // one history entry per canvas, updated as strokes are ad
 // ---- canvas ---------------------------------------------------------------
 
 function resizePad() {
-  // Keep the bitmap at the screen's resolution while the element scales with the layout.
+  // Keep the bitmap at the screen's resolution while the element scales with the layout;
+  // the strokes are redrawn, never the old bitmap stretched.
   const size = Math.round(pad.getBoundingClientRect().width * (window.devicePixelRatio || 1));
   if (size > 0 && size !== pad.width) {
-    const old = inked ? pad.toDataURL() : null;
     pad.width = pad.height = size;
     paper();
-    if (old) {
-      const img = new Image();
-      img.onload = () => ctx.drawImage(img, 0, 0, size, size);
-      img.src = old;
-    }
+    strokes.forEach(drawStroke);
   }
 }
 
@@ -51,41 +48,47 @@ function paper() {
   ctx.lineWidth = Math.max(2, pad.width * STROKE_SHARE);
 }
 
-function point(event) {
+function position(event) {
   const box = pad.getBoundingClientRect();
-  return { x: (event.clientX - box.left) * (pad.width / box.width), y: (event.clientY - box.top) * (pad.height / box.height) };
+  return { x: (event.clientX - box.left) / box.width, y: (event.clientY - box.top) / box.height };
 }
 
-function dot(p) {
+function line(points) {
   ctx.beginPath();
-  ctx.arc(p.x, p.y, ctx.lineWidth / 2, 0, Math.PI * 2);
+  ctx.moveTo(points[0].x * pad.width, points[0].y * pad.height);
+  for (const p of points.slice(1)) ctx.lineTo(p.x * pad.width, p.y * pad.height);
+  ctx.stroke();
+}
+
+function drawStroke(points) {
+  const first = points[0];
+  ctx.beginPath();
+  ctx.arc(first.x * pad.width, first.y * pad.height, ctx.lineWidth / 2, 0, Math.PI * 2);
   ctx.fill();
+  if (points.length > 1) line(points);
 }
 
 pad.addEventListener("pointerdown", (event) => {
   event.preventDefault();
   pad.setPointerCapture(event.pointerId); // a stroke that leaves the canvas keeps drawing
+  pad.dataset.pointer = event.pointerType;
   clearTimeout(sendTimer);
-  lastPoint = point(event);
-  dot(lastPoint);
-  inked = true;
+  stroke = [position(event)];
+  strokes.push(stroke);
+  drawStroke(stroke);
 });
 
 pad.addEventListener("pointermove", (event) => {
-  if (!lastPoint) return;
-  const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
-  ctx.beginPath();
-  ctx.moveTo(lastPoint.x, lastPoint.y);
-  for (const e of events.length ? events : [event]) {
-    lastPoint = point(e);
-    ctx.lineTo(lastPoint.x, lastPoint.y);
-  }
-  ctx.stroke();
+  if (!stroke) return;
+  const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
+  const added = (events.length ? events : [event]).map(position);
+  line([stroke[stroke.length - 1], ...added]);
+  stroke.push(...added);
 });
 
 function endStroke() {
-  if (!lastPoint) return;
-  lastPoint = null;
+  if (!stroke) return;
+  stroke = null;
   clearTimeout(sendTimer);
   sendTimer = setTimeout(send, SEND_DELAY_MS);
 }
@@ -94,11 +97,12 @@ pad.addEventListener("pointercancel", endStroke);
 
 function clearPad() {
   clearTimeout(sendTimer);
+  strokes = [];
   paper();
-  inked = false;
   latestRef = null;
   currentId = null;
   canvasNumber += 1;
+  result.dataset.state = "waiting";
   digitOut.textContent = "?";
   summary.textContent = "Waiting for a drawing.";
   feedback.hidden = true;
@@ -112,9 +116,10 @@ document.addEventListener("keydown", (event) => {
 // ---- sending ----------------------------------------------------------------
 
 function send() {
-  if (!inked) return;
+  if (!strokes.length) return;
   const image = pad.toDataURL("image/png");
   latestRef = `c${canvasNumber}-${++sequence}`;
+  result.dataset.state = "waiting";
   remember(image);
   if (socket && socket.readyState === WebSocket.OPEN) {
     socket.send(JSON.stringify({ type: "drawing", image, ref: latestRef }));
@@ -147,6 +152,7 @@ function show(message) {
     return;
   }
   if (message.type === "error") {
+    result.dataset.state = "error";
     digitOut.textContent = "!";
     summary.textContent = message.message;
     feedback.hidden = true;
@@ -154,12 +160,14 @@ function show(message) {
   }
   currentId = message.id;
   if (message.status === "blank") {
+    result.dataset.state = "blank";
     digitOut.textContent = "–";
     summary.textContent = "The canvas looks blank: draw a digit.";
     feedback.hidden = true;
     showBars(null);
     return;
   }
+  result.dataset.state = "answered";
   digitOut.textContent = message.digit;
   summary.textContent = `It is a ${message.digit} (${(message.confidence * 100).toFixed(1)} % sure).`;
   showBars(message.probabilities);
