@@ -30,7 +30,7 @@ STROKES = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # Playwright's loop must end before other modules' asyncio tests
 def browser():
     from playwright.sync_api import sync_playwright
 
