@@ -36,9 +36,22 @@ def local_secret_key() -> str:
 
 
 DEBUG = envbool("DEBUG", False)
+# Production sets SECRET_KEY (docker-compose.yml requires it); `make run` needs nothing.
 SECRET_KEY = os.environ.get("SECRET_KEY") or local_secret_key()
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
+
+# HTTPS=true where the site is served over TLS (usually by a proxy that sets
+# X-Forwarded-Proto): secure cookies, redirects to https and HSTS. Off for `make run`,
+# which serves plain HTTP on localhost, where secure cookies would lock staff out.
+HTTPS = envbool("HTTPS", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = 31_536_000 if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = HTTPS
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -139,8 +152,18 @@ CELERY_TASK_IGNORE_RESULT = True
 # so a crash never loses a drawing. The task is idempotent, so a redelivery is harmless.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-# Unacknowledged messages come back after this long; a prediction takes milliseconds.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+# A message taken by a worker that then died (SIGKILL, power loss) is handed out again
+# after this many seconds. A prediction takes milliseconds and each worker holds one
+# message at a time, so a live worker never comes near it.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": envint("VISIBILITY_TIMEOUT", 60),
+    "unacked_restore_interval": 5,
+    "unacked_restore_throttle": 1,
+}
+# Give up publishing quickly when Redis is down: the drawing is already stored as queued
+# and the sweeper queues it again, while a web thread blocked on retries serves nobody.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
 # One task in hand per worker process: an idle worker is never stuck behind a busy one.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # One process holds one model and runs one prediction at a time; scale out with more
@@ -148,6 +171,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_POOL = "solo"
 CELERY_WORKER_CONCURRENCY = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# The sweeper: every SWEEP_INTERVAL seconds, drawings still queued STALE_AFTER seconds
+# after they were last queued are queued again (Redis restarted empty, a publish failed).
+SWEEP_INTERVAL = envint("SWEEP_INTERVAL", 10)
+STALE_AFTER = envint("STALE_AFTER", 30)
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stale-drawings": {"task": "worker.tasks.requeue_stale_drawings", "schedule": SWEEP_INTERVAL}
+}
+
+# Drawings a client may send per minute, over HTTP and the websocket together; counted in
+# Redis so that the limit holds across web processes. 0 turns it off (benchmarks, tests).
+RATE_LIMIT = envint("RATE_LIMIT", 300)
 
 # Input limits: bytes of an image file, its pixels, and a request or websocket frame
 # (base64 makes a file a third larger).

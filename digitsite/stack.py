@@ -1,7 +1,10 @@
 """`make run`: the whole service on one machine, stopped cleanly by Ctrl-C.
 
-Starts an embedded Redis (unless REDIS_URL is set), WORKERS Celery worker processes and the
-ASGI server on HOST:PORT. Run the pieces apart with the commands in the README.
+python -m digitsite.stack            Redis (embedded unless REDIS_URL is set), WORKERS workers,
+                                     the sweeper (Celery beat) and the web server on HOST:PORT
+python -m digitsite.stack web        only the web server   } each with the options used
+python -m digitsite.stack worker     only one worker       } everywhere (tests, compose)
+python -m digitsite.stack beat       only the sweeper      }
 """
 
 from __future__ import annotations
@@ -19,15 +22,33 @@ from digitsite.redis_server import EmbeddedRedis
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def worker_command(index: int) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO", "-n", f"worker{index}@%h"]
+def worker_command(name: str = "worker@%h") -> list[str]:
+    """One worker process (the solo pool: one model, one drawing at a time)."""
+    return [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO", "-n", name]
 
 
 def web_command(host: str, port: int) -> list[str]:
     return [
         *(sys.executable, "-m", "uvicorn", "digitsite.asgi:application"),
         *("--host", host, "--port", str(port), "--lifespan", "off", "--no-access-log"),
+        # Frames up to twice the drawing limit reach the consumer, which answers with an
+        # error frame; bigger ones are cut off by the server before they are buffered.
+        *("--ws-max-size", str(2 * settings_value("DATA_UPLOAD_MAX_MEMORY_SIZE"))),
     ]
+
+
+def beat_command() -> list[str]:
+    """Celery beat, which runs the sweeper that re-queues drawings left queued."""
+    schedule = BASE_DIR / ".run" / "celerybeat-schedule"
+    schedule.parent.mkdir(exist_ok=True)
+    return [sys.executable, "-m", "celery", "-A", "worker", "beat", "--loglevel=INFO", "--schedule", str(schedule)]
+
+
+def settings_value(name: str):
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digitsite.settings")
+    from django.conf import settings
+
+    return getattr(settings, name)
 
 
 def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: float = 60) -> None:
@@ -79,9 +100,8 @@ def main() -> int:
     # Children get their own session so that Ctrl-C reaches only this process, which then
     # stops them in order.
     web = subprocess.Popen(web_command(host, port), cwd=BASE_DIR, start_new_session=True)
-    processes = [web] + [
-        subprocess.Popen(worker_command(i + 1), cwd=BASE_DIR, start_new_session=True) for i in range(workers)
-    ]
+    commands = [worker_command(f"worker{i + 1}@%h") for i in range(workers)] + [beat_command()]
+    processes = [web] + [subprocess.Popen(command, cwd=BASE_DIR, start_new_session=True) for command in commands]
     stopping = False
 
     def request_stop(signum, frame) -> None:
@@ -92,7 +112,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         wait_for_port(host, port, web)
-        wait_for_workers(workers, processes)
+        wait_for_workers(workers, processes[1:])
         print(f"\n  digits is running at http://{host}:{port}/  ({workers} worker(s); Ctrl-C stops it)\n", flush=True)
         while not stopping and all(p.poll() is None for p in processes):
             time.sleep(0.2)
@@ -107,5 +127,20 @@ def main() -> int:
     return 0 if stopping else 1  # a child that died on its own is a failure
 
 
+def run_one(role: str) -> None:
+    """Become one process of the service (for running them apart, e.g. in compose)."""
+    host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8000"))
+    commands = {
+        "web": lambda: web_command(host, port),
+        "worker": lambda: worker_command(os.environ.get("WORKER_NAME", "worker@%h")),
+        "beat": beat_command,
+    }
+    command = commands[role]()
+    os.chdir(BASE_DIR)
+    os.execv(command[0], command)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        run_one(sys.argv[1])
     sys.exit(main())

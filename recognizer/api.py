@@ -9,12 +9,13 @@ from typing import Literal
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError, ValidationError
 
-from recognizer import images, services
+from recognizer import images, ratelimit, services
 from recognizer.images import InvalidImage
 from recognizer.models import Drawing
 
@@ -122,7 +123,10 @@ def read_upload(request: HttpRequest) -> images.CheckedImage:
             raise InvalidImage("missing_image", 'the JSON body needs an "image" field holding a data URL')
         return images.from_data_url(body["image"])
     if kind == "multipart/form-data":
-        upload = request.FILES.get("image")
+        try:
+            upload = request.FILES.get("image")
+        except MultiPartParserError:
+            raise InvalidImage("invalid_multipart", "the multipart body is malformed") from None
         if upload is None:
             raise InvalidImage("missing_image", "the form needs a file field named image")
         if upload.size > settings.MAX_IMAGE_BYTES:
@@ -135,6 +139,13 @@ def read_upload(request: HttpRequest) -> images.CheckedImage:
         "send application/json with a data URL, multipart/form-data, or an image/png, image/jpeg or image/webp body",
         415,
     )
+
+
+def rate_limited(retry_after: int) -> JsonResponse:
+    message = f"too many drawings from this client: try again in {retry_after} s"
+    response = JsonResponse({"error": {"code": "rate_limited", "message": message}}, status=429)
+    response["Retry-After"] = str(retry_after)
+    return response
 
 
 def accept(request: HttpRequest) -> Drawing:
@@ -151,6 +162,8 @@ def accept(request: HttpRequest) -> Drawing:
     "result as soon as it exists, or 202 when the wait ran out.",
 )
 async def create_drawing(request: HttpRequest, wait: float = Query(0, ge=0, le=settings.MAX_WAIT_SECONDS)):
+    if retry_after := await ratelimit.retry_after(request.META.get("REMOTE_ADDR", "")):
+        return rate_limited(retry_after)
     try:
         drawing = await sync_to_async(accept)(request)
     except InvalidImage as exc:

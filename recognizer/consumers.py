@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import uuid
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from redis.exceptions import RedisError
 
-from recognizer import images, services
+from recognizer import images, ratelimit, services
 from recognizer.images import InvalidImage
 from recognizer.models import Drawing, group_for
 
+log = logging.getLogger(__name__)
 MAX_REF_LENGTH = 200
 
 
@@ -50,7 +54,7 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         for drawing_id in list(self.refs):
-            await self.channel_layer.group_discard(group_for(drawing_id), self.channel_name)
+            await self.forget(drawing_id)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None:
@@ -78,6 +82,11 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
     async def on_drawing(self, message: dict, ref: object) -> None:
         if "image" not in message:
             return await self.refuse(ref, "missing_image", 'a drawing needs an "image" data URL')
+        if retry_after := await ratelimit.retry_after(self.scope["client"][0] if self.scope.get("client") else ""):
+            text = f"too many drawings from this client: try again in {retry_after} s"
+            return await self.send_json(
+                {"type": "error", "ref": ref, "code": "rate_limited", "message": text, "retry_after": retry_after}
+            )
         drawing_id = uuid.uuid4()
         # Listen before the drawing is queued, so even the fastest result is heard.
         await self.listen(drawing_id, ref)
@@ -115,11 +124,17 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
 
     async def listen(self, drawing_id: uuid.UUID, ref: object) -> None:
         self.refs[str(drawing_id)] = ref
-        await self.channel_layer.group_add(group_for(drawing_id), self.channel_name)
+        try:
+            await self.channel_layer.group_add(group_for(drawing_id), self.channel_name)
+        except (RedisError, OSError):
+            # Redis is down: the drawing is still stored and queued; the client can ask
+            # for its status once Redis is back.
+            log.warning("cannot listen for drawing %s: the channel layer is unreachable", drawing_id)
 
     async def forget(self, drawing_id: str) -> None:
         self.refs.pop(drawing_id, None)
-        await self.channel_layer.group_discard(group_for(drawing_id), self.channel_name)
+        with contextlib.suppress(RedisError, OSError):
+            await self.channel_layer.group_discard(group_for(drawing_id), self.channel_name)
 
     async def refuse(self, ref: object, code: str, message: str) -> None:
         await self.send_json({"type": "error", "ref": ref, "code": code, "message": message})

@@ -39,6 +39,7 @@ class Drawing(models.Model):
     model_version = models.CharField(max_length=64, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now, help_text="when the drawing was received")
+    enqueued_at = models.DateTimeField(null=True, blank=True, help_text="when its prediction was last queued")
     started_at = models.DateTimeField(null=True, blank=True, help_text="when a worker picked it up")
     finished_at = models.DateTimeField(null=True, blank=True, help_text="when its prediction was stored")
     preprocess_ms = models.FloatField(null=True, blank=True)
@@ -58,6 +59,7 @@ class Drawing(models.Model):
         ordering = ("-created_at",)
         indexes = [
             models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["status", "enqueued_at"]),
             models.Index(fields=["digit"]),
             models.Index(fields=["label"]),
             models.Index(fields=["feedback_label"]),

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from datetime import timedelta
 
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.utils import timezone
+from redis.exceptions import RedisError
 
 from recognizer.images import CheckedImage
 from recognizer.models import Drawing, group_for
@@ -19,6 +23,7 @@ PREDICT_TASK = "worker.tasks.predict_drawing"
 
 def submit(image: CheckedImage, source: str, drawing_id: uuid.UUID | None = None) -> Drawing:
     """Store the drawing as queued, then queue its prediction once the row is committed."""
+    now = timezone.now()
     with transaction.atomic():
         drawing = Drawing.objects.create(
             id=drawing_id or uuid.uuid4(),
@@ -27,6 +32,8 @@ def submit(image: CheckedImage, source: str, drawing_id: uuid.UUID | None = None
             width=image.width,
             height=image.height,
             source=source,
+            created_at=now,
+            enqueued_at=now,
         )
         transaction.on_commit(lambda: enqueue(drawing.id))
     return drawing
@@ -41,6 +48,22 @@ def enqueue(drawing_id: uuid.UUID) -> None:
         log.exception("could not queue drawing %s", drawing_id)
 
 
+def requeue_stale(older_than: float, limit: int = 1000) -> int:
+    """Queue again the drawings still queued `older_than` seconds after they were last queued.
+
+    Catches what the broker lost: a publish that failed while Redis was down, a queue that
+    Redis forgot when it restarted. A drawing queued twice is predicted once (the task is
+    idempotent).
+    """
+    now = timezone.now()
+    stale = Drawing.objects.filter(status=Drawing.Status.QUEUED, enqueued_at__lt=now - timedelta(seconds=older_than))
+    ids = list(stale.order_by("enqueued_at").values_list("id", flat=True)[:limit])
+    Drawing.objects.filter(pk__in=ids).update(enqueued_at=now)
+    for drawing_id in ids:
+        enqueue(drawing_id)
+    return len(ids)
+
+
 async def wait_for_result(drawing_id: uuid.UUID, timeout: float) -> dict | None:
     """The drawing's result once it is no longer queued, or None when `timeout` runs out.
 
@@ -48,7 +71,11 @@ async def wait_for_result(drawing_id: uuid.UUID, timeout: float) -> dict | None:
     """
     layer = get_channel_layer()
     channel = await layer.new_channel()
-    await layer.group_add(group_for(drawing_id), channel)
+    try:
+        await layer.group_add(group_for(drawing_id), channel)
+    except (RedisError, OSError):
+        log.warning("cannot wait for drawing %s: the channel layer is unreachable", drawing_id)
+        return None  # answered as queued; the client asks again later
     try:
         # Subscribed first, then checked: a result stored in between is not missed.
         drawing = await Drawing.objects.aget(pk=drawing_id)
@@ -60,4 +87,5 @@ async def wait_for_result(drawing_id: uuid.UUID, timeout: float) -> dict | None:
             return None
         return message["drawing"]
     finally:
-        await layer.group_discard(group_for(drawing_id), channel)
+        with contextlib.suppress(RedisError, OSError):
+            await layer.group_discard(group_for(drawing_id), channel)

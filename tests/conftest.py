@@ -36,6 +36,11 @@ class Processes:
             "DJANGO_SETTINGS_MODULE": "digitsite.settings",
             "DATABASE_URL": database_url(),
             "REDIS_URL": settings.REDIS_URL,
+            "RATE_LIMIT": "0",
+            # Fast recovery, so that the fault tests finish in seconds.
+            "VISIBILITY_TIMEOUT": "5",
+            "SWEEP_INTERVAL": "1",
+            "STALE_AFTER": "3",
         }
 
     def start(self, name: str, command: list[str]) -> subprocess.Popen:
@@ -65,7 +70,7 @@ def processes(django_db_setup, django_db_blocker, tmp_path_factory):
 @pytest.fixture(scope="session")
 def live_server_url(processes):
     """A real Celery worker and uvicorn on the test database and the test Redis."""
-    worker = processes.start("worker", worker_command(1))
+    worker = processes.start("worker", worker_command("worker1@%h"))
     port = free_port()
     processes.start_web(port)
     wait_for_workers(1, [worker])

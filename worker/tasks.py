@@ -9,9 +9,11 @@ import time
 from celery import shared_task
 from celery.signals import worker_ready
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
+from recognizer import services
 from recognizer.models import Drawing
 from worker.inference import predictor
 from worker.preprocessing import BlankDrawing, preprocess
@@ -37,6 +39,15 @@ def predict_drawing(drawing_id: str) -> None:
     if drawing.status == Drawing.Status.QUEUED:
         drawing = record(drawing, started)
     push(drawing)
+
+
+@shared_task(name="worker.tasks.requeue_stale_drawings", ignore_result=True)
+def requeue_stale_drawings() -> int:
+    """The sweeper, run by Celery beat: nothing accepted stays queued for ever."""
+    count = services.requeue_stale(settings.STALE_AFTER)
+    if count:
+        log.info("queued %d stale drawing(s) again", count)
+    return count
 
 
 def record(drawing: Drawing, started) -> Drawing:

@@ -1,0 +1,53 @@
+"""Refusing oversized HTTP bodies before Django buffers them."""
+
+from __future__ import annotations
+
+import json
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """ASGI middleware: a body over `max_bytes` is answered 413 without being read whole.
+
+    Django's ASGI handler reads the entire body (into memory or a temporary file) before a
+    view can look at its size, so the limit has to sit in front of it.
+    """
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if not length.isdigit():
+            return await self.refuse(send, 400, "invalid_content_length", "Content-Length must be a number")
+        if int(length) > self.max_bytes:
+            return await self.refuse_too_large(send)
+        received = 0
+
+        async def counted_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:  # a chunked body that never said its length
+                raise BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counted_receive, send)
+        except BodyTooLarge:
+            # Django reads the whole body before it starts a response, so none was sent yet.
+            await self.refuse_too_large(send)
+
+    async def refuse_too_large(self, send) -> None:
+        await self.refuse(send, 413, "request_too_large", f"the request is over {self.max_bytes} bytes")
+
+    async def refuse(self, send, status: int, code: str, message: str) -> None:
+        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
