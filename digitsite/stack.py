@@ -62,11 +62,14 @@ def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: floa
     raise RuntimeError(f"the web server did not start on {host}:{port}")
 
 
-def wait_for_workers(count: int, processes: list[subprocess.Popen], timeout: float = 120) -> None:
-    """Until `count` workers answer a ping (each has loaded its model by then)."""
+def wait_for_workers(count: int, processes: list[subprocess.Popen], broker_url: str = "", timeout: float = 120) -> None:
+    """Until `count` workers on the broker answer a ping (each has loaded its model by then)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digitsite.settings")
-    from worker.celery import app  # reads REDIS_URL, so only once it is set
+    from celery import Celery
 
+    from worker.celery import app as default_app  # reads REDIS_URL, so only once it is set
+
+    app = Celery(broker=broker_url) if broker_url else default_app
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if any(process.poll() is not None for process in processes):

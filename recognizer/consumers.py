@@ -74,7 +74,8 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
             return await self.refuse(
                 None, "invalid_ref", f"ref must be a string of at most {MAX_REF_LENGTH} characters"
             )
-        handler = {"drawing": self.on_drawing, "status": self.on_status}.get(message.get("type"))
+        kind = message.get("type")
+        handler = {"drawing": self.on_drawing, "status": self.on_status}.get(kind) if isinstance(kind, str) else None
         if handler is None:
             return await self.refuse(ref, "unknown_type", 'type must be "drawing" or "status"')
         await handler(message, ref)

@@ -66,6 +66,8 @@ def from_bytes(data: bytes) -> CheckedImage:
                 )
             content_type = FORMATS[image.format]
             image.load()  # a truncated or corrupt file fails here, not in the worker
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:  # Pillow's own guard, for sizes far past ours
+        raise InvalidImage("too_many_pixels", f"the image is over {settings.MAX_IMAGE_PIXELS} pixels", 413) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise InvalidImage("invalid_image", "the file is not a readable PNG, JPEG or WebP image") from None
     return CheckedImage(data, content_type, width, height)

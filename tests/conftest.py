@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from digitsite.redis_server import free_port
-from digitsite.stack import stop, wait_for_port, wait_for_workers, web_command, worker_command
+from digitsite.stack import beat_command, stop, wait_for_port, wait_for_workers, web_command, worker_command
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -69,8 +69,9 @@ def processes(django_db_setup, django_db_blocker, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def live_server_url(processes):
-    """A real Celery worker and uvicorn on the test database and the test Redis."""
+    """A real Celery worker, the sweeper and uvicorn on the test database and the test Redis."""
     worker = processes.start("worker", worker_command("worker1@%h"))
+    processes.start("beat", beat_command())
     port = free_port()
     processes.start_web(port)
     wait_for_workers(1, [worker])

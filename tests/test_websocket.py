@@ -44,6 +44,7 @@ async def test_it_queues_a_drawing_and_forwards_its_pushed_result():
         ("{", "invalid_json"),
         ("[1]", "invalid_message"),
         ('{"type": "nope"}', "unknown_type"),
+        ('{"type": ["drawing"]}', "unknown_type"),
         ('{"type": "drawing"}', "missing_image"),
         ('{"type": "drawing", "image": 7}', "invalid_image_field"),
         ('{"type": "drawing", "image": "data:image/png;base64,@@", "ref": "x"}', "invalid_base64"),

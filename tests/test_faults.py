@@ -1,0 +1,130 @@
+"""Nothing accepted is lost: workers killed mid-load, Redis restarted mid-load, tasks delivered twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+import requests
+
+from digitsite.redis_server import EmbeddedRedis, free_port
+from digitsite.stack import beat_command, wait_for_workers, worker_command
+from recognizer.models import Drawing
+from tests import drawings
+from worker.celery import app as celery_app
+
+pytestmark = pytest.mark.django_db(transaction=True)
+SEVEN = drawings.data_url(drawings.stroke_digit(7, "dark_on_light", (30, 40, 150, 200)))
+
+
+class Submitter(threading.Thread):
+    """Posts drawings without waiting, as fast as the server takes them, until stopped."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.accepted, self.refused, self.running = url, [], [], True
+
+    def run(self) -> None:
+        session = requests.Session()
+        while self.running:
+            try:
+                response = session.post(self.url + "/api/drawings/", json={"image": SEVEN}, timeout=10)
+            except requests.RequestException as exc:
+                self.refused.append(repr(exc))
+                continue
+            (self.accepted if response.status_code == 202 else self.refused).append(response.json().get("id"))
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.running = False
+        self.join(15)
+
+
+def wait_until_all_done(ids: list[str], timeout: float) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = dict.fromkeys(Drawing.Status.values, 0)
+        for status in Drawing.objects.filter(pk__in=ids).values_list("status", flat=True):
+            states[status] += 1
+        if states[Drawing.Status.QUEUED] == 0:
+            return states
+        time.sleep(0.5)
+    return states
+
+
+def assert_each_predicted_once(ids: list[str]) -> None:
+    done = Drawing.objects.filter(pk__in=ids, status="done")
+    assert done.count() == len(set(ids))
+    assert not done.filter(digit__isnull=True).exists() and not done.filter(finished_at__isnull=True).exists()
+
+
+def test_it_loses_no_drawing_when_workers_are_killed(processes, live_server_url):
+    submitter = Submitter(live_server_url)
+    submitter.start()
+    killed = 0
+    for round_number in range(4):
+        worker = processes.start(f"victim{round_number}", worker_command(f"victim{round_number}@%h"))
+        wait_for_workers(2, [worker])  # the session's worker and this one
+        time.sleep(0.7)
+        os.kill(worker.pid, signal.SIGKILL)  # mid-drawing, with a message in hand
+        worker.wait()
+        killed += 1
+    submitter.stop()
+    states = wait_until_all_done(submitter.accepted, timeout=60)
+    print(f"worker kills: {killed}, accepted {len(submitter.accepted)}, final states {states}")
+    assert len(submitter.accepted) > 200 and not submitter.refused
+    assert_each_predicted_once(submitter.accepted)
+
+
+def test_it_predicts_a_drawing_once_when_its_task_arrives_twice(live_server_url):
+    body = requests.post(live_server_url + "/api/drawings/?wait=10", json={"image": SEVEN}, timeout=20).json()
+    first = Drawing.objects.get(pk=body["id"])
+    for _ in range(2):
+        celery_app.send_task("worker.tasks.predict_drawing", args=[body["id"]])
+    time.sleep(1)
+    again = Drawing.objects.get(pk=body["id"])
+    assert (again.finished_at, again.digit, again.probabilities) == (
+        first.finished_at,
+        first.digit,
+        first.probabilities,
+    )
+
+
+@pytest.fixture
+def own_redis(processes, tmp_path):
+    """A stack (web, worker, beat) on a Redis of its own, which the test may stop."""
+    redis = EmbeddedRedis(tmp_path / "redis", port=free_port())
+    env = processes.env
+    processes.env = {**env, "REDIS_URL": redis.url}
+    yield redis
+    processes.env = env
+    redis.stop()
+
+
+def test_it_loses_no_drawing_when_redis_restarts(processes, own_redis, tmp_path):
+    port = free_port()
+    worker = processes.start("redis-worker", worker_command("redisworker@%h"))
+    processes.start("redis-beat", beat_command())
+    processes.start_web(port)
+    url = f"http://127.0.0.1:{port}"
+    wait_for_workers(1, [worker], broker_url=own_redis.url)
+    submitter = Submitter(url)
+    submitter.start()
+    time.sleep(2)
+    own_redis.stop()  # everything in Redis is gone: queue, unacked messages, groups
+    during_outage = len(submitter.accepted)
+    time.sleep(3)
+    during_outage = len(submitter.accepted) - during_outage
+    restarted = EmbeddedRedis(tmp_path / "redis", port=own_redis.port)
+    time.sleep(2)
+    submitter.stop()
+    try:
+        states = wait_until_all_done(submitter.accepted, timeout=60)
+    finally:
+        restarted.stop()
+    print(f"accepted {len(submitter.accepted)} ({during_outage} while Redis was down), final states {states}")
+    assert during_outage > 0 and not submitter.refused
+    assert_each_predicted_once(submitter.accepted)
