@@ -13,4 +13,5 @@ RUN useradd --system --home /app digits && chown -R digits /app
 USER digits
 
 EXPOSE 8000
-CMD ["python", "-m", "uvicorn", "digitsite.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--lifespan", "off", "--no-access-log"]
+ENV HOST=0.0.0.0
+CMD ["python", "-m", "digitsite.stack", "web"]

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test browser screenshots lint format train worker web contract clean
+.PHONY: run test browser screenshots lint format train worker web beat contract clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,10 +45,13 @@ train: $(STAMP)
 # The processes apart, for running them on different machines (REDIS_URL, DATABASE_URL set).
 web: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python -m uvicorn digitsite.asgi:application --host $${HOST:-127.0.0.1} --port $${PORT:-8000} --lifespan off
+	$(BIN)/python -m digitsite.stack web
 
 worker: $(STAMP)
-	$(BIN)/python -m celery -A worker worker --loglevel=INFO
+	$(BIN)/python -m digitsite.stack worker
+
+beat: $(STAMP)
+	$(BIN)/python -m digitsite.stack beat
 
 # The outside contract check against a running `make run`.
 contract:
