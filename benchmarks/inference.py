@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from tests import drawings
-from worker.inference import predictor
+from worker.inference import Predictor, shipped_path
 from worker.preprocessing import preprocess
 
 
@@ -32,7 +32,7 @@ def main() -> None:
     images, _ = drawings.mnist_digits(args.count)
     styles = list(drawings.STYLES)
     canvases = [drawings.mnist_canvas(image, styles[i % 4]) for i, image in enumerate(images)]
-    model = predictor()
+    model = Predictor.from_file(shipped_path())
     inputs = [preprocess(canvas)[None] for canvas in canvases]
     model.model.predict(inputs[0], verbose=0)  # warm up both paths
     model.predict(inputs[0])

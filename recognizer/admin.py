@@ -1,39 +1,98 @@
-"""Reviewing drawings in the Django admin."""
+"""Reviewing and relabeling drawings, and choosing the model version, in the Django admin."""
 
 from __future__ import annotations
 
-from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import F, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
-from recognizer.models import Drawing
+from recognizer import review
+from recognizer.models import NOT_A_DIGIT, Drawing, ModelVersion
+
+LABEL_PERMISSION = "recognizer.label_drawing"
+
+
+class ReviewedFilter(admin.SimpleListFilter):
+    title, parameter_name = "reviewed", "reviewed"
+
+    def lookups(self, request, model_admin):
+        return (("no", "not yet"), ("yes", "reviewed"))
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(label__isnull=self.value() == "no")
+        return queryset
+
+
+class ConfidenceFilter(admin.SimpleListFilter):
+    title, parameter_name = "confidence", "confidence"
+    BANDS = {"low": (0, 0.5), "medium": (0.5, 0.9), "high": (0.9, 0.99), "sure": (0.99, 1.01)}
+
+    def lookups(self, request, model_admin):
+        return (("low", "under 50 %"), ("medium", "50–90 %"), ("high", "90–99 %"), ("sure", "99 % and over"))
+
+    def queryset(self, request, queryset):
+        if self.value() in self.BANDS:
+            low, high = self.BANDS[self.value()]
+            return queryset.filter(confidence__gte=low, confidence__lt=high)
+        return queryset
+
+
+class FeedbackDisagreesFilter(admin.SimpleListFilter):
+    title, parameter_name = "person's feedback", "feedback"
+
+    def lookups(self, request, model_admin):
+        return (("disagrees", "disagrees with the prediction"), ("agrees", "agrees"))
+
+    def queryset(self, request, queryset):
+        given = queryset.filter(feedback_label__isnull=False)
+        if self.value() == "disagrees":
+            return given.filter(~Q(feedback_label=F("digit")) | Q(digit__isnull=True))
+        if self.value() == "agrees":
+            return given.filter(feedback_label=F("digit"))
+        return queryset
+
+
+def label_action(label: int, description: str):
+    @admin.action(description=description, permissions=["label"])
+    def action(modeladmin: DrawingAdmin, request: HttpRequest, queryset: QuerySet[Drawing]) -> None:
+        count = queryset.update(label=label, labeled_by=request.user, labeled_at=timezone.now())
+        modeladmin.message_user(request, f"{count} drawing(s) labeled {description.removeprefix('Label as ')}.")
+
+    action.__name__ = f"label_as_{label}"
+    return action
 
 
 @admin.register(Drawing)
 class DrawingAdmin(admin.ModelAdmin):
     list_display = (
-        "thumbnail",
-        "digit",
-        "confidence_percent",
-        "feedback_label",
-        "label",
-        "status",
-        "model_version",
-        "latency",
-        "created_at",
-    )
+        "thumbnail", "digit", "confidence_percent", "feedback_label", "label", "status", "model_version",
+        "latency", "created_at",
+    )  # fmt: skip
     list_display_links = ("thumbnail", "digit")
-    list_filter = ("status", "digit", "label", "feedback_label", "source", "model_version", "created_at")
-    search_fields = ("id",)
+    list_filter = (
+        ReviewedFilter, "status", "digit", "label", ConfidenceFilter, FeedbackDisagreesFilter, "model_version",
+        "source", "created_at",
+    )  # fmt: skip
+    search_fields = ("=id",)
     date_hierarchy = "created_at"
     list_per_page = 50
+    actions = [
+        "confirm_prediction",
+        label_action(NOT_A_DIGIT, "Label as not a digit"),
+        *(label_action(digit, f"Label as {digit}") for digit in range(10)),
+    ]
     fields = (
-        "picture",
+        ("picture", "model_input"),
+        "probability_bars",
         ("status", "error"),
         ("digit", "confidence", "model_version"),
-        "probabilities",
         ("feedback_label", "feedback_at"),
         ("label", "labeled_by", "labeled_at"),
         ("source", "content_type", "width", "height"),
@@ -42,45 +101,111 @@ class DrawingAdmin(admin.ModelAdmin):
     )
     # Everything but the staff label is a record of what happened.
     readonly_fields = (
-        "picture",
-        "status",
-        "error",
-        "digit",
-        "confidence",
-        "model_version",
-        "probabilities",
-        "feedback_label",
-        "feedback_at",
-        "labeled_by",
-        "labeled_at",
-        "source",
-        "content_type",
-        "width",
-        "height",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "preprocess_ms",
-        "predict_ms",
-    )
+        "picture", "model_input", "probability_bars", "status", "error", "digit", "confidence", "model_version",
+        "feedback_label", "feedback_at", "labeled_by", "labeled_at", "source", "content_type", "width", "height",
+        "created_at", "started_at", "finished_at", "preprocess_ms", "predict_ms",
+    )  # fmt: skip
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # drawings come from people drawing, not from a form
+    def get_ordering(self, request: HttpRequest):
+        # The review queue: unreviewed first, least confident first.
+        return (F("labeled_at").asc(nulls_first=True), F("confidence").asc(nulls_last=True), "-created_at")
 
     def get_queryset(self, request: HttpRequest):
         # The changelist never needs the image bytes; thumbnails load from image_view.
         return super().get_queryset(request).defer("image")
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # drawings come from people drawing, not from a form
+
+    def has_label_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(LABEL_PERMISSION)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        # The only editable field is the label: labeling is what a change is.
+        return super().has_change_permission(request, obj) or self.has_label_permission(request)
+
     def get_urls(self):
-        view = self.admin_site.admin_view(self.image_view)
-        return [path("<uuid:drawing_id>/image/", view, name="recognizer_drawing_image"), *super().get_urls()]
+        wrap = self.admin_site.admin_view
+        return [
+            path("<uuid:drawing_id>/image/", wrap(self.image_view), name="recognizer_drawing_image"),
+            path("<uuid:drawing_id>/input/", wrap(self.input_view), name="recognizer_drawing_input"),
+            path("review/", wrap(self.review_view), name="recognizer_drawing_review"),
+            path("review/<uuid:drawing_id>/", wrap(self.label_view), name="recognizer_drawing_label"),
+            path("quality/", wrap(self.quality_view), name="recognizer_drawing_quality"),
+            *super().get_urls(),
+        ]
 
     def image_view(self, request: HttpRequest, drawing_id) -> HttpResponse:
         """The stored file, with the image type validation found, never the client's claim."""
+        self.require(request, self.has_view_permission(request))
         drawing = get_object_or_404(Drawing.objects.only("image", "content_type"), pk=drawing_id)
-        response = HttpResponse(bytes(drawing.image), content_type=drawing.content_type)
+        return self.image_response(bytes(drawing.image), drawing.content_type)
+
+    def input_view(self, request: HttpRequest, drawing_id) -> HttpResponse:
+        """The 28x28 image the model saw."""
+        self.require(request, self.has_view_permission(request))
+        png = review.model_input_png(get_object_or_404(Drawing.objects.only("image"), pk=drawing_id))
+        if png is None:
+            raise Http404("this drawing has no model input (blank or unreadable)")
+        return self.image_response(png, "image/png")
+
+    def review_view(self, request: HttpRequest) -> HttpResponse:
+        """One drawing at a time from the queue, labeled from the keyboard."""
+        self.require(request, self.has_label_permission(request))
+        queue = review.queue()
+        left = queue.count()
+        offset = min(max(int(request.GET.get("offset", 0) or 0), 0), max(left - 1, 0))
+        drawing = queue[offset] if left else None
+        today = timezone.localdate()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Review drawings",
+            "opts": self.model._meta,
+            "drawing": drawing,
+            "offset": offset,
+            "left": left,
+            "reviewed_today": Drawing.objects.filter(labeled_at__date=today).count(),
+            "bars": self.probability_bars(drawing) if drawing else "",
+            "digits": range(10),
+        }
+        return TemplateResponse(request, "admin/recognizer/drawing/review.html", context)
+
+    def label_view(self, request: HttpRequest, drawing_id) -> HttpResponse:
+        """Label one drawing from the review page: 0-9, "confirm" (the prediction) or "x" (not a digit)."""
+        self.require(request, self.has_label_permission(request) and request.method == "POST")
+        drawing = get_object_or_404(Drawing.objects.defer("image"), pk=drawing_id)
+        choice = request.POST.get("label", "")
+        labels = {str(d): d for d in range(10)} | {"x": NOT_A_DIGIT, "confirm": drawing.digit}
+        label = labels.get(choice)
+        if label is None:
+            messages.error(request, f"{choice!r} is not a label; use 0-9, Enter or X.")
+        else:
+            drawing.set_label(label, request.user)
+            drawing.save(update_fields=["label", "labeled_by", "labeled_at"])
+        offset = request.POST.get("offset", "0")
+        return HttpResponseRedirect(f"{reverse('admin:recognizer_drawing_review')}?offset={offset}")
+
+    def quality_view(self, request: HttpRequest) -> HttpResponse:
+        self.require(request, self.has_view_permission(request))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Model quality",
+            "opts": self.model._meta,
+            **review.quality(),
+            "digits": range(10),
+        }
+        return TemplateResponse(request, "admin/recognizer/drawing/quality.html", context)
+
+    @staticmethod
+    def require(request: HttpRequest, allowed: bool) -> None:
+        if not allowed:
+            raise PermissionDenied
+
+    @staticmethod
+    def image_response(data: bytes, content_type: str) -> HttpResponse:
+        response = HttpResponse(data, content_type=content_type)
         response["X-Content-Type-Options"] = "nosniff"
-        response["Content-Disposition"] = f'inline; filename="{drawing_id}"'
+        response["Content-Disposition"] = "inline"
         return response
 
     def save_model(self, request: HttpRequest, obj: Drawing, form, change: bool) -> None:
@@ -88,22 +213,40 @@ class DrawingAdmin(admin.ModelAdmin):
             obj.set_label(obj.label, request.user)
         super().save_model(request, obj, form, change)
 
+    @admin.action(description="Confirm the prediction as the label", permissions=["label"])
+    def confirm_prediction(self, request: HttpRequest, queryset: QuerySet[Drawing]) -> None:
+        predicted = queryset.filter(digit__isnull=False)
+        count = predicted.update(label=F("digit"), labeled_by=request.user, labeled_at=timezone.now())
+        self.message_user(request, f"{count} prediction(s) confirmed as labels.")
+
     @admin.display(description="drawing")
     def thumbnail(self, obj: Drawing) -> str:
         url = reverse("admin:recognizer_drawing_image", args=[obj.pk])
-        return format_html(
-            '<img src="{}" alt="drawing {}" width="48" height="48" style="object-fit:contain;'
-            'background:#fff;border:1px solid #ccc">',
-            url,
-            obj.pk,
-        )
+        return format_html('<img src="{}" alt="drawing {}" width="48" height="48" class="digits-thumb">', url, obj.pk)
 
     @admin.display(description="drawing")
     def picture(self, obj: Drawing) -> str:
         url = reverse("admin:recognizer_drawing_image", args=[obj.pk])
-        return format_html(
-            '<img src="{}" alt="drawing" style="max-width:280px;background:#fff;border:1px solid #ccc">', url
+        return format_html('<img src="{}" alt="the drawing" class="digits-picture">', url)
+
+    @admin.display(description="what the model saw (28×28)")
+    def model_input(self, obj: Drawing) -> str:
+        if obj.status != Drawing.Status.DONE:
+            return "—"
+        url = reverse("admin:recognizer_drawing_input", args=[obj.pk])
+        return format_html('<img src="{}" alt="the 28x28 model input" class="digits-input">', url)
+
+    @admin.display(description="probabilities")
+    def probability_bars(self, obj: Drawing) -> str:
+        if not obj.probabilities:
+            return "—"
+        top = max(range(10), key=lambda d: obj.probabilities[d])
+        cells = format_html_join(
+            "",
+            '<span class="digits-bar{}" title="{}: {:.1%}"><span style="height:{:.1f}%"></span><b>{}</b></span>',
+            ((" top" if d == top else "", d, p, p * 100, d) for d, p in enumerate(obj.probabilities)),
         )
+        return format_html('<span class="digits-bars">{}</span>', cells)
 
     @admin.display(description="confidence", ordering="confidence")
     def confidence_percent(self, obj: Drawing) -> str:
@@ -112,3 +255,41 @@ class DrawingAdmin(admin.ModelAdmin):
     @admin.display(description="latency")
     def latency(self, obj: Drawing) -> str:
         return "" if obj.latency_ms is None else f"{obj.latency_ms:.1f} ms"
+
+    class Media:
+        css = {"all": ["recognizer/admin.css"]}
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = (
+        "version",
+        "is_active",
+        "mnist_accuracy",
+        "reviewed_accuracy",
+        "parent",
+        "created_at",
+        "activated_at",
+    )
+    list_filter = ("is_active",)
+    actions = ["activate"]
+    exclude = ("artifact",)
+    readonly_fields = (
+        "version", "metadata", "mnist_accuracy", "reviewed_accuracy", "parent", "is_active", "created_at",
+        "activated_at",
+    )  # fmt: skip
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).defer("artifact")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # versions come from `manage.py retrain`
+
+    @admin.action(description="Activate (or roll back to) this version")
+    def activate(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
+            return
+        version = queryset.get()
+        version.activate()
+        self.message_user(request, f"{version} is active; workers switch to it within seconds.")

@@ -6,10 +6,12 @@ import uuid
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 digit_validators = [MaxValueValidator(9)]
+NOT_A_DIGIT = 10  # the staff label for scribbles, letters and the like
+LABEL_CHOICES = [(digit, str(digit)) for digit in range(10)] + [(NOT_A_DIGIT, "not a digit")]
 
 
 class Drawing(models.Model):
@@ -50,13 +52,14 @@ class Drawing(models.Model):
     )
     feedback_at = models.DateTimeField(null=True, blank=True)
     label = models.PositiveSmallIntegerField(
-        null=True, blank=True, validators=digit_validators, help_text="what staff say it is"
+        null=True, blank=True, choices=LABEL_CHOICES, help_text="what staff say it is"
     )
     labeled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     labeled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("-created_at",)
+        permissions = [("label_drawing", "Can label drawings")]
         indexes = [
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["status", "enqueued_at"]),
@@ -65,6 +68,7 @@ class Drawing(models.Model):
             models.Index(fields=["feedback_label"]),
             models.Index(fields=["model_version"]),
             models.Index(fields=["created_at"]),
+            models.Index(fields=["labeled_at", "confidence"]),  # the review queue
         ]
 
     def __str__(self) -> str:
@@ -98,6 +102,40 @@ class Drawing(models.Model):
             "latency_ms": self.latency_ms,
             "error": self.error or None,
         }
+
+
+class ModelVersion(models.Model):
+    """A trained model. Its file lives in the database, so workers on any machine can load it."""
+
+    version = models.CharField(max_length=64, unique=True)
+    artifact = models.BinaryField(help_text="the .keras file")
+    metadata = models.JSONField(default=dict)
+    mnist_accuracy = models.FloatField(null=True, blank=True)
+    reviewed_accuracy = models.FloatField(null=True, blank=True, help_text="on held-out reviewed drawings")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.UniqueConstraint(fields=["is_active"], condition=models.Q(is_active=True), name="one_active_model")
+        ]
+
+    def __str__(self) -> str:
+        return self.version
+
+    @classmethod
+    def active(cls) -> ModelVersion | None:
+        return cls.objects.defer("artifact").filter(is_active=True).first()
+
+    def activate(self) -> None:
+        """Make this the version every worker uses; workers switch within seconds."""
+        with transaction.atomic():
+            ModelVersion.objects.filter(is_active=True).exclude(pk=self.pk).update(is_active=False)
+            self.is_active, self.activated_at = True, timezone.now()
+            self.save(update_fields=["is_active", "activated_at"])
 
 
 def group_for(drawing_id: uuid.UUID | str) -> str:

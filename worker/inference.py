@@ -1,4 +1,4 @@
-"""Loading the model once per worker process and predicting with a compiled call."""
+"""A trained model behind one compiled call, as a worker process holds it."""
 
 from __future__ import annotations
 
@@ -12,31 +12,13 @@ import numpy as np
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "artifacts" / "model.keras"
 
 
-class Predictor:
-    """The Keras model behind one compiled function, with the version it reports."""
-
-    def __init__(self, path: Path) -> None:
-        # Imported here so that importing this module (as the web side may, indirectly)
-        # never pulls in TensorFlow.
-        import keras
-        import tensorflow as tf
-
-        self.model = keras.models.load_model(path, compile=False)
-        self.version = json.loads(path.with_suffix(".json").read_text())["version"]
-        # model.predict() builds a dataset and a step function per call (~30 ms); a traced
-        # tf.function over any batch size answers one image in well under a millisecond.
-        self._call = tf.function(
-            lambda x: self.model(x, training=False),
-            input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)],
-        )
-        self.predict(np.zeros((1, 28, 28), np.float32))  # trace now, not on the first drawing
-
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """Probabilities (N, 10) for images (N, 28, 28) scaled to [0, 1]."""
-        return self._call(images[..., None].astype(np.float32, copy=False)).numpy()
+def shipped_path() -> Path:
+    """The model file that ships with the code (or MODEL_PATH)."""
+    return Path(os.environ.get("MODEL_PATH") or DEFAULT_MODEL_PATH)
 
 
-def _configure_tensorflow() -> None:
+@cache
+def configure_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -46,8 +28,30 @@ def _configure_tensorflow() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
-@cache
-def predictor() -> Predictor:
-    """The process's model, loaded on first use and kept."""
-    _configure_tensorflow()
-    return Predictor(Path(os.environ.get("MODEL_PATH") or DEFAULT_MODEL_PATH))
+class Predictor:
+    """The Keras model behind one compiled function, with the version it reports."""
+
+    def __init__(self, path: Path, version: str) -> None:
+        # Imported here so that importing this module never pulls in TensorFlow.
+        configure_tensorflow()
+        import keras
+        import tensorflow as tf
+
+        self.version = version
+        self.model = keras.models.load_model(path, compile=False)
+        # model.predict() builds a dataset and a step function per call (~30 ms); a traced
+        # tf.function over any batch size answers one image in well under a millisecond.
+        self._call = tf.function(
+            lambda x: self.model(x, training=False),
+            input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)],
+        )
+        self.predict(np.zeros((1, 28, 28), np.float32))  # trace now, not on the first drawing
+
+    @classmethod
+    def from_file(cls, path: Path) -> Predictor:
+        """A model file with its metadata JSON beside it (which names the version)."""
+        return cls(path, json.loads(path.with_suffix(".json").read_text())["version"])
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Probabilities (N, 10) for images (N, 28, 28) scaled to [0, 1]."""
+        return self._call(images[..., None].astype(np.float32, copy=False)).numpy()

@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 
 from recognizer import services
 from recognizer.models import Drawing
-from worker.inference import predictor
+from worker import active_model
 from worker.preprocessing import BlankDrawing, preprocess
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ _push_loop: asyncio.AbstractEventLoop | None = None
 @worker_ready.connect
 def load_model_before_the_first_drawing(**kwargs) -> None:
     # With the solo pool the tasks run in this process: load (and trace) the model now.
-    predictor()
+    active_model.current()
 
 
 @shared_task(name="worker.tasks.predict_drawing")
@@ -57,7 +57,8 @@ def record(drawing: Drawing, started) -> Drawing:
     try:
         image = preprocess(bytes(drawing.image))
         t1 = time.perf_counter()
-        probabilities = predictor().predict(image[None])[0]
+        model = active_model.current()
+        probabilities = model.predict(image[None])[0]
         t2 = time.perf_counter()
     except BlankDrawing as exc:
         fields.update(status=Drawing.Status.BLANK, error=str(exc))
@@ -70,7 +71,7 @@ def record(drawing: Drawing, started) -> Drawing:
             digit=digit,
             confidence=round(float(probabilities[digit]), 6),
             probabilities=[round(float(p), 6) for p in probabilities],
-            model_version=predictor().version,
+            model_version=model.version,
             preprocess_ms=round((t1 - t0) * 1000, 3),
             predict_ms=round((t2 - t1) * 1000, 3),
         )

@@ -1,0 +1,17 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Write labeled drawings as the 28x28 inputs the model sees, with their labels, to an .npz file."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("path", type=Path, help="the .npz file to write (arrays x, y, ids)")
+        parser.add_argument("--include-not-a-digit", action="store_true", help="keep label 10, not a digit")
+
+    def handle(self, *args, **options) -> None:
+        from worker.reviewed import export
+
+        count = export(options["path"], options["include_not_a_digit"])
+        self.stdout.write(self.style.SUCCESS(f"{count} labeled drawings written to {options['path']}"))

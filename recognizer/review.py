@@ -1,0 +1,76 @@
+"""The review queue and quality figures behind the admin's review and quality pages."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+
+from django.db.models import Count, F, Q, QuerySet
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+from PIL import Image
+
+from recognizer.models import NOT_A_DIGIT, Drawing, ModelVersion
+from worker.inference import shipped_path
+from worker.preprocessing import BlankDrawing, preprocess
+
+QUEUE_ORDER = (F("confidence").asc(nulls_last=True), "-created_at")
+
+
+def queue() -> QuerySet[Drawing]:
+    """Drawings waiting for a label: least confident first."""
+    answered = Q(status__in=[Drawing.Status.DONE, Drawing.Status.BLANK])
+    return Drawing.objects.defer("image").filter(answered, label__isnull=True).order_by(*QUEUE_ORDER)
+
+
+def model_input_png(drawing: Drawing) -> bytes | None:
+    """The 28x28 image the model saw, as a PNG (white ink on black, as in MNIST)."""
+    try:
+        pixels = preprocess(bytes(drawing.image))
+    except (BlankDrawing, OSError, ValueError):
+        return None
+    buffer = io.BytesIO()
+    Image.fromarray((pixels * 255).round().astype("uint8")).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def live_version() -> str:
+    active = ModelVersion.active()
+    if active:
+        return active.version
+    return json.loads(shipped_path().with_suffix(".json").read_text())["version"]
+
+
+def quality(days: int = 30) -> dict:
+    """Accuracy on reviewed drawings (overall, live model, per version), confusion matrix, volume per day."""
+    reviewed = Drawing.objects.filter(label__lt=NOT_A_DIGIT, digit__isnull=False)
+    live = live_version()
+    per_version = [
+        {**row, "accuracy": row["right"] / row["total"]}
+        for row in reviewed.values("model_version")
+        .annotate(total=Count("id"), right=Count("id", filter=Q(label=F("digit"))))
+        .order_by("-model_version")
+    ]
+    matrix = [[0] * 10 for _ in range(10)]
+    for row in reviewed.values("label", "digit").annotate(n=Count("id")):
+        matrix[row["label"]][row["digit"]] = row["n"]
+    since = timezone.now() - timedelta(days=days)
+    per_day = list(
+        Drawing.objects.filter(created_at__gte=since)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(n=Count("id"))
+        .order_by("day")
+    )
+    live_row = next((row for row in per_version if row["model_version"] == live), None)
+    return {
+        "live_version": live,
+        "live": live_row,
+        "per_version": per_version,
+        "matrix": matrix,
+        "per_day": per_day,
+        "busiest_day": max((row["n"] for row in per_day), default=0),
+        "reviewed": reviewed.count(),
+        "to_review": queue().count(),
+    }

@@ -1,0 +1,19 @@
+// The review page from the keyboard: 0-9 label, Enter confirms, X is not a digit, arrows move.
+"use strict";
+
+document.addEventListener("keydown", (event) => {
+  const form = document.getElementById("label-form");
+  if (!form || event.ctrlKey || event.metaKey || event.altKey) return;
+  const submit = (value) => {
+    const button = form.querySelector(`button[value="${value}"]`);
+    if (button) {
+      event.preventDefault();
+      form.requestSubmit(button);
+    }
+  };
+  if (/^[0-9]$/.test(event.key)) submit(event.key);
+  else if (event.key === "Enter" && document.activeElement.tagName !== "BUTTON") submit("confirm");
+  else if (event.key === "x" || event.key === "X") submit("x");
+  else if (event.key === "ArrowRight" && document.getElementById("next")) location = document.getElementById("next").href;
+  else if (event.key === "ArrowLeft" && document.getElementById("previous")) location = document.getElementById("previous").href;
+});

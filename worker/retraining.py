@@ -1,0 +1,140 @@
+"""Fine-tuning the active model on MNIST plus reviewed drawings, with a gate on promotion."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from recognizer.models import ModelVersion
+from worker import mnist
+from worker.inference import configure_tensorflow, shipped_path
+from worker.reviewed import labeled_inputs
+
+
+@dataclass
+class Outcome:
+    version: ModelVersion
+    base: ModelVersion
+    promoted: bool
+    reason: str
+
+
+def register_shipped() -> ModelVersion:
+    """The model that ships with the code, as a version (so it can be rolled back to)."""
+    path = shipped_path()
+    metadata = json.loads(path.with_suffix(".json").read_text())
+    version, _ = ModelVersion.objects.get_or_create(
+        version=metadata["version"],
+        defaults={
+            "artifact": path.read_bytes(),
+            "metadata": metadata,
+            "mnist_accuracy": metadata.get("mnist_test_accuracy"),
+        },
+    )
+    return version
+
+
+def split(count: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and held-out indices of the reviewed drawings."""
+    order = np.random.default_rng(seed).permutation(count)
+    cut = round(count * holdout)
+    return order[cut:], order[:cut]
+
+
+def accuracy(model, images: np.ndarray, labels: np.ndarray) -> float | None:
+    if not len(images):
+        return None
+    return float((model.predict(images[..., None], batch_size=1000, verbose=0).argmax(axis=1) == labels).mean())
+
+
+def load(version: ModelVersion):
+    import keras
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        path.write_bytes(bytes(version.artifact))
+        return keras.models.load_model(path, compile=False)
+
+
+def retrain(
+    epochs: int = 1,
+    weight: float = 20.0,
+    mnist_limit: int | None = None,
+    holdout: float = 0.2,
+    seed: int = 1,
+    force: bool = False,
+    promote: bool = True,
+    log=print,
+) -> Outcome:
+    """Fine-tune the active version, register the result, and activate it if it is no worse."""
+    configure_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    base = ModelVersion.objects.filter(is_active=True).first() or register_shipped()
+    images, labels, _ = labeled_inputs()
+    train_idx, held_idx = split(len(images), holdout, seed)
+    x_mnist, y_mnist = mnist.load("train")
+    x_test, y_test = mnist.load("test")
+    if mnist_limit:
+        x_mnist, y_mnist = x_mnist[:mnist_limit], y_mnist[:mnist_limit]
+        x_test, y_test = x_test[:mnist_limit], y_test[:mnist_limit]
+    x_mnist, x_test = x_mnist.astype(np.float32) / 255, x_test.astype(np.float32) / 255
+    log(f"base {base.version}; {len(x_mnist)} MNIST + {len(train_idx)} reviewed drawings (weight {weight:g}), "
+        f"{len(held_idx)} held out")  # fmt: skip
+
+    x = np.concatenate([x_mnist, images[train_idx]])[..., None]
+    y = np.concatenate([y_mnist, labels[train_idx]]).astype(np.int32)
+    # A few hundred relabels among 60,000 MNIST digits would count for nothing unweighted.
+    sample_weight = np.concatenate([np.ones(len(x_mnist)), np.full(len(train_idx), weight)]).astype(np.float32)
+    started = time.monotonic()
+    model = load(base)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, sample_weight=sample_weight, epochs=epochs, batch_size=128, shuffle=True, verbose=2)
+
+    base_model = load(base)
+    scores = {
+        "mnist": (accuracy(base_model, x_test, y_test), accuracy(model, x_test, y_test)),
+        "reviewed": (accuracy(base_model, images[held_idx], labels[held_idx]),
+                     accuracy(model, images[held_idx], labels[held_idx])),
+    }  # fmt: skip
+    for name, (before, after) in scores.items():
+        log(f"{name} accuracy: {before} -> {after}")
+    version = register(model, base, scores, epochs, weight, len(train_idx), len(held_idx), time.monotonic() - started)
+    worse = [name for name, (before, after) in scores.items() if before is not None and after < before]
+    promoted = promote and (force or not worse)
+    if promoted:
+        version.activate()
+    reason = "forced" if force and worse else (f"worse on {', '.join(worse)}" if worse else "no worse on either")
+    return Outcome(version, base, promoted, reason)
+
+
+def register(model, base, scores, epochs, weight, trained, held, seconds) -> ModelVersion:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        model.save(path)
+        artifact = path.read_bytes()
+    name = f"cnn-{datetime.now(UTC):%Y%m%d-%H%M%S}-ft"
+    metadata = {
+        "version": name,
+        "fine_tuned_from": base.version,
+        "mnist_test_accuracy": scores["mnist"][1],
+        "reviewed_holdout_accuracy": scores["reviewed"][1],
+        "parameters": {"epochs": epochs, "reviewed_weight": weight, "reviewed_train": trained, "reviewed_held": held},
+        "training_seconds": round(seconds, 1),
+        "base_scores": {name: before for name, (before, _) in scores.items()},
+    }
+    return ModelVersion.objects.create(
+        version=name,
+        artifact=artifact,
+        metadata=metadata,
+        mnist_accuracy=scores["mnist"][1],
+        reviewed_accuracy=scores["reviewed"][1],
+        parent=base,
+    )
