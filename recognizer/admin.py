@@ -243,8 +243,8 @@ class DrawingAdmin(admin.ModelAdmin):
         top = max(range(10), key=lambda d: obj.probabilities[d])
         cells = format_html_join(
             "",
-            '<span class="digits-bar{}" title="{}: {:.1%}"><span style="height:{:.1f}%"></span><b>{}</b></span>',
-            ((" top" if d == top else "", d, p, p * 100, d) for d, p in enumerate(obj.probabilities)),
+            '<span class="digits-bar{}" title="{}: {}"><span style="height:{}%"></span><b>{}</b></span>',
+            ((" top" if d == top else "", d, f"{p:.1%}", f"{p * 100:.1f}", d) for d, p in enumerate(obj.probabilities)),
         )
         return format_html('<span class="digits-bars">{}</span>', cells)
 

@@ -107,12 +107,19 @@ def retrain(
     for name, (before, after) in scores.items():
         log(f"{name} accuracy: {before} -> {after}")
     version = register(model, base, scores, epochs, weight, len(train_idx), len(held_idx), time.monotonic() - started)
-    worse = [name for name, (before, after) in scores.items() if before is not None and after < before]
-    promoted = promote and (force or not worse)
+    allowed, reason = gate(scores, force)
+    promoted = promote and allowed
     if promoted:
         version.activate()
-    reason = "forced" if force and worse else (f"worse on {', '.join(worse)}" if worse else "no worse on either")
     return Outcome(version, base, promoted, reason)
+
+
+def gate(scores: dict[str, tuple[float | None, float | None]], force: bool) -> tuple[bool, str]:
+    """May a version with these (before, after) scores replace the active one?"""
+    worse = [name for name, (before, after) in scores.items() if before is not None and (after or 0) < before]
+    if not worse:
+        return True, "no worse on either evaluation"
+    return force, f"worse on {', '.join(worse)}" + (", activated anyway (forced)" if force else "")
 
 
 def register(model, base, scores, epochs, weight, trained, held, seconds) -> ModelVersion:

@@ -1,0 +1,31 @@
+"""Stored drawings and users for tests."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, User
+
+from recognizer.models import Drawing
+from tests import drawings
+
+SEVEN = drawings.stroke_digit(7, "dark_on_light", (30, 40, 150, 200))
+ONE = drawings.stroke_digit(1, "dark_on_light", (100, 20, 180, 260), width=16)
+
+
+def drawing(digit: int | None = 7, confidence: float | None = 0.98, image: bytes = SEVEN, **fields) -> Drawing:
+    """A drawing the model already answered (done), unless fields say otherwise."""
+    probabilities = None
+    if digit is not None:
+        rest = (1 - confidence) / 9
+        probabilities = [confidence if d == digit else rest for d in range(10)]
+    values = {
+        "image": image, "content_type": "image/png", "width": 280, "height": 280, "source": "ws",
+        "status": "done" if digit is not None else "blank", "digit": digit, "confidence": confidence,
+        "probabilities": probabilities, "model_version": "cnn-test",
+    }  # fmt: skip
+    return Drawing.objects.create(**{**values, **fields})
+
+
+def reviewer(username: str = "reviewer") -> User:
+    user = User.objects.create_user(username, password="pw", is_staff=True)
+    user.groups.add(Group.objects.get(name="reviewer"))
+    return user

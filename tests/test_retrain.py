@@ -1,0 +1,87 @@
+"""From labels to a better model: export, retrain with a promotion gate, workers switching versions."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import requests
+from django.core.management import call_command
+
+from recognizer.models import NOT_A_DIGIT, ModelVersion
+from tests import drawings
+from tests.factories import ONE, SEVEN, drawing
+from worker.inference import shipped_path
+from worker.retraining import gate, register_shipped, retrain
+
+
+def labeled_set(admin_user) -> None:
+    for image, label in [(SEVEN, 7)] * 6 + [(ONE, 1)] * 4:
+        drawing(image=image, label=label, labeled_by=admin_user)
+    drawing(label=NOT_A_DIGIT, labeled_by=admin_user)
+    drawing()  # not reviewed
+
+
+@pytest.mark.django_db
+def test_it_exports_labeled_drawings_as_model_inputs(admin_user, tmp_path):
+    labeled_set(admin_user)
+    call_command("export_drawings", tmp_path / "digits.npz")
+    exported = np.load(tmp_path / "digits.npz")
+    assert exported["x"].shape == (10, 28, 28) and exported["x"].dtype == np.float32
+    assert sorted(exported["y"].tolist()) == [1] * 4 + [7] * 6 and len(exported["ids"]) == 10
+    call_command("export_drawings", tmp_path / "all.npz", "--include-not-a-digit")
+    assert NOT_A_DIGIT in np.load(tmp_path / "all.npz")["y"]
+
+
+@pytest.mark.parametrize(
+    ("scores", "force", "allowed"),
+    [
+        ({"mnist": (0.99, 0.99), "reviewed": (0.8, 0.9)}, False, True),
+        ({"mnist": (0.99, 0.98), "reviewed": (0.8, 0.9)}, False, False),
+        ({"mnist": (0.99, 0.995), "reviewed": (0.9, 0.8)}, False, False),
+        ({"mnist": (0.99, 0.98), "reviewed": (0.8, 0.9)}, True, True),
+        ({"mnist": (0.99, 0.99), "reviewed": (None, None)}, False, True),
+    ],
+)
+def test_the_gate_refuses_a_version_worse_on_either_evaluation(scores, force, allowed):
+    assert gate(scores, force)[0] is allowed
+
+
+@pytest.mark.django_db
+def test_it_retrains_on_a_tiny_dataset_and_registers_a_version(admin_user):
+    labeled_set(admin_user)
+    lines = []
+    outcome = retrain(epochs=1, mnist_limit=1000, holdout=0.3, promote=False, log=lines.append)
+    version = outcome.version
+    assert outcome.base.version == register_shipped().version and version.parent == outcome.base
+    assert not version.is_active and len(bytes(version.artifact)) > 100_000
+    assert 0.9 < version.mnist_accuracy <= 1 and version.reviewed_accuracy is not None
+    assert (
+        version.metadata["parameters"]["reviewed_train"] == 7 and version.metadata["parameters"]["reviewed_held"] == 3
+    )
+    assert any("reviewed" in line for line in lines)
+    forced = retrain(epochs=1, mnist_limit=500, force=True, log=lines.append)
+    assert forced.promoted and ModelVersion.active() == forced.version and forced.version.parent == outcome.base
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workers_switch_to_a_newly_activated_version_and_back(live_server_url):
+    def predicted_version() -> str:
+        image = drawings.data_url(SEVEN)
+        return requests.post(f"{live_server_url}/api/drawings/?wait=10", json={"image": image}, timeout=20).json()[
+            "model_version"
+        ]
+
+    shipped = register_shipped()
+    candidate = ModelVersion.objects.create(version="cnn-test-candidate", artifact=shipped_path().read_bytes())
+    candidate.activate()
+    deadline = time.monotonic() + 20
+    while predicted_version() != candidate.version:
+        assert time.monotonic() < deadline, "the worker did not switch to the activated version"
+        time.sleep(0.5)
+    shipped.activate()  # roll back
+    deadline = time.monotonic() + 20
+    while predicted_version() != shipped.version:
+        assert time.monotonic() < deadline, "the worker did not roll back"
+        time.sleep(0.5)

@@ -1,0 +1,138 @@
+"""Reviewing and relabeling in the admin: the queue, filters, bulk labels, review and quality pages."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+
+from recognizer.models import NOT_A_DIGIT, Drawing
+from tests.factories import ONE, drawing, reviewer
+
+pytestmark = pytest.mark.django_db
+CHANGELIST = "/admin/recognizer/drawing/"
+REVIEW = "/admin/recognizer/drawing/review/"
+
+
+def listed(response) -> list[str]:
+    return [str(obj.pk) for obj in response.context["cl"].result_list]
+
+
+def test_it_lists_the_review_queue_first_least_confident_first(admin_client, admin_user):
+    sure, unsure, reviewed = drawing(confidence=0.99), drawing(confidence=0.4), drawing(confidence=0.1)
+    reviewed.set_label(7, admin_user)
+    reviewed.save()
+    assert listed(admin_client.get(CHANGELIST)) == [str(unsure.pk), str(sure.pk), str(reviewed.pk)]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("reviewed=no", {"unsure", "sure", "disagreed"}),
+        ("reviewed=yes", {"labeled"}),
+        ("confidence=low", {"unsure"}),
+        ("confidence=sure", {"sure", "labeled"}),
+        ("feedback=disagrees", {"disagreed"}),
+        ("digit=1", {"disagreed"}),
+        ("label=3", {"labeled"}),
+        ("model_version=old", {"sure"}),
+    ],
+)
+def test_it_filters_drawings(admin_client, admin_user, query, expected):
+    made = {
+        "sure": drawing(confidence=0.995, model_version="old"),
+        "unsure": drawing(confidence=0.3),
+        "disagreed": drawing(digit=1, confidence=0.7, feedback_label=7),
+        "labeled": drawing(confidence=0.999, label=3, labeled_by=admin_user),
+    }
+    names = {str(obj.pk): name for name, obj in made.items()}
+    response = admin_client.get(f"{CHANGELIST}?{query}")
+    assert response.status_code == 200
+    assert {names[pk] for pk in listed(response)} == expected
+
+
+def test_it_confirms_predictions_as_labels_in_bulk(admin_client, admin_user):
+    seven, blank = drawing(), drawing(digit=None, confidence=None)
+    form = {"action": "confirm_prediction", "_selected_action": [seven.pk, blank.pk]}
+    admin_client.post(CHANGELIST, form)
+    seven.refresh_from_db()
+    blank.refresh_from_db()
+    assert (seven.label, seven.labeled_by, blank.label) == (7, admin_user, None)
+
+
+@pytest.mark.parametrize(("action", "label"), [("label_as_3", 3), ("label_as_10", NOT_A_DIGIT)])
+def test_it_relabels_in_bulk(admin_client, action, label):
+    made = [drawing(), drawing()]
+    admin_client.post(CHANGELIST, {"action": action, "_selected_action": [obj.pk for obj in made]})
+    assert set(Drawing.objects.values_list("label", flat=True)) == {label}
+
+
+def test_it_shows_the_drawing_its_model_input_and_bars(admin_client):
+    obj = drawing()
+    page = admin_client.get(f"{CHANGELIST}{obj.pk}/change/").content.decode()
+    assert f"{obj.pk}/image/" in page and f"{obj.pk}/input/" in page and page.count("digits-bar") >= 10
+    model_input = admin_client.get(f"{CHANGELIST}{obj.pk}/input/")
+    assert model_input["Content-Type"] == "image/png" and model_input.content.startswith(b"\x89PNG")
+
+
+def test_it_keeps_prediction_fields_read_only(admin_client):
+    obj = drawing()
+    admin_client.post(f"{CHANGELIST}{obj.pk}/change/", {"label": 1, "digit": 3, "confidence": 0.1})
+    obj.refresh_from_db()
+    assert (obj.label, obj.digit, obj.confidence) == (1, 7, 0.98)
+
+
+def test_the_review_page_walks_the_queue_by_keyboard_choices(admin_client):
+    unsure, sure = drawing(digit=1, confidence=0.5, image=ONE), drawing(confidence=0.9)
+    page = admin_client.get(REVIEW)
+    assert page.context["drawing"] == unsure and page.context["left"] == 2
+    assert b"review.js" in page.content
+    assert admin_client.get(REVIEW + "?offset=1").context["drawing"] == sure  # the right arrow
+    response = admin_client.post(f"{REVIEW}{unsure.pk}/", {"label": "confirm", "offset": 0})  # Enter
+    assert response.status_code == 302 and response["Location"].endswith("?offset=0")
+    assert admin_client.get(REVIEW).context["drawing"] == sure  # the next one moved up
+    admin_client.post(f"{REVIEW}{sure.pk}/", {"label": "x", "offset": 0})  # X
+    assert Drawing.objects.get(pk=unsure.pk).label == 1 and Drawing.objects.get(pk=sure.pk).label == NOT_A_DIGIT
+    assert b"Nothing left to review" in admin_client.get(REVIEW).content
+
+
+def test_the_review_page_refuses_labels_that_are_not_labels(admin_client):
+    obj = drawing()
+    admin_client.post(f"{REVIEW}{obj.pk}/", {"label": "11", "offset": 0})
+    assert Drawing.objects.get(pk=obj.pk).label is None
+
+
+def test_the_quality_page_shows_accuracy_confusion_and_volume(admin_client, admin_user):
+    for digit, label in [(7, 7), (7, 7), (1, 7), (3, 3)]:
+        drawing(digit=digit, label=label, labeled_by=admin_user, model_version="cnn-20261125-0016")
+    page = admin_client.get("/admin/recognizer/drawing/quality/")
+    assert page.status_code == 200
+    assert page.context["live"]["accuracy"] == 0.75 and page.context["live"]["total"] == 4
+    assert page.context["matrix"][7][1] == 1 and page.context["matrix"][7][7] == 2
+    assert sum(row["n"] for row in page.context["per_day"]) == 4
+
+
+def test_a_reviewer_can_label_but_not_delete(client):
+    client.force_login(reviewer())
+    obj = drawing()
+    assert client.get(CHANGELIST).status_code == 200
+    assert client.get(REVIEW).status_code == 200
+    client.post(f"{REVIEW}{obj.pk}/", {"label": "2", "offset": 0})
+    assert Drawing.objects.get(pk=obj.pk).label == 2
+    assert client.post(f"{CHANGELIST}{obj.pk}/delete/", {"post": "yes"}).status_code == 403
+    client.post(CHANGELIST, {"action": "delete_selected", "_selected_action": [obj.pk], "post": "yes"})
+    assert Drawing.objects.filter(pk=obj.pk).exists()
+
+
+def test_staff_without_the_label_permission_cannot_label(client):
+    client.force_login(User.objects.create_user("viewer", password="pw", is_staff=True))
+    obj = drawing()
+    assert client.get(REVIEW).status_code == 403
+    assert client.post(f"{REVIEW}{obj.pk}/", {"label": "2", "offset": 0}).status_code == 403
+    assert Drawing.objects.get(pk=obj.pk).label is None
+
+
+def test_a_user_who_is_not_staff_gets_nothing(client):
+    client.force_login(User.objects.create_user("someone", password="pw"))
+    obj = drawing()
+    for url in (CHANGELIST, REVIEW, "/admin/recognizer/drawing/quality/", f"{CHANGELIST}{obj.pk}/image/"):
+        assert client.get(url).status_code == 302  # to the admin login
