@@ -6,6 +6,7 @@ import itertools
 import math
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -213,6 +214,39 @@ def test_it_shows_drawings_in_the_admin(browser, live_server_url, screenshots, d
     page.wait_for_selector("#result_list")
     assert page.locator("#result_list img").first.evaluate("img => img.naturalWidth") > 0
     page.screenshot(path=screenshots / "admin-drawings.png")
+
+
+def test_it_reviews_drawings_with_the_keyboard_only(browser, live_server_url, screenshots, django_user_model):
+    password = PBKDF2PasswordHasher().encode("a-long-password", "pagetestsalt")
+    django_user_model.objects.create(username="admin", password=password, is_staff=True, is_superuser=True)
+    page = open_page(browser, live_server_url, viewport={"width": 1200, "height": 800})
+    for digit in (7, 1, 2):
+        clear(page)
+        draw_with_mouse(page, STROKES[digit])
+        assert answer(page) == str(digit)
+    page.goto(live_server_url + "/admin/login/?next=/admin/recognizer/drawing/review/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "a-long-password")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#review")
+    page.screenshot(path=screenshots / "admin-review.png")
+    first = page.locator("#review").get_attribute("data-drawing")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(f"document.getElementById('review').dataset.drawing !== '{first}'")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_selector(f"#review[data-drawing='{first}']")
+    page.keyboard.press("Enter")  # confirm the prediction
+    page.wait_for_function(f"document.getElementById('review').dataset.drawing !== '{first}'")
+    second = page.locator("#review").get_attribute("data-drawing")
+    page.keyboard.press("4")
+    page.wait_for_function(f"document.getElementById('review').dataset.drawing !== '{second}'")
+    third = page.locator("#review").get_attribute("data-drawing")
+    page.keyboard.press("x")
+    page.wait_for_selector("text=Nothing left to review")
+    labels = dict(Drawing.objects.filter(pk__in=[first, second, third]).values_list("pk", "label"))
+    first_drawing = Drawing.objects.get(pk=first)
+    assert first_drawing.label == first_drawing.digit
+    assert labels[uuid.UUID(second)] == 4 and labels[uuid.UUID(third)] == 10
 
 
 def test_it_redraws_the_drawing_sharply_when_the_screen_resizes(browser, live_server_url):
