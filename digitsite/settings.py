@@ -171,6 +171,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_POOL = "solo"
 CELERY_WORKER_CONCURRENCY = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Task events feed Flower; they cost a Redis publish per task, so only where Flower runs.
+CELERY_WORKER_SEND_TASK_EVENTS = envbool("TASK_EVENTS", False)
 # The sweeper: every SWEEP_INTERVAL seconds, drawings still queued STALE_AFTER seconds
 # after they were last queued are queued again (Redis restarted empty, a publish failed).
 SWEEP_INTERVAL = envint("SWEEP_INTERVAL", 10)
