@@ -166,10 +166,16 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "inte
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 # One task in hand per worker process: an idle worker is never stuck behind a busy one.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# One process holds one model and runs one prediction at a time; scale out with more
-# worker processes (WORKERS=N, --scale worker=N), each loading the model once.
-CELERY_WORKER_POOL = "solo"
-CELERY_WORKER_CONCURRENCY = 1
+# Each worker runs a pool of one child process that holds the model (scale out with
+# WORKERS=N or --scale worker=N). The parent takes messages from Redis and watches the
+# child: a child that dies or hangs is replaced, and its drawing handed out again.
+CELERY_WORKER_POOL = "prefork"
+CELERY_WORKER_CONCURRENCY = envint("WORKER_CONCURRENCY", 1)
+# A prediction takes milliseconds; these only end a child that hangs.
+CELERY_TASK_SOFT_TIME_LIMIT = 10
+CELERY_TASK_TIME_LIMIT = 20
+# Loading TensorFlow and the model in a new child takes seconds; the default 4 s would kill it.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = 60
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Task events feed Flower; they cost a Redis publish per task, so only where Flower runs.
 CELERY_WORKER_SEND_TASK_EVENTS = envbool("TASK_EVENTS", False)

@@ -23,7 +23,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def worker_command(name: str = "worker@%h") -> list[str]:
-    """One worker process (the solo pool: one model, one drawing at a time)."""
+    """One worker: a parent taking messages and a child process holding the model."""
     return [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO", "-n", name]
 
 

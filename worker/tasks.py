@@ -7,7 +7,8 @@ import logging
 import time
 
 from celery import shared_task
-from celery.signals import worker_ready
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_init
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
@@ -22,9 +23,9 @@ log = logging.getLogger(__name__)
 _push_loop: asyncio.AbstractEventLoop | None = None
 
 
-@worker_ready.connect
+@worker_process_init.connect
 def load_model_before_the_first_drawing(**kwargs) -> None:
-    # With the solo pool the tasks run in this process: load (and trace) the model now.
+    # In each pool child, after the fork (TensorFlow must not cross one): load and trace now.
     active_model.current()
 
 
@@ -65,6 +66,10 @@ def record(drawing: Drawing, started) -> Drawing:
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         log.warning("drawing %s could not be read: %s", drawing.id, exc)
         fields.update(status=Drawing.Status.FAILED, error="the image could not be read")
+    except SoftTimeLimitExceeded:
+        # Not queued again: a drawing that hangs the model once would hang it every time.
+        log.error("drawing %s took too long to predict", drawing.id)
+        fields.update(status=Drawing.Status.FAILED, error="the prediction took too long")
     else:
         digit = int(probabilities.argmax())
         fields.update(
