@@ -6,10 +6,14 @@ import uuid
 
 import pytest
 import redis
+from asgiref.sync import sync_to_async
+from channels.layers import channel_layers
 from django.conf import settings
 
+from recognizer import services
 from recognizer.models import Drawing
 from tests import drawings
+from tests.factories import drawing
 
 pytestmark = pytest.mark.django_db
 SEVEN = drawings.stroke_digit(7, "dark_on_light", (30, 40, 150, 200))
@@ -142,3 +146,18 @@ def test_it_publishes_an_openapi_document_with_every_path(client):
 def test_it_serves_the_api_docs_from_local_assets(client):
     page = client.get("/api/docs/").content.decode()
     assert "swagger" in page.lower() and "cdn" not in page.lower()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_wait_falls_back_to_the_database_when_the_channel_layer_is_down(settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]}}
+    }
+    channel_layers.backends.clear()
+    try:
+        done = await sync_to_async(drawing)()
+        queued = await sync_to_async(drawing)(status="queued", digit=None, confidence=None)
+        assert (await services.wait_for_result(done.id, 2))["digit"] == 7
+        assert await services.wait_for_result(queued.id, 0.3) is None
+    finally:
+        channel_layers.backends.clear()
