@@ -285,7 +285,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # versions come from `manage.py retrain`
 
-    @admin.action(description="Activate (or roll back to) this version")
+    @admin.action(description="Activate (or roll back to) this version", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version to activate.", messages.ERROR)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
-from recognizer.models import NOT_A_DIGIT, Drawing
+from recognizer.models import NOT_A_DIGIT, Drawing, ModelVersion
 from tests.factories import ONE, drawing, reviewer
 
 pytestmark = pytest.mark.django_db
@@ -136,3 +136,18 @@ def test_a_user_who_is_not_staff_gets_nothing(client):
     obj = drawing()
     for url in (CHANGELIST, REVIEW, "/admin/recognizer/drawing/quality/", f"{CHANGELIST}{obj.pk}/image/"):
         assert client.get(url).status_code == 302  # to the admin login
+
+
+def test_an_admin_activates_and_rolls_back_model_versions(admin_client):
+    first = ModelVersion.objects.create(version="cnn-a", artifact=b"a", is_active=True)
+    second = ModelVersion.objects.create(version="cnn-b", artifact=b"b")
+    url = "/admin/recognizer/modelversion/"
+    admin_client.post(url, {"action": "activate", "_selected_action": [second.pk]})
+    assert ModelVersion.active() == second
+    admin_client.post(url, {"action": "activate", "_selected_action": [first.pk]})  # roll back
+    assert ModelVersion.active() == first and ModelVersion.objects.filter(is_active=True).count() == 1
+
+
+def test_a_reviewer_cannot_activate_model_versions(client):
+    client.force_login(reviewer())
+    assert client.get("/admin/recognizer/modelversion/").status_code == 403
