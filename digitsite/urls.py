@@ -1,13 +1,15 @@
 from django.contrib import admin
 from django.urls import path
 
-from recognizer import views
+from recognizer import operations, views
 from recognizer.api import api
 
 urlpatterns = [
     path("", views.canvas, name="canvas"),
     path("api/", api.urls),
     path("admin/", admin.site.urls),
+    path("healthz", operations.healthz, name="healthz"),
+    path("metrics", operations.metrics, name="metrics"),
 ]
 
 handler404 = "recognizer.views.not_found"

@@ -15,7 +15,7 @@ from django.utils import timezone
 from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError, ValidationError
 
-from recognizer import images, ratelimit, services
+from recognizer import images, metrics, ratelimit, services
 from recognizer.images import InvalidImage
 from recognizer.models import Drawing
 
@@ -163,12 +163,15 @@ def accept(request: HttpRequest) -> Drawing:
 )
 async def create_drawing(request: HttpRequest, wait: float = Query(0, ge=0, le=settings.MAX_WAIT_SECONDS)):
     if retry_after := await ratelimit.retry_after(request.META.get("REMOTE_ADDR", "")):
+        metrics.DRAWINGS_REFUSED.labels("rate_limited").inc()
         return rate_limited(retry_after)
     try:
         drawing = await sync_to_async(accept)(request)
     except InvalidImage as exc:
+        metrics.DRAWINGS_REFUSED.labels(exc.code).inc()
         return error(exc.status, exc.code, exc.message)
     if wait and (result := await services.wait_for_result(drawing.id, wait)):
+        metrics.observe_result(result)
         return Status(200, result)
     return Status(202, {"id": drawing.id, "status": "queued", "url": f"/api/drawings/{drawing.id}/"})
 

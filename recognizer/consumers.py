@@ -12,7 +12,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from recognizer import images, ratelimit, services
+from recognizer import images, metrics, ratelimit, services
 from recognizer.images import InvalidImage
 from recognizer.models import Drawing, group_for
 
@@ -84,6 +84,7 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         if "image" not in message:
             return await self.refuse(ref, "missing_image", 'a drawing needs an "image" data URL')
         if retry_after := await ratelimit.retry_after(self.scope["client"][0] if self.scope.get("client") else ""):
+            metrics.DRAWINGS_REFUSED.labels("rate_limited").inc()
             text = f"too many drawings from this client: try again in {retry_after} s"
             return await self.send_json(
                 {"type": "error", "ref": ref, "code": "rate_limited", "message": text, "retry_after": retry_after}
@@ -94,6 +95,7 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         try:
             await submit_data_url(message["image"], drawing_id)
         except InvalidImage as exc:
+            metrics.DRAWINGS_REFUSED.labels(exc.code).inc()
             await self.forget(str(drawing_id))
             return await self.refuse(ref, exc.code, exc.message)
         await self.send_json({"type": "queued", "id": str(drawing_id), "ref": ref})
@@ -122,6 +124,7 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         ref = self.refs[result["id"]]
         await self.forget(result["id"])
         await self.send_json(result_frame(result, ref))
+        metrics.observe_result(result)
 
     async def listen(self, drawing_id: uuid.UUID, ref: object) -> None:
         self.refs[str(drawing_id)] = ref

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from recognizer import metrics
 from recognizer.images import CheckedImage
 from recognizer.models import Drawing, group_for
 from worker.celery import app as celery_app
@@ -36,6 +37,7 @@ def submit(image: CheckedImage, source: str, drawing_id: uuid.UUID | None = None
             enqueued_at=now,
         )
         transaction.on_commit(lambda: enqueue(drawing.id))
+    metrics.DRAWINGS_RECEIVED.labels(source).inc()
     return drawing
 
 
