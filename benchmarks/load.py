@@ -1,0 +1,154 @@
+"""Sustained load: many concurrent websocket (or HTTP ?wait) clients sending canvas drawings.
+
+    RATE_LIMIT=0 make run                                   # in another terminal
+    .venv/bin/python -m benchmarks.load --clients 200 --rate 400 --seconds 60
+    .venv/bin/python -m benchmarks.load --mode http --clients 50 --rate 100 --seconds 30
+
+Each client sends at rate/clients drawings per second (open loop: it does not wait for answers).
+Prints latency percentiles (submit -> prediction), throughput, errors, drops (drawings whose
+prediction never came) and the RSS of the web and worker processes on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+import requests
+import websockets
+
+from tests import drawings
+
+GRACE = 10.0  # seconds to wait for answers after the last send
+
+
+def payloads(count: int = 40) -> list[str]:
+    images, _ = drawings.mnist_digits(count)
+    styles = list(drawings.STYLES)
+    return [drawings.data_url(drawings.mnist_canvas(image, styles[i % 4])) for i, image in enumerate(images)]
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.sent, self.latencies, self.errors = 0, [], {}
+
+    def error(self, code: str) -> None:
+        self.errors[code] = self.errors.get(code, 0) + 1
+
+
+async def ws_client(url: str, images: list[str], interval: float, until: float, tally: Tally) -> None:
+    pending: dict[str, float] = {}
+    async with websockets.connect(url, max_size=2**22) as socket:
+
+        async def read() -> None:
+            async for frame in socket:
+                message = json.loads(frame)
+                if message["type"] == "prediction" and message.get("ref") in pending:
+                    tally.latencies.append(time.perf_counter() - pending.pop(message["ref"]))
+                elif message["type"] == "error":
+                    pending.pop(message.get("ref"), None)
+                    tally.error(message.get("code", "?"))
+
+        reader = asyncio.create_task(read())
+        next_send = time.perf_counter()
+        while next_send < until:
+            ref = f"{id(socket)}-{tally.sent}"
+            pending[ref] = time.perf_counter()
+            tally.sent += 1
+            await socket.send(json.dumps({"type": "drawing", "image": images[tally.sent % len(images)], "ref": ref}))
+            next_send += interval
+            await asyncio.sleep(max(0.0, next_send - time.perf_counter()))
+        deadline = time.perf_counter() + GRACE
+        while pending and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+        reader.cancel()
+
+
+def http_client(url: str, images: list[str], interval: float, until: float, tally: Tally) -> None:
+    session = requests.Session()
+    next_send = time.perf_counter()
+    while next_send < until:
+        started = time.perf_counter()
+        tally.sent += 1
+        try:
+            response = session.post(url, json={"image": images[tally.sent % len(images)]}, timeout=30)
+            if response.status_code == 200:
+                tally.latencies.append(time.perf_counter() - started)
+            else:
+                tally.error(str(response.status_code))
+        except requests.RequestException as exc:
+            tally.error(exc.__class__.__name__)
+        next_send += interval
+        time.sleep(max(0.0, next_send - time.perf_counter()))
+
+
+def rss_by_role() -> dict[str, float]:
+    """Megabytes of resident memory of the service's processes on this machine, by role."""
+    roles: dict[str, list[float]] = {"web (uvicorn)": [], "worker parent": [], "worker child (model)": []}
+    for process in psutil.process_iter(["cmdline", "memory_info", "ppid"]):
+        command = " ".join(process.info["cmdline"] or [])
+        megabytes = process.info["memory_info"].rss / 2**20 if process.info["memory_info"] else 0
+        if "uvicorn" in command and "digitsite.asgi" in command:
+            roles["web (uvicorn)"].append(megabytes)
+        elif "celery" in command and " worker" in command:
+            parent = psutil.Process(process.info["ppid"])
+            is_child = "celery" in " ".join(parent.cmdline())
+            roles["worker child (model)" if is_child else "worker parent"].append(megabytes)
+    return {role: max(values) for role, values in roles.items() if values}
+
+
+def report(mode: str, clients: int, seconds: float, tally: Tally) -> None:
+    answered = sorted(tally.latencies)
+    dropped = tally.sent - len(answered) - sum(tally.errors.values())
+
+    def pct(share: float) -> float:
+        return answered[min(len(answered) - 1, int(share * len(answered)))] * 1000 if answered else float("nan")
+
+    print(f"{mode}: {clients} clients for {seconds:g} s, {tally.sent} drawings sent")
+    print(f"  throughput: {len(answered) / seconds:.1f} predictions/s")
+    print(f"  latency: p50 {pct(0.5):.1f} ms  p95 {pct(0.95):.1f} ms  p99 {pct(0.99):.1f} ms")
+    # A drop here is a drawing not answered within GRACE seconds of the last send: under
+    # overload that is a backlog still being worked off (it is stored), not a lost drawing.
+    print(f"  errors: {tally.errors or 0}   unanswered {GRACE:g} s after the last send (drops): {dropped}")
+    for role, megabytes in rss_by_role().items():
+        print(f"  RSS {role}: {megabytes:.0f} MB")
+
+
+async def main_async(args) -> None:
+    images = payloads()
+    tally = Tally()
+    interval = args.clients / args.rate
+    until = time.perf_counter() + args.seconds
+    if args.mode == "ws":
+        url = args.url.replace("http", "ws", 1).rstrip("/") + "/ws/recognize/"
+        await asyncio.gather(*(ws_client(url, images, interval, until, tally) for _ in range(args.clients)))
+    else:
+        url = args.url.rstrip("/") + "/api/drawings/?wait=30"
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(args.clients) as pool:  # one thread per client: requests blocks
+            await asyncio.gather(
+                *(
+                    loop.run_in_executor(pool, http_client, url, images, interval, until, tally)
+                    for _ in range(args.clients)
+                )
+            )
+    report(args.mode, args.clients, args.seconds, tally)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--mode", choices=["ws", "http"], default="ws")
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=400, help="drawings per second, all clients together")
+    parser.add_argument("--seconds", type=float, default=60)
+    args = parser.parse_args()
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
