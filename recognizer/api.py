@@ -142,8 +142,7 @@ def read_upload(request: HttpRequest) -> images.CheckedImage:
 
 
 def rate_limited(retry_after: int) -> JsonResponse:
-    message = f"too many drawings from this client: try again in {retry_after} s"
-    response = JsonResponse({"error": {"code": "rate_limited", "message": message}}, status=429)
+    response = JsonResponse({"error": {"code": "rate_limited", "message": ratelimit.refusal(retry_after)}}, status=429)
     response["Retry-After"] = str(retry_after)
     return response
 
@@ -163,7 +162,6 @@ def accept(request: HttpRequest) -> Drawing:
 )
 async def create_drawing(request: HttpRequest, wait: float = Query(0, ge=0, le=settings.MAX_WAIT_SECONDS)):
     if retry_after := await ratelimit.retry_after(request.META.get("REMOTE_ADDR", "")):
-        metrics.DRAWINGS_REFUSED.labels("rate_limited").inc()
         return rate_limited(retry_after)
     try:
         drawing = await sync_to_async(accept)(request)

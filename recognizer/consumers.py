@@ -84,8 +84,7 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         if "image" not in message:
             return await self.refuse(ref, "missing_image", 'a drawing needs an "image" data URL')
         if retry_after := await ratelimit.retry_after(self.scope["client"][0] if self.scope.get("client") else ""):
-            metrics.DRAWINGS_REFUSED.labels("rate_limited").inc()
-            text = f"too many drawings from this client: try again in {retry_after} s"
+            text = ratelimit.refusal(retry_after)
             return await self.send_json(
                 {"type": "error", "ref": ref, "code": "rate_limited", "message": text, "retry_after": retry_after}
             )

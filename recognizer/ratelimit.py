@@ -11,6 +11,8 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from recognizer import metrics
+
 log = logging.getLogger(__name__)
 WINDOW = 60  # seconds; RATE_LIMIT is drawings per minute
 # One client per event loop: an asyncio connection pool cannot cross loops.
@@ -41,4 +43,11 @@ async def retry_after(client: str) -> int:
     except (RedisError, OSError):
         log.warning("rate limit not checked: Redis is unreachable")
         return 0
-    return 0 if count <= limit else max(1, WINDOW - int(now) % WINDOW)
+    if count <= limit:
+        return 0
+    metrics.DRAWINGS_REFUSED.labels("rate_limited").inc()
+    return max(1, WINDOW - int(now) % WINDOW)
+
+
+def refusal(retry_after: int) -> str:
+    return f"too many drawings from this client: try again in {retry_after} s"
