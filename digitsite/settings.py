@@ -179,6 +179,13 @@ CELERY_WORKER_PROC_ALIVE_TIMEOUT = 60
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Task events feed Flower; they cost a Redis publish per task, so only where Flower runs.
 CELERY_WORKER_SEND_TASK_EVENTS = envbool("TASK_EVENTS", False)
+# Micro-batching: a task takes its own drawing and, when more are queued behind it, up to
+# PREDICT_BATCH in all, predicted in one call, stored in one transaction and pushed
+# together. Nothing waits for a batch to fill, so at light load a batch is one drawing.
+# PREDICT_BATCH=1 turns it off. A drawing a worker took is left to it for CLAIM_SECONDS;
+# after that (the worker died) another task may take it.
+PREDICT_BATCH = envint("PREDICT_BATCH", 64)
+CLAIM_SECONDS = envint("CLAIM_SECONDS", 5)
 # The sweeper: every SWEEP_INTERVAL seconds, drawings still queued STALE_AFTER seconds
 # after they were last queued are queued again (Redis restarted empty, a publish failed).
 SWEEP_INTERVAL = envint("SWEEP_INTERVAL", 10)

@@ -56,6 +56,10 @@ class DrawingOut(Schema):
     digit: int | None = Field(ge=0, le=9)
     confidence: float | None
     probabilities: list[float] | None = Field(description="ten probabilities, for digits 0 to 9")
+    uncertain: bool | None = Field(
+        description="true when the confidence is below the model's calibrated line: a scribble, a letter, "
+        "or a digit drawn too unlike any it knows"
+    )
     model_version: str | None
     created_at: datetime
     latency_ms: float | None = Field(description="from receipt to stored prediction")

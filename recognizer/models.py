@@ -38,6 +38,9 @@ class Drawing(models.Model):
     digit = models.PositiveSmallIntegerField(null=True, blank=True, validators=digit_validators)
     confidence = models.FloatField(null=True, blank=True)
     probabilities = models.JSONField(null=True, blank=True)
+    uncertain = models.BooleanField(
+        null=True, blank=True, help_text="confidence below the model's calibrated line: perhaps not a digit"
+    )
     model_version = models.CharField(max_length=64, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now, help_text="when the drawing was received")
@@ -97,6 +100,7 @@ class Drawing(models.Model):
             "digit": self.digit,
             "confidence": self.confidence,
             "probabilities": self.probabilities,
+            "uncertain": self.uncertain,
             "model_version": self.model_version or None,
             "created_at": self.created_at.isoformat(),
             "latency_ms": self.latency_ms,

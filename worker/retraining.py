@@ -131,6 +131,8 @@ def register(model, base, scores, epochs, weight, trained, held, seconds) -> Mod
     metadata = {
         "version": name,
         "fine_tuned_from": base.version,
+        # Fine-tuning keeps the base's temperature layer, so its calibrated line still holds roughly.
+        "uncertain_below": base.metadata.get("uncertain_below"),
         "mnist_test_accuracy": scores["mnist"][1],
         "reviewed_holdout_accuracy": scores["reviewed"][1],
         "parameters": {"epochs": epochs, "reviewed_weight": weight, "reviewed_train": trained, "reviewed_held": held},

@@ -1,16 +1,26 @@
-"""The prediction task: read a stored drawing, predict, store, then push to its group."""
+"""The prediction task: take queued drawings, predict them together, store, then push to their groups.
+
+Micro-batching without waiting: a task always starts at once, and takes with its own
+drawing any others queued behind it (up to PREDICT_BATCH, oldest first). Their own tasks
+arrive later, find them answered, and do nothing.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from dataclasses import dataclass, field
+from datetime import timedelta
 
+import numpy as np
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import transaction
+from django.db.models import Case, IntegerField, Q, Value, When
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
@@ -31,15 +41,13 @@ def load_model_before_the_first_drawing(**kwargs) -> None:
 
 @shared_task(name="worker.tasks.predict_drawing")
 def predict_drawing(drawing_id: str) -> None:
-    """Predict one drawing. Idempotent: a drawing already answered is only pushed again."""
-    started = timezone.now()
-    drawing = Drawing.objects.filter(pk=drawing_id).first()
-    if drawing is None:
-        log.warning("drawing %s does not exist", drawing_id)
-        return
-    if drawing.status == Drawing.Status.QUEUED:
-        drawing = record(drawing, started)
-    push(drawing)
+    """Predict this drawing and any queued behind it. Idempotent: an answered drawing is not stored again."""
+    now = timezone.now()
+    batch = claim(drawing_id, now, settings.PREDICT_BATCH)
+    if not any(str(drawing.pk) == drawing_id for drawing in batch):
+        repush_if_lost(drawing_id, now)
+    if batch:
+        push(record(batch, now))
 
 
 @shared_task(name="worker.tasks.requeue_stale_drawings", ignore_result=True)
@@ -51,54 +59,120 @@ def requeue_stale_drawings() -> int:
     return count
 
 
-def record(drawing: Drawing, started) -> Drawing:
-    """Run the model on the drawing and store the outcome, unless another worker did first."""
-    fields = {"started_at": started, "status": Drawing.Status.DONE}
+def claim(drawing_id: str, now, limit: int) -> list[Drawing]:
+    """This task's drawing if still queued, then the oldest other queued ones, marked as taken.
+
+    A drawing another worker took less than CLAIM_SECONDS ago is left to it. On PostgreSQL
+    rows locked by a concurrent claim are skipped; SQLite runs one write transaction at a time.
+    """
+    free = Q(started_at__isnull=True) | Q(started_at__lt=now - timedelta(seconds=settings.CLAIM_SECONDS))
+    own_first = Case(When(pk=drawing_id, then=Value(0)), default=Value(1), output_field=IntegerField())
+    with transaction.atomic():
+        queued = Drawing.objects.filter(free, status=Drawing.Status.QUEUED).order_by(own_first, "enqueued_at")
+        batch = list(queued.select_for_update(skip_locked=True)[:limit])
+        Drawing.objects.filter(pk__in=[d.pk for d in batch]).update(started_at=now)
+    return batch
+
+
+def repush_if_lost(drawing_id: str, now) -> None:
+    """Push an answered drawing again when its task comes back long after: the worker died before pushing."""
+    drawing = Drawing.objects.defer("image").filter(pk=drawing_id).first()
+    if drawing is None:
+        log.warning("drawing %s does not exist", drawing_id)
+    elif drawing.finished_at and drawing.finished_at < now - timedelta(seconds=settings.CLAIM_SECONDS):
+        # Batch-mates' tasks come right after their batch was pushed; only a redelivery comes this late.
+        push([drawing])
+
+
+@dataclass
+class Outcome:
+    drawing: Drawing
+    fields: dict = field(default_factory=dict)
+    image: np.ndarray | None = None
+
+
+def record(batch: list[Drawing], started) -> list[Drawing]:
+    """Predict a batch in one model call and store each outcome, unless another worker stored it first."""
+    outcomes = [prepare(drawing, started) for drawing in batch]
+    ready = [o for o in outcomes if o.image is not None]
+    if ready:
+        predict(ready)
+    finished = timezone.now()
+    for outcome in outcomes:
+        outcome.fields["finished_at"] = finished
+        for name, value in outcome.fields.items():
+            setattr(outcome.drawing, name, value)
+    return store([o.drawing for o in outcomes], sorted({name for o in outcomes for name in o.fields}))
+
+
+def prepare(drawing: Drawing, started) -> Outcome:
+    """Decode and preprocess one drawing; a drawing that cannot be predicted gets its status here."""
+    outcome = Outcome(drawing, {"started_at": started, "status": Drawing.Status.DONE})
     t0 = time.perf_counter()
     try:
-        image = preprocess(bytes(drawing.image))
-        t1 = time.perf_counter()
-        model = active_model.current()
-        probabilities = model.predict(image[None])[0]
-        t2 = time.perf_counter()
+        outcome.image = preprocess(bytes(drawing.image))
     except BlankDrawing as exc:
-        fields.update(status=Drawing.Status.BLANK, error=str(exc))
+        outcome.fields.update(status=Drawing.Status.BLANK, error=str(exc))
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         log.warning("drawing %s could not be read: %s", drawing.id, exc)
-        fields.update(status=Drawing.Status.FAILED, error="the image could not be read")
+        outcome.fields.update(status=Drawing.Status.FAILED, error="the image could not be read")
+    outcome.fields["preprocess_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+    return outcome
+
+
+def predict(ready: list[Outcome]) -> None:
+    model = active_model.current()
+    t0 = time.perf_counter()
+    try:
+        probabilities = model.predict(np.stack([o.image for o in ready]))
     except SoftTimeLimitExceeded:
-        # Not queued again: a drawing that hangs the model once would hang it every time.
-        log.error("drawing %s took too long to predict", drawing.id)
-        fields.update(status=Drawing.Status.FAILED, error="the prediction took too long")
-    else:
-        digit = int(probabilities.argmax())
-        fields.update(
+        # Not queued again: drawings that hang the model once would hang it every time.
+        log.error("a batch of %d drawings took too long to predict", len(ready))
+        for outcome in ready:
+            outcome.fields.update(status=Drawing.Status.FAILED, error="the prediction took too long")
+        return
+    # The whole call's time: this drawing waited for all of it.
+    predict_ms = round((time.perf_counter() - t0) * 1000, 3)
+    for outcome, row in zip(ready, probabilities, strict=True):
+        digit = int(row.argmax())
+        outcome.fields.update(
             digit=digit,
-            confidence=round(float(probabilities[digit]), 6),
-            probabilities=[round(float(p), 6) for p in probabilities],
+            confidence=round(float(row[digit]), 6),
+            probabilities=[round(float(p), 6) for p in row],
+            uncertain=bool(row[digit] < model.uncertain_below),
             model_version=model.version,
-            preprocess_ms=round((t1 - t0) * 1000, 3),
-            predict_ms=round((t2 - t1) * 1000, 3),
+            predict_ms=predict_ms,
         )
-    fields["finished_at"] = timezone.now()
-    # Only a queued drawing is updated: a second delivery never stores a second answer.
-    updated = Drawing.objects.filter(pk=drawing.id, status=Drawing.Status.QUEUED).update(**fields)
-    if not updated:
-        return Drawing.objects.get(pk=drawing.id)
-    for name, value in fields.items():
-        setattr(drawing, name, value)
-    return drawing
 
 
-def push(drawing: Drawing) -> None:
-    """Send the stored result to the drawing's group; the database already has it."""
+def store(drawings: list[Drawing], fields: list[str]) -> list[Drawing]:
+    """Write the still-queued drawings in one statement; the others were answered meanwhile."""
+    with transaction.atomic():
+        ids = [d.pk for d in drawings]
+        queued = set(
+            Drawing.objects.select_for_update()
+            .filter(pk__in=ids, status=Drawing.Status.QUEUED)
+            .values_list("pk", flat=True)
+        )
+        mine = [d for d in drawings if d.pk in queued]
+        Drawing.objects.bulk_update(mine, fields)
+    return mine
+
+
+async def send_results(drawings: list[Drawing]) -> list:
+    layer = get_channel_layer()
+    sends = [layer.group_send(d.group, {"type": "drawing.result", "drawing": d.result()}) for d in drawings]
+    return await asyncio.gather(*sends, return_exceptions=True)
+
+
+def push(drawings: list[Drawing]) -> None:
+    """Send each stored result to its drawing's group, all at once; the database already has them."""
     global _push_loop
     # One event loop per process, kept, so the channel layer's Redis connections are
-    # reused rather than opened and closed for each drawing (as async_to_sync would).
+    # reused rather than opened and closed for each batch (as async_to_sync would).
     if _push_loop is None:
         _push_loop = asyncio.new_event_loop()
-    message = {"type": "drawing.result", "drawing": drawing.result()}
-    try:
-        _push_loop.run_until_complete(get_channel_layer().group_send(drawing.group, message))
-    except Exception:
-        log.exception("could not push the result of drawing %s; clients can ask for it", drawing.id)
+    outcomes = _push_loop.run_until_complete(send_results(drawings))
+    for drawing, outcome in zip(drawings, outcomes, strict=True):
+        if isinstance(outcome, Exception):
+            log.warning("could not push drawing %s (%s); clients can ask for it", drawing.id, outcome)

@@ -169,7 +169,11 @@ function show(message) {
   }
   result.dataset.state = "answered";
   digitOut.textContent = message.digit;
-  summary.textContent = `It is a ${message.digit} (${(message.confidence * 100).toFixed(1)} % sure).`;
+  const sure = `${(message.confidence * 100).toFixed(1)} % sure`;
+  summary.textContent = message.uncertain
+    ? `Perhaps a ${message.digit} (only ${sure}): is it a digit?`
+    : `It is a ${message.digit} (${sure}).`;
+  result.dataset.uncertain = message.uncertain ? "true" : "false";
   showBars(message.probabilities);
   feedback.hidden = false;
   feedbackStatus.textContent = "";
