@@ -1,6 +1,11 @@
-"""Inference cost in the worker: decode + preprocess, and predict by model.predict vs the compiled call.
+"""The inference budget in one worker process: decode + preprocess + predict for one drawing, and batched.
 
-.venv/bin/python -m benchmarks.inference [--count 500]
+    .venv/bin/python -m benchmarks.inference [--count 500] [--size 280] [--model PATH]
+
+Canvases are MNIST test digits drawn in the four ink styles, as PNG files the way a browser
+sends them. One drawing is timed end to end (PNG bytes -> probabilities) and by part; the
+batched figure is the compiled call on 1,024 preprocessed drawings at once. Threads as the
+worker runs them (one). Also prints this process's RSS with the model loaded.
 """
 
 from __future__ import annotations
@@ -8,8 +13,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
+import psutil
 
 from tests import drawings
 from worker.inference import Predictor, shipped_path
@@ -25,30 +32,42 @@ def timed(function, arguments) -> list[float]:
     return times
 
 
+def per_second(model: Predictor, batch: np.ndarray, rounds: int = 10) -> float:
+    model.predict(batch)
+    started = time.perf_counter()
+    for _ in range(rounds):
+        model.predict(batch)
+    return rounds * len(batch) / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--size", type=int, default=280, help="canvas side in pixels")
+    parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
     args = parser.parse_args()
     images, _ = drawings.mnist_digits(args.count)
     styles = list(drawings.STYLES)
-    canvases = [drawings.mnist_canvas(image, styles[i % 4]) for i, image in enumerate(images)]
-    model = Predictor.from_file(shipped_path())
+    side = round(args.size * 0.7)
+    at = ((args.size - side) // 2, (args.size - side) // 2)
+    canvases = [drawings.mnist_canvas(im, styles[i % 4], args.size, side, at) for i, im in enumerate(images)]
+    model = Predictor.from_file(args.model or shipped_path())
     inputs = [preprocess(canvas)[None] for canvas in canvases]
-    model.model.predict(inputs[0], verbose=0)  # warm up both paths
-    model.predict(inputs[0])
+    for x in inputs[:50]:  # warm up
+        model.predict(x)
+    one = timed(lambda canvas: model.predict(preprocess(canvas)[None]), canvases)
     decode = timed(preprocess, canvases)
     compiled = timed(model.predict, inputs)
-    keras_predict = timed(lambda x: model.model.predict(x, verbose=0), inputs[:100])
-    batch = np.concatenate(inputs[:256])
-    started = time.perf_counter()
-    for _ in range(10):
-        model.predict(batch)
-    per_second = 10 * len(batch) / (time.perf_counter() - started)
-    print(f"model {model.version}, one worker process, one thread, {args.count} 280 px canvases")
-    print(f"  decode + preprocess:      p50 {statistics.median(decode):.3f} ms")
-    print(f"  compiled call, 1 image:   p50 {statistics.median(compiled):.3f} ms")
-    print(f"  model.predict, 1 image:   p50 {statistics.median(keras_predict):.3f} ms")
-    print(f"  compiled call, batch 256: {per_second:,.0f} drawings/s")
+    keras_predict = timed(lambda x: model.model.predict(x, verbose=0), inputs[:50])
+    batch = np.concatenate((inputs * (1024 // len(inputs) + 1))[:1024])
+    rss = psutil.Process().memory_info().rss / 2**20
+    print(f"model {model.version}, one process, one thread, {args.count} {args.size} px PNG canvases")
+    print(f"  one drawing, decode + preprocess + predict: p50 {statistics.median(one):.3f} ms")
+    print(f"    decode + preprocess:                     p50 {statistics.median(decode):.3f} ms")
+    print(f"    predict (compiled call):                 p50 {statistics.median(compiled):.3f} ms")
+    print(f"    predict (model.predict, for comparison): p50 {statistics.median(keras_predict):.3f} ms")
+    print(f"  batched predict, 1,024 at a time:          {per_second(model, batch):,.0f} drawings/s")
+    print(f"  process RSS with the model loaded:         {rss:.0f} MB")
 
 
 if __name__ == "__main__":

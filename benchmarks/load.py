@@ -3,10 +3,13 @@
     RATE_LIMIT=0 make run                                   # in another terminal
     .venv/bin/python -m benchmarks.load --clients 200 --rate 400 --seconds 60
     .venv/bin/python -m benchmarks.load --mode http --clients 50 --rate 100 --seconds 30
+    .venv/bin/python -m benchmarks.load --echo ...           # and the bare Celery echo, same Redis
 
 Each client sends at rate/clients drawings per second (open loop: it does not wait for answers).
 Prints latency percentiles (submit -> prediction), throughput, errors, drops (drawings whose
-prediction never came) and the RSS of the web and worker processes on this machine.
+prediction never came) and the RSS of the web and worker processes on this machine. With
+--echo it also measures the bare Celery echo baseline (benchmarks/echo.py) on the stack's
+Redis right after, and prints the product's throughput as a share of it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import psutil
 import requests
 import websockets
 
+from benchmarks import echo
 from tests import drawings
 
 GRACE = 10.0  # seconds to wait for answers after the last send
@@ -59,7 +63,8 @@ async def ws_client(url: str, images: list[str], interval: float, until: float, 
             ref = f"{id(socket)}-{tally.sent}"
             pending[ref] = time.perf_counter()
             tally.sent += 1
-            await socket.send(json.dumps({"type": "drawing", "image": images[tally.sent % len(images)], "ref": ref}))
+            # Formatted, not json.dumps'd: the generator shares the CPU with the service it measures.
+            await socket.send(f'{{"type": "drawing", "ref": "{ref}", "image": "{images[tally.sent % len(images)]}"}}')
             next_send += interval
             await asyncio.sleep(max(0.0, next_send - time.perf_counter()))
         deadline = time.perf_counter() + GRACE
@@ -101,7 +106,7 @@ def rss_by_role() -> dict[str, float]:
     return {role: max(values) for role, values in roles.items() if values}
 
 
-def report(mode: str, clients: int, seconds: float, tally: Tally) -> None:
+def report(mode: str, clients: int, seconds: float, tally: Tally) -> float:
     answered = sorted(tally.latencies)
     dropped = tally.sent - len(answered) - sum(tally.errors.values())
 
@@ -116,6 +121,7 @@ def report(mode: str, clients: int, seconds: float, tally: Tally) -> None:
     print(f"  errors: {tally.errors or 0}   unanswered {GRACE:g} s after the last send (drops): {dropped}")
     for role, megabytes in rss_by_role().items():
         print(f"  RSS {role}: {megabytes:.0f} MB")
+    return len(answered) / seconds
 
 
 async def main_async(args) -> None:
@@ -136,7 +142,13 @@ async def main_async(args) -> None:
                     for _ in range(args.clients)
                 )
             )
-    report(args.mode, args.clients, args.seconds, tally)
+    throughput = report(args.mode, args.clients, args.seconds, tally)
+    if args.echo:
+        baseline = echo.measure(echo.stack_redis_url())
+        print(
+            f"  bare Celery echo, same Redis, just after: round trip p50 {baseline.round_trip_ms:.2f} ms, "
+            f"{baseline.per_second:,.0f} tasks/s; the product moved {throughput / baseline.per_second:.2f}x that"
+        )
 
 
 def main() -> None:
@@ -146,6 +158,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--rate", type=float, default=400, help="drawings per second, all clients together")
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--echo", action="store_true", help="then measure the bare Celery echo baseline")
     args = parser.parse_args()
     asyncio.run(main_async(args))
 

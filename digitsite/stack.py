@@ -34,6 +34,9 @@ def web_command(host: str, port: int) -> list[str]:
         # Frames up to twice the drawing limit reach the consumer, which answers with an
         # error frame; bigger ones are cut off by the server before they are buffered.
         *("--ws-max-size", str(2 * settings_value("DATA_UPLOAD_MAX_MEMORY_SIZE"))),
+        # Drawings are base64 PNGs, already deflated: compressing frames again costs both
+        # ends CPU for a few percent of bytes.
+        *("--ws-per-message-deflate", "false"),
     ]
 
 
