@@ -1,0 +1,102 @@
+"""The canvas robustness suite's renderer (benchmarks/canvases.py), and one pass of the suite on the shipped model."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks import canvas_suite, canvases
+from worker import mnist
+from worker.inference import Predictor, shipped_path
+from worker.preprocessing import BlankDrawing, preprocess
+
+
+@pytest.fixture(scope="module")
+def test_split() -> tuple[np.ndarray, np.ndarray]:
+    return mnist.load("test")
+
+
+def pixels(png: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.format == "PNG" and image.mode == "RGBA"
+        return np.asarray(image)
+
+
+def ink_mask(drawing: canvases.Drawing) -> np.ndarray:
+    """Where anything was drawn: opacity on a transparent canvas, else a difference from the corner colour."""
+    rgba = pixels(drawing.png).astype(int)
+    if drawing.style == "transparent":
+        return rgba[..., 3] > 0
+    return (np.abs(rgba - rgba[0, 0]).max(axis=2)) > 0
+
+
+@pytest.mark.parametrize("style", canvases.STYLES)
+@pytest.mark.parametrize("size", [(280, 280), (400, 300), (200, 600)])
+def test_a_template_is_drawn_on_a_canvas_of_the_requested_size_and_style(style, size):
+    rng = np.random.default_rng(1)
+    canvas = canvases.Canvas(*size, style, *canvases.sample_colours(style, rng))
+    coverage, facts = canvases.draw_strokes(canvases.bend(canvases.DIGIT_TEMPLATES["7-crossbar"][1], rng), canvas, rng)
+    rgba = pixels(canvases.compose(coverage, canvas))
+    assert rgba.shape == (size[1], size[0], 4)
+    assert 0.25 * 0.98 <= facts["height_share"] <= 0.9
+    if style == "transparent":
+        assert rgba[0, 0, 3] == 0
+    else:
+        assert (rgba[..., 3] == 255).all() and tuple(rgba[0, 0]) == canvas.background
+    ink = coverage >= 1
+    assert ink.any() and (rgba[ink][:, :3] == canvas.ink[:3]).all()
+
+
+def test_a_transparent_canvas_is_transparent_black_wherever_nothing_was_drawn(test_split):
+    drawings = [canvases.digit_drawing(i, 3, *test_split) for i in range(40)]
+    transparent = [d for d in drawings if d.style == "transparent"]
+    assert transparent
+    for drawing in transparent:
+        rgba = pixels(drawing.png)
+        untouched = rgba[..., 3] == 0
+        assert untouched.mean() > 0.5 and (rgba[untouched] == 0).all()
+        assert rgba[..., 3].max() == 255
+
+
+def test_every_kind_of_drawing_lands_inside_its_canvas(test_split):
+    drawings = [canvases.digit_drawing(i, 5, *test_split) for i in range(40)]
+    drawings += [canvases.other_drawing(i, 5, kind) for kind in canvases.OTHER_KINDS for i in range(10)]
+    for drawing in drawings:
+        ink = ink_mask(drawing)
+        assert ink.shape == (drawing.size[1], drawing.size[0])
+        assert ink.any(), drawing.variant
+        border = np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]])
+        assert not border.any(), f"{drawing.variant} is cut by the canvas edge"
+    assert {d.source for d in drawings} == {"mnist", "strokes", *canvases.OTHER_KINDS}
+    assert {d.style for d in drawings} == set(canvases.STYLES)
+
+
+def test_a_drawing_is_the_same_for_the_same_seed_and_index(test_split):
+    first = canvases.digit_drawing(11, 7, *test_split)
+    assert canvases.digit_drawing(11, 7, *test_split) == first
+    assert canvases.digit_drawing(11, 8, *test_split).png != first.png
+    assert canvases.other_drawing(4, 7, "letter") == canvases.other_drawing(4, 7, "letter")
+
+
+@pytest.mark.parametrize("pen", [5.0, 12.0, 28.0])
+def test_the_pen_width_measured_on_a_stroke_is_the_pen_it_was_drawn_with(pen):
+    strokes = [np.array([[50.0, 40.0], [60.0, 240.0]]), np.array([[100.0, 60.0], [200.0, 60.0], [150.0, 240.0]])]
+    measured = canvases.stroke_width(canvases.rasterise(strokes, (280, 280), pen))
+    assert measured == pytest.approx(pen, rel=0.15)
+
+
+def test_a_tap_or_a_slip_of_the_pen_is_blank():
+    for i in range(20):
+        with pytest.raises(BlankDrawing):
+            preprocess(canvases.other_drawing(i, 7, "dot").png)
+
+
+def test_the_shipped_model_reads_nine_in_ten_canvas_digits(test_split):
+    drawings = [canvases.digit_drawing(i, 7, *test_split) for i in range(100)]
+    probabilities, blank = canvas_suite.classify(Predictor.from_file(shipped_path()), drawings)
+    labels = np.array([int(d.label) for d in drawings])
+    assert not blank.any()
+    assert (probabilities.argmax(axis=1) == labels).mean() >= 0.9
