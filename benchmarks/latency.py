@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 
@@ -24,7 +25,7 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def run(url: str, count: int, rate: float) -> None:
+async def run(url: str, count: int, rate: float, breakdown: bool = False) -> None:
     images, labels = drawings.mnist_digits(count)
     styles = list(drawings.STYLES)
     frames = [
@@ -33,7 +34,7 @@ async def run(url: str, count: int, rate: float) -> None:
         )
         for i, image in enumerate(images)
     ]
-    total, queued, right = [], [], 0
+    total, queued, ids, right = [], [], [], 0
     ws_url = url.replace("http", "ws", 1).rstrip("/") + "/ws/recognize/"
     async with websockets.connect(ws_url, max_size=2**22) as socket:
         for i, frame in enumerate(frames):
@@ -45,6 +46,7 @@ async def run(url: str, count: int, rate: float) -> None:
             total.append((time.perf_counter() - started) * 1000)
             assert first["type"] == "queued" and answer["type"] == "prediction", (first, answer)
             right += answer["digit"] == labels[i]
+            ids.append(answer["id"])
             await asyncio.sleep(max(0.0, 1 / rate - (time.perf_counter() - started)))
     warm = total[5:]  # the first few include connection set-up in the server and worker
     print(f"websocket latency, {len(warm)} drawings at {rate:g}/s, one client ({url})")
@@ -54,6 +56,34 @@ async def run(url: str, count: int, rate: float) -> None:
         f"p99 {percentile(warm, 0.99):6.2f} ms   max {max(warm):6.2f} ms"
     )
     print(f"  accuracy: {right}/{count}")
+    if breakdown:
+        print_breakdown(ids[5:], warm)
+
+
+def print_breakdown(ids: list[str], total: list[float]) -> None:
+    """Where the time goes, from the timestamps the service stores (same machine, same database)."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digitsite.settings")
+    django.setup()
+    from recognizer.models import Drawing
+
+    rows = list(
+        Drawing.objects.filter(pk__in=ids).values(
+            "created_at", "started_at", "finished_at", "preprocess_ms", "predict_ms"
+        )
+    )
+
+    def ms(start: str, end: str) -> float:
+        return statistics.median((r[end] - r[start]).total_seconds() * 1000 for r in rows)
+
+    stored = ms("created_at", "finished_at")
+    print("  where the time goes (medians, from the stored timestamps):")
+    print(f"    stored -> a worker takes it:      {ms('created_at', 'started_at'):6.2f} ms")
+    print(f"    decode + preprocess:              {statistics.median(r['preprocess_ms'] for r in rows):6.2f} ms")
+    print(f"    predict:                          {statistics.median(r['predict_ms'] for r in rows):6.2f} ms")
+    print(f"    stored -> result stored:          {stored:6.2f} ms")
+    print(f"    the rest (receive, store; push):  {statistics.median(total) - stored:6.2f} ms")
 
 
 def main() -> None:
@@ -61,8 +91,9 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--rate", type=float, default=10, help="drawings per second")
+    parser.add_argument("--breakdown", action="store_true", help="read the stored timings (same machine and database)")
     args = parser.parse_args()
-    asyncio.run(run(args.url, args.count + 5, args.rate))
+    asyncio.run(run(args.url, args.count + 5, args.rate, args.breakdown))
 
 
 if __name__ == "__main__":
