@@ -2,8 +2,9 @@
 
     .venv/bin/python -m benchmarks.echo [--redis URL] [--count 3000]
 
-Starts its own Celery worker (prefork, one child, like one of the product's workers) on a
-queue of its own, then measures the round trip of one task at a time (send -> result) and
+Starts its own Celery worker (one process, the solo pool: the fastest bare configuration;
+ECHO_POOL=prefork for a pool of one child like the product's workers) on a queue of its own,
+then measures the round trip of one task at a time (send -> result) and
 the throughput of many in flight. Without --redis it uses the Redis of the running stack
 (read from the web server's environment, which `make run` gives its embedded Redis URL).
 """
@@ -22,6 +23,7 @@ import psutil
 from celery import Celery
 
 QUEUE = "echo-benchmark"
+POOL = os.environ.get("ECHO_POOL", "solo")  # the fastest bare worker: the ceiling
 app = Celery("echo", broker=os.environ.get("REDIS_URL"), backend=os.environ.get("REDIS_URL"))
 app.conf.update(task_default_queue=QUEUE, worker_hijack_root_logger=False, broker_connection_retry_on_startup=True)
 
@@ -55,11 +57,12 @@ def measure(redis_url: str, count: int = 3000) -> Baseline:
         sys.executable,
         "-m",
         "celery",
+        "--quiet",
         "-A",
         "benchmarks.echo",
         "worker",
         "--pool",
-        "prefork",
+        POOL,
         "--concurrency",
         "1",
         "--queues",
@@ -68,7 +71,6 @@ def measure(redis_url: str, count: int = 3000) -> Baseline:
         "--without-mingle",
         "--loglevel",
         "warning",
-        "--quiet",
     ]
     worker = subprocess.Popen(command, env={**os.environ, "REDIS_URL": redis_url})
     try:

@@ -25,7 +25,7 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def run(url: str, count: int, rate: float, breakdown: bool = False) -> None:
+async def run(url: str, count: int, rate: float) -> tuple[list[str], list[float]]:
     images, labels = drawings.mnist_digits(count)
     styles = list(drawings.STYLES)
     frames = [
@@ -56,8 +56,7 @@ async def run(url: str, count: int, rate: float, breakdown: bool = False) -> Non
         f"p99 {percentile(warm, 0.99):6.2f} ms   max {max(warm):6.2f} ms"
     )
     print(f"  accuracy: {right}/{count}")
-    if breakdown:
-        print_breakdown(ids[5:], warm)
+    return ids[5:], warm
 
 
 def print_breakdown(ids: list[str], total: list[float]) -> None:
@@ -93,7 +92,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10, help="drawings per second")
     parser.add_argument("--breakdown", action="store_true", help="read the stored timings (same machine and database)")
     args = parser.parse_args()
-    asyncio.run(run(args.url, args.count + 5, args.rate, args.breakdown))
+    ids, total = asyncio.run(run(args.url, args.count + 5, args.rate))
+    if args.breakdown:
+        print_breakdown(ids, total)
 
 
 if __name__ == "__main__":

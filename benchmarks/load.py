@@ -8,15 +8,17 @@
 Each client sends at rate/clients drawings per second (open loop: it does not wait for answers).
 Prints latency percentiles (submit -> prediction), throughput, errors, drops (drawings whose
 prediction never came) and the RSS of the web and worker processes on this machine. With
---echo it also measures the bare Celery echo baseline (benchmarks/echo.py) on the stack's
-Redis right after, and prints the product's throughput as a share of it.
+--echo it first measures the bare Celery echo baseline (benchmarks/echo.py) on the stack's
+Redis, and prints the product's throughput as a share of it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -91,22 +93,52 @@ def http_client(url: str, images: list[str], interval: float, until: float, tall
         time.sleep(max(0.0, next_send - time.perf_counter()))
 
 
-def rss_by_role() -> dict[str, float]:
-    """Megabytes of resident memory of the service's processes on this machine, by role."""
-    roles: dict[str, list[float]] = {"web (uvicorn)": [], "worker parent": [], "worker child (model)": []}
-    for process in psutil.process_iter(["cmdline", "memory_info", "ppid"]):
-        command = " ".join(process.info["cmdline"] or [])
-        megabytes = process.info["memory_info"].rss / 2**20 if process.info["memory_info"] else 0
-        if "uvicorn" in command and "digitsite.asgi" in command:
-            roles["web (uvicorn)"].append(megabytes)
-        elif "celery" in command and " worker" in command:
-            parent = psutil.Process(process.info["ppid"])
-            is_child = "celery" in " ".join(parent.cmdline())
-            roles["worker child (model)" if is_child else "worker parent"].append(megabytes)
-    return {role: max(values) for role, values in roles.items() if values}
+def role(process: psutil.Process) -> str | None:
+    """Which part of the service a process on this machine is, if any."""
+    command = " ".join(process.cmdline())
+    if "uvicorn" in command and "digitsite.asgi" in command:
+        return "web (uvicorn)"
+    if "celery" in command and " beat" in command:
+        return "beat (sweeper)"
+    if "celery" in command and " worker" in command and "benchmarks.echo" not in command:
+        parent = psutil.Process(process.ppid())
+        return "worker child (model)" if "celery" in " ".join(parent.cmdline()) else "worker parent"
+    if "redis-server" in command:
+        return "redis"
+    if process.pid == os.getpid():
+        return "load generator"
+    return None
 
 
-def report(mode: str, clients: int, seconds: float, tally: Tally) -> float:
+def service_processes() -> dict[psutil.Process, str]:
+    found = {}
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if name := role(process):
+                found[process] = name
+    return found
+
+
+def rss_by_role(processes: dict[psutil.Process, str]) -> dict[str, float]:
+    """Megabytes of resident memory of the service's processes, the largest of each role."""
+    sizes: dict[str, float] = {}
+    for process, name in processes.items():
+        with contextlib.suppress(psutil.Error):
+            sizes[name] = max(sizes.get(name, 0), process.memory_info().rss / 2**20)
+    return sizes
+
+
+def cpu_seconds(processes: dict[psutil.Process, str]) -> dict[str, float]:
+    """CPU time (user + system) so far, summed by role."""
+    used: dict[str, float] = {}
+    for process, name in processes.items():
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            used[name] = used.get(name, 0) + times.user + times.system
+    return used
+
+
+def report(mode: str, clients: int, seconds: float, tally: Tally, cores: dict[str, float]) -> float:
     answered = sorted(tally.latencies)
     dropped = tally.sent - len(answered) - sum(tally.errors.values())
 
@@ -119,22 +151,31 @@ def report(mode: str, clients: int, seconds: float, tally: Tally) -> float:
     # A drop here is a drawing not answered within GRACE seconds of the last send: under
     # overload that is a backlog still being worked off (it is stored), not a lost drawing.
     print(f"  errors: {tally.errors or 0}   unanswered {GRACE:g} s after the last send (drops): {dropped}")
-    for role, megabytes in rss_by_role().items():
-        print(f"  RSS {role}: {megabytes:.0f} MB")
+    print("  CPU while sending (cores): " + ", ".join(f"{name} {used:.2f}" for name, used in cores.items()))
+    for name, megabytes in rss_by_role(service_processes()).items():
+        print(f"  RSS {name}: {megabytes:.0f} MB")
     return len(answered) / seconds
 
 
 async def main_async(args) -> None:
     images = payloads()
+    # The baseline first, on an idle stack: measured after the load it would share the CPU
+    # with the backlog still draining.
+    baseline = echo.measure(echo.stack_redis_url()) if args.echo else None
     tally = Tally()
     interval = args.clients / args.rate
     until = time.perf_counter() + args.seconds
+    processes = service_processes()
+    before = cpu_seconds(processes)
+    loop = asyncio.get_running_loop()
+    # CPU is read when the sending stops, before the grace period dilutes it.
+    after = loop.call_at(loop.time() + args.seconds, lambda: cpu_after.update(cpu_seconds(processes)))
+    cpu_after: dict[str, float] = {}
     if args.mode == "ws":
         url = args.url.replace("http", "ws", 1).rstrip("/") + "/ws/recognize/"
         await asyncio.gather(*(ws_client(url, images, interval, until, tally) for _ in range(args.clients)))
     else:
         url = args.url.rstrip("/") + "/api/drawings/?wait=30"
-        loop = asyncio.get_running_loop()
         with ThreadPoolExecutor(args.clients) as pool:  # one thread per client: requests blocks
             await asyncio.gather(
                 *(
@@ -142,11 +183,12 @@ async def main_async(args) -> None:
                     for _ in range(args.clients)
                 )
             )
-    throughput = report(args.mode, args.clients, args.seconds, tally)
-    if args.echo:
-        baseline = echo.measure(echo.stack_redis_url())
+    after.cancel()
+    cores = {name: (cpu_after.get(name, used) - used) / args.seconds for name, used in before.items()}
+    throughput = report(args.mode, args.clients, args.seconds, tally, cores)
+    if baseline:
         print(
-            f"  bare Celery echo, same Redis, just after: round trip p50 {baseline.round_trip_ms:.2f} ms, "
+            f"  bare Celery echo, same Redis, just before: round trip p50 {baseline.round_trip_ms:.2f} ms, "
             f"{baseline.per_second:,.0f} tasks/s; the product moved {throughput / baseline.per_second:.2f}x that"
         )
 
@@ -158,7 +200,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--rate", type=float, default=400, help="drawings per second, all clients together")
     parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--echo", action="store_true", help="then measure the bare Celery echo baseline")
+    parser.add_argument("--echo", action="store_true", help="first measure the bare Celery echo baseline")
     args = parser.parse_args()
     asyncio.run(main_async(args))
 

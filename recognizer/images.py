@@ -53,7 +53,7 @@ def from_data_url(value: object) -> CheckedImage:
 
 
 def from_bytes(data: bytes) -> CheckedImage:
-    """Check an image file: size, format, pixel count (before decoding), then a full decode."""
+    """Check an image file: size, format, pixel count (before decoding), then its integrity."""
     if len(data) > settings.MAX_IMAGE_BYTES:
         raise InvalidImage("image_too_large", f"the image is over {settings.MAX_IMAGE_BYTES} bytes", 413)
     try:
@@ -65,7 +65,12 @@ def from_bytes(data: bytes) -> CheckedImage:
                     "too_many_pixels", f"{width}x{height} is over {settings.MAX_IMAGE_PIXELS} pixels", 413
                 )
             content_type = FORMATS[image.format]
-            image.load()  # a truncated or corrupt file fails here, not in the worker
+            if image.format == "PNG":
+                # Every chunk's CRC and the chunk sequence, without inflating the pixels: a
+                # truncated or damaged file fails here, and the worker does the one decode.
+                image.verify()
+            else:
+                image.load()
     except Image.DecompressionBombError:  # Pillow's own guard, for sizes far past ours
         raise InvalidImage("too_many_pixels", f"the image is over {settings.MAX_IMAGE_PIXELS} pixels", 413) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):

@@ -16,10 +16,10 @@ from datetime import timedelta
 import numpy as np
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_process_init
+from celery.signals import task_prerun, worker_process_init
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 from django.db.models import Case, IntegerField, Q, Value, When
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
@@ -37,6 +37,12 @@ _push_loop: asyncio.AbstractEventLoop | None = None
 def load_model_before_the_first_drawing(**kwargs) -> None:
     # In each pool child, after the fork (TensorFlow must not cross one): load and trace now.
     active_model.current()
+
+
+@task_prerun.connect
+def drop_broken_connections(**kwargs) -> None:
+    # Connections are kept between tasks (CELERY_DB_REUSE_MAX); one that failed is replaced.
+    close_old_connections()
 
 
 @shared_task(name="worker.tasks.predict_drawing")
@@ -62,22 +68,20 @@ def requeue_stale_drawings() -> int:
 def claim(drawing_id: str, now, limit: int) -> list[Drawing]:
     """This task's drawing if still queued, then the oldest other queued ones, marked as taken.
 
-    A drawing another worker took less than CLAIM_SECONDS ago is left to it. On PostgreSQL
-    rows locked by a concurrent claim are skipped; SQLite runs one write transaction at a time.
+    A drawing another worker took less than CLAIM_SECONDS ago is left to it. Read, then take
+    with one conditional UPDATE: of two workers reading the same drawing, the database lets
+    only one change it, and the other learns from the row count and looks again.
     """
     free = Q(started_at__isnull=True) | Q(started_at__lt=now - timedelta(seconds=settings.CLAIM_SECONDS))
     own_first = Case(When(pk=drawing_id, then=Value(0)), default=Value(1), output_field=IntegerField())
     queued = Drawing.objects.filter(free, status=Drawing.Status.QUEUED)
-    # A plain read first: a batch-mate's task (the common case under load) finds nothing
-    # and never takes SQLite's write lock.
-    candidates = list(queued.order_by(own_first, "enqueued_at").values_list("pk", flat=True)[:limit])
-    if not candidates:
-        return []
-    with transaction.atomic():
-        batch = list(
-            queued.filter(pk__in=candidates).order_by(own_first, "enqueued_at").select_for_update(skip_locked=True)
-        )
-        Drawing.objects.filter(pk__in=[d.pk for d in batch]).update(started_at=now)
+    batch = list(queued.order_by(own_first, "enqueued_at")[:limit])
+    if not batch:
+        return []  # a batch-mate's task, the common case under load: one read, no write
+    taken = queued.filter(pk__in=[d.pk for d in batch]).update(started_at=now)
+    if taken < len(batch):  # another worker took some meanwhile
+        mine = set(Drawing.objects.filter(pk__in=[d.pk for d in batch], started_at=now).values_list("pk", flat=True))
+        batch = [d for d in batch if d.pk in mine]
     return batch
 
 
@@ -153,30 +157,32 @@ def predict(ready: list[Outcome]) -> None:
 
 
 def store(drawings: list[Drawing], fields: list[str]) -> list[Drawing]:
-    """Write the still-queued drawings with one prepared UPDATE; the others were answered meanwhile.
+    """Write the outcomes with one prepared conditional UPDATE in one transaction.
 
     executemany, not bulk_update: bulk_update builds a CASE per field and row, which costs
-    more Python time than predicting the batch.
+    more Python time than predicting the batch. Only a still-queued drawing is written, so a
+    drawing another worker answered meanwhile keeps its first answer (and is not pushed again).
     """
     columns = [Drawing._meta.get_field(name) for name in fields]
     assignments = ", ".join(f"{connection.ops.quote_name(column.column)} = %s" for column in columns)
     # Table and column names come from the model; every value goes as a parameter.
-    sql = f"UPDATE {Drawing._meta.db_table} SET {assignments} WHERE id = %s"
-    with transaction.atomic():
-        queued = set(
-            Drawing.objects.select_for_update()
-            .filter(pk__in=[d.pk for d in drawings], status=Drawing.Status.QUEUED)
-            .values_list("pk", flat=True)
-        )
-        mine = [d for d in drawings if d.pk in queued]
-        rows = [
-            [column.get_db_prep_save(getattr(d, column.attname), connection) for column in columns]
-            + [Drawing._meta.pk.get_db_prep_value(d.pk, connection)]
-            for d in mine
-        ]
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, rows)
-    return mine
+    sql = f"UPDATE {Drawing._meta.db_table} SET {assignments} WHERE id = %s AND status = %s"
+    queued = Drawing.Status.QUEUED.value
+    rows = [
+        [column.get_db_prep_save(getattr(d, column.attname), connection) for column in columns]
+        + [Drawing._meta.pk.get_db_prep_value(d.pk, connection), queued]
+        for d in drawings
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+        written = cursor.rowcount
+    if written == len(drawings):
+        return drawings
+    finished = drawings[0].finished_at  # the same for the whole batch
+    mine = set(
+        Drawing.objects.filter(pk__in=[d.pk for d in drawings], finished_at=finished).values_list("pk", flat=True)
+    )
+    return [d for d in drawings if d.pk in mine]
 
 
 async def send_results(drawings: list[Drawing]) -> list:
