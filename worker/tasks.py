@@ -20,7 +20,7 @@ from celery.signals import task_prerun, worker_process_init
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Case, IntegerField, Q, Value, When
+from django.db.models import Q
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
@@ -73,9 +73,10 @@ def claim(drawing_id: str, now, limit: int) -> list[Drawing]:
     only one change it, and the other learns from the row count and looks again.
     """
     free = Q(started_at__isnull=True) | Q(started_at__lt=now - timedelta(seconds=settings.CLAIM_SECONDS))
-    own_first = Case(When(pk=drawing_id, then=Value(0)), default=Value(1), output_field=IntegerField())
     queued = Drawing.objects.filter(free, status=Drawing.Status.QUEUED)
-    batch = list(queued.order_by(own_first, "enqueued_at")[:limit])
+    batch = list(queued.filter(pk=drawing_id))
+    if len(batch) < limit:  # the oldest others, along the (status, enqueued_at) index
+        batch += queued.exclude(pk=drawing_id).order_by("enqueued_at")[: limit - len(batch)]
     if not batch:
         return []  # a batch-mate's task, the common case under load: one read, no write
     taken = queued.filter(pk__in=[d.pk for d in batch]).update(started_at=now)
