@@ -132,6 +132,18 @@ def test_it_reads_digits_drawn_with_a_mouse(browser, live_server_url, screenshot
     assert Drawing.objects.filter(status="done", source="ws").count() >= len(STROKES)
 
 
+def test_it_says_when_it_is_unsure(browser, live_server_url):
+    page = open_page(browser, live_server_url)
+    scribble = [(0.3 + 0.4 * (i % 2), 0.2 + 0.6 * i / 9) for i in range(10)]  # a zigzag
+    draw_with_mouse(page, [scribble, [(0.2, 0.5), (0.8, 0.5)]])
+    shown = answer(page)
+    stored = Drawing.objects.filter(status="done").latest("finished_at")
+    assert shown == str(stored.digit)
+    summary = page.locator("#summary").text_content()
+    assert page.locator("#result").get_attribute("data-uncertain") == str(stored.uncertain).lower()
+    assert ("is it a digit?" in summary) == stored.uncertain
+
+
 def test_it_reads_digits_drawn_with_a_finger_on_a_phone(browser, live_server_url, screenshots):
     phone = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
     page = open_page(browser, live_server_url, **phone)

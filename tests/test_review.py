@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from recognizer.models import NOT_A_DIGIT, Drawing, ModelVersion
+from recognizer.review import live_version
 from tests.factories import ONE, drawing, reviewer
 
 pytestmark = pytest.mark.django_db
@@ -103,7 +104,7 @@ def test_the_review_page_refuses_labels_that_are_not_labels(admin_client):
 
 def test_the_quality_page_shows_accuracy_confusion_and_volume(admin_client, admin_user):
     for digit, label in [(7, 7), (7, 7), (1, 7), (3, 3)]:
-        drawing(digit=digit, label=label, labeled_by=admin_user, model_version="cnn-20261125-0016")
+        drawing(digit=digit, label=label, labeled_by=admin_user, model_version=live_version())
     page = admin_client.get("/admin/recognizer/drawing/quality/")
     assert page.status_code == 200
     assert page.context["live"]["accuracy"] == 0.75 and page.context["live"]["total"] == 4
