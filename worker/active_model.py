@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from recognizer.models import ModelVersion
-from worker.inference import DEFAULT_UNCERTAIN_BELOW, Predictor, shipped_path
+from worker.inference import Predictor, shipped_path
 
 log = logging.getLogger(__name__)
 CHECK_EVERY = 2.0  # seconds between looks at which version is active
@@ -46,4 +46,4 @@ def load(version: str | None) -> Predictor:
         partial = path.with_name(f"{path.stem}.{time.monotonic_ns()}.keras")
         partial.write_bytes(bytes(artifact))
         partial.replace(path)  # whole files only, even with several workers on one machine
-    return Predictor(path, version, metadata.get("uncertain_below") or DEFAULT_UNCERTAIN_BELOW)
+    return Predictor(path, version, metadata.get("uncertain_below"))

@@ -33,14 +33,14 @@ def configure_tensorflow() -> None:
 class Predictor:
     """The Keras model behind one compiled function, with the version it reports."""
 
-    def __init__(self, path: Path, version: str, uncertain_below: float = DEFAULT_UNCERTAIN_BELOW) -> None:
+    def __init__(self, path: Path, version: str, uncertain_below: float | None = None) -> None:
         # Imported here so that importing this module never pulls in TensorFlow.
         configure_tensorflow()
         import keras
         import tensorflow as tf
 
         self.version = version
-        self.uncertain_below = uncertain_below
+        self.uncertain_below = uncertain_below or DEFAULT_UNCERTAIN_BELOW
         self.model = keras.models.load_model(path, compile=False)
         # model.predict() builds a dataset and a step function per call (~30 ms); a traced
         # tf.function over any batch size answers one image in well under a millisecond.
@@ -55,7 +55,7 @@ class Predictor:
     def from_file(cls, path: Path) -> Predictor:
         """A model file with its metadata JSON beside it (which names the version)."""
         metadata = json.loads(path.with_suffix(".json").read_text())
-        return cls(path, metadata["version"], metadata.get("uncertain_below") or DEFAULT_UNCERTAIN_BELOW)
+        return cls(path, metadata["version"], metadata.get("uncertain_below"))
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Probabilities (N, 10) for images (N, 28, 28) scaled to [0, 1]."""

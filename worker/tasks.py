@@ -49,11 +49,15 @@ def drop_broken_connections(**kwargs) -> None:
 def predict_drawing(drawing_id: str) -> None:
     """Predict this drawing and any queued behind it. Idempotent: an answered drawing is not stored again."""
     now = timezone.now()
-    batch = claim(drawing_id, now, settings.PREDICT_BATCH)
-    if not any(str(drawing.pk) == drawing_id for drawing in batch):
-        repush_if_lost(drawing_id, now)
+    own = Drawing.objects.filter(pk=drawing_id).first()
+    if own is None:
+        log.warning("drawing %s does not exist", drawing_id)
+    elif own.status != Drawing.Status.QUEUED:
+        repush_if_lost(own, now)
+        own = None
+    batch = claim(own, now, settings.PREDICT_BATCH)
     if batch:
-        push(record(batch, now))
+        push(record(batch))
 
 
 @shared_task(name="worker.tasks.requeue_stale_drawings", ignore_result=True)
@@ -65,8 +69,8 @@ def requeue_stale_drawings() -> int:
     return count
 
 
-def claim(drawing_id: str, now, limit: int) -> list[Drawing]:
-    """This task's drawing if still queued, then the oldest other queued ones, marked as taken.
+def claim(own: Drawing | None, now, limit: int) -> list[Drawing]:
+    """The task's own queued drawing, then the oldest other queued ones, marked as taken.
 
     A drawing another worker took less than CLAIM_SECONDS ago is left to it. Read, then take
     with one conditional UPDATE: of two workers reading the same drawing, the database lets
@@ -74,24 +78,24 @@ def claim(drawing_id: str, now, limit: int) -> list[Drawing]:
     """
     free = Q(started_at__isnull=True) | Q(started_at__lt=now - timedelta(seconds=settings.CLAIM_SECONDS))
     queued = Drawing.objects.filter(free, status=Drawing.Status.QUEUED)
-    batch = list(queued.filter(pk=drawing_id))
+    batch = [own] if own else []
     if len(batch) < limit:  # the oldest others, along the (status, enqueued_at) index
-        batch += queued.exclude(pk=drawing_id).order_by("enqueued_at")[: limit - len(batch)]
+        others = queued.exclude(pk=own.pk) if own else queued
+        batch += others.order_by("enqueued_at")[: limit - len(batch)]
     if not batch:
-        return []  # a batch-mate's task, the common case under load: one read, no write
+        return []  # a batch-mate's task, the common case under load: no write
     taken = queued.filter(pk__in=[d.pk for d in batch]).update(started_at=now)
-    if taken < len(batch):  # another worker took some meanwhile
+    if taken < len(batch):  # another worker holds some (or took them meanwhile)
         mine = set(Drawing.objects.filter(pk__in=[d.pk for d in batch], started_at=now).values_list("pk", flat=True))
         batch = [d for d in batch if d.pk in mine]
+    for drawing in batch:
+        drawing.started_at = now
     return batch
 
 
-def repush_if_lost(drawing_id: str, now) -> None:
+def repush_if_lost(drawing: Drawing, now) -> None:
     """Push an answered drawing again when its task comes back long after: the worker died before pushing."""
-    drawing = Drawing.objects.defer("image").filter(pk=drawing_id).first()
-    if drawing is None:
-        log.warning("drawing %s does not exist", drawing_id)
-    elif drawing.finished_at and drawing.finished_at < now - timedelta(seconds=settings.CLAIM_SECONDS):
+    if drawing.finished_at and drawing.finished_at < now - timedelta(seconds=settings.CLAIM_SECONDS):
         # Batch-mates' tasks come right after their batch was pushed; only a redelivery comes this late.
         push([drawing])
 
@@ -103,9 +107,9 @@ class Outcome:
     image: np.ndarray | None = None
 
 
-def record(batch: list[Drawing], started) -> list[Drawing]:
+def record(batch: list[Drawing]) -> list[Drawing]:
     """Predict a batch in one model call and store each outcome, unless another worker stored it first."""
-    outcomes = [prepare(drawing, started) for drawing in batch]
+    outcomes = [prepare(drawing) for drawing in batch]
     ready = [o for o in outcomes if o.image is not None]
     if ready:
         predict(ready)
@@ -117,9 +121,9 @@ def record(batch: list[Drawing], started) -> list[Drawing]:
     return store([o.drawing for o in outcomes], sorted({name for o in outcomes for name in o.fields}))
 
 
-def prepare(drawing: Drawing, started) -> Outcome:
+def prepare(drawing: Drawing) -> Outcome:
     """Decode and preprocess one drawing; a drawing that cannot be predicted gets its status here."""
-    outcome = Outcome(drawing, {"started_at": started, "status": Drawing.Status.DONE})
+    outcome = Outcome(drawing, {"status": Drawing.Status.DONE})
     t0 = time.perf_counter()
     try:
         outcome.image = preprocess(bytes(drawing.image))
