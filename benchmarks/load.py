@@ -27,6 +27,7 @@ import requests
 import websockets
 
 from benchmarks import echo
+from benchmarks.latency import percentile
 from tests import drawings
 
 GRACE = 10.0  # seconds to wait for answers after the last send
@@ -143,7 +144,7 @@ def report(mode: str, clients: int, seconds: float, tally: Tally, cores: dict[st
     dropped = tally.sent - len(answered) - sum(tally.errors.values())
 
     def pct(share: float) -> float:
-        return answered[min(len(answered) - 1, int(share * len(answered)))] * 1000 if answered else float("nan")
+        return percentile(answered, share) * 1000 if answered else float("nan")
 
     print(f"{mode}: {clients} clients for {seconds:g} s, {tally.sent} drawings sent")
     print(f"  throughput: {len(answered) / seconds:.1f} predictions/s")

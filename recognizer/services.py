@@ -80,7 +80,7 @@ async def wait_for_result(drawing_id: uuid.UUID, timeout: float) -> dict | None:
         return await poll_for_result(drawing_id, timeout)
     try:
         # Subscribed first, then checked: a result stored in between is not missed.
-        drawing = await Drawing.objects.aget(pk=drawing_id)
+        drawing = await Drawing.objects.defer("image").aget(pk=drawing_id)
         if drawing.status != Drawing.Status.QUEUED:
             return drawing.result()
         try:

@@ -95,17 +95,15 @@ def retrain(
     sample_weight = np.concatenate([np.ones(len(x_mnist)), np.full(len(train_idx), weight)]).astype(np.float32)
     started = time.monotonic()
     model = load(base)
+    # Scored before fine-tuning changes it: one copy of the base model, loaded once.
+    held_images, held_labels = images[held_idx], labels[held_idx]
+    before = {"mnist": accuracy(model, x_test, y_test), "reviewed": accuracy(model, held_images, held_labels)}
     model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="sparse_categorical_crossentropy")
     model.fit(x, y, sample_weight=sample_weight, epochs=epochs, batch_size=128, shuffle=True, verbose=2)
-
-    base_model = load(base)
-    scores = {
-        "mnist": (accuracy(base_model, x_test, y_test), accuracy(model, x_test, y_test)),
-        "reviewed": (accuracy(base_model, images[held_idx], labels[held_idx]),
-                     accuracy(model, images[held_idx], labels[held_idx])),
-    }  # fmt: skip
-    for name, (before, after) in scores.items():
-        log(f"{name} accuracy: {before} -> {after}")
+    after = {"mnist": accuracy(model, x_test, y_test), "reviewed": accuracy(model, held_images, held_labels)}
+    scores = {name: (before[name], after[name]) for name in before}
+    for name, (old, new) in scores.items():
+        log(f"{name} accuracy: {old} -> {new}")
     version = register(model, base, scores, epochs, weight, len(train_idx), len(held_idx), time.monotonic() - started)
     allowed, reason = gate(scores, force)
     promoted = promote and allowed

@@ -86,8 +86,7 @@ def claim(own: Drawing | None, now, limit: int) -> list[Drawing]:
         return []  # a batch-mate's task, the common case under load: no write
     taken = queued.filter(pk__in=[d.pk for d in batch]).update(started_at=now)
     if taken < len(batch):  # another worker holds some (or took them meanwhile)
-        mine = set(Drawing.objects.filter(pk__in=[d.pk for d in batch], started_at=now).values_list("pk", flat=True))
-        batch = [d for d in batch if d.pk in mine]
+        batch = marked(batch, started_at=now)
     for drawing in batch:
         drawing.started_at = now
     return batch
@@ -183,10 +182,12 @@ def store(drawings: list[Drawing], fields: list[str]) -> list[Drawing]:
         written = cursor.rowcount
     if written == len(drawings):
         return drawings
-    finished = drawings[0].finished_at  # the same for the whole batch
-    mine = set(
-        Drawing.objects.filter(pk__in=[d.pk for d in drawings], finished_at=finished).values_list("pk", flat=True)
-    )
+    return marked(drawings, finished_at=drawings[0].finished_at)  # the same for the whole batch
+
+
+def marked(drawings: list[Drawing], **stamp) -> list[Drawing]:
+    """Those of the drawings whose row carries this task's stamp: the ones its conditional UPDATE changed."""
+    mine = set(Drawing.objects.filter(pk__in=[d.pk for d in drawings], **stamp).values_list("pk", flat=True))
     return [d for d in drawings if d.pk in mine]
 
 
