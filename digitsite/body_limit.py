@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from recognizer.errors import Refused
+
 
 class BodyTooLarge(Exception):
     pass
@@ -24,7 +26,7 @@ class BodySizeLimit:
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length", b"0")
         if not length.isdigit():
-            return await self.refuse(send, 400, "invalid_content_length", "Content-Length must be a number")
+            return await self.refuse(send, Refused("invalid_content_length", "Content-Length must be a number"))
         if int(length) > self.max_bytes:
             return await self.refuse_too_large(send)
         received = 0
@@ -44,10 +46,11 @@ class BodySizeLimit:
             await self.refuse_too_large(send)
 
     async def refuse_too_large(self, send) -> None:
-        await self.refuse(send, 413, "request_too_large", f"the request is over {self.max_bytes} bytes")
+        await self.refuse(send, Refused("request_too_large", f"the request is over {self.max_bytes} bytes", 413))
 
-    async def refuse(self, send, status: int, code: str, message: str) -> None:
-        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    async def refuse(self, send, refused: Refused) -> None:
+        # Raw ASGI messages: this runs in front of Django, so a Django response cannot be sent.
+        body = json.dumps(refused.body()).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.start", "status": refused.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -9,14 +9,14 @@ from typing import Literal
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError, ValidationError
 
 from recognizer import images, metrics, ratelimit, services
-from recognizer.images import InvalidImage
+from recognizer.errors import Refused, envelope
 from recognizer.models import Drawing
 
 api = NinjaAPI(
@@ -92,63 +92,54 @@ UPLOAD_BODY = {
 }
 
 
-def error(status: int, code: str, message: str) -> Status:
-    return Status(status, {"error": {"code": code, "message": message}})
-
-
 @api.exception_handler(ValidationError)
-def invalid_request(request: HttpRequest, exc: ValidationError):
+def invalid_request(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     first = exc.errors[0] if exc.errors else {}
     where = ".".join(str(part) for part in first.get("loc", ()))
     message = f"{where}: {first.get('msg', 'invalid')}" if where else "the request is invalid"
-    return api.create_response(request, {"error": {"code": "invalid_request", "message": message}}, status=422)
+    return api.create_response(request, envelope("invalid_request", message), status=422)
 
 
 @api.exception_handler(HttpError)
-def http_error(request: HttpRequest, exc: HttpError):
+def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
-    return api.create_response(request, {"error": {"code": code, "message": str(exc)}}, status=exc.status_code)
+    return api.create_response(request, envelope(code, str(exc)), status=exc.status_code)
 
 
 def read_upload(request: HttpRequest) -> images.CheckedImage:
-    """The image of a POST: JSON with a data URL, a multipart field `image`, or a raw image body."""
+    """The image of a POST: JSON with a data URL, a multipart field `image`, or a raw image body.
+
+    Raises Refused (InvalidImage for the image itself) with the status to answer.
+    """
     length = int(request.META.get("CONTENT_LENGTH") or 0)
     if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-        raise InvalidImage(
-            "request_too_large", f"the request is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes", 413
-        )
+        raise Refused("request_too_large", f"the request is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes", 413)
     kind = request.content_type or ""
     if kind == "application/json":
         try:
             body = json.loads(request.body)
         except (ValueError, UnicodeDecodeError):
-            raise InvalidImage("invalid_json", "the body is not valid JSON") from None
+            raise Refused("invalid_json", "the body is not valid JSON") from None
         if not isinstance(body, dict) or "image" not in body:
-            raise InvalidImage("missing_image", 'the JSON body needs an "image" field holding a data URL')
+            raise Refused("missing_image", 'the JSON body needs an "image" field holding a data URL')
         return images.from_data_url(body["image"])
     if kind == "multipart/form-data":
         try:
             upload = request.FILES.get("image")
         except MultiPartParserError:
-            raise InvalidImage("invalid_multipart", "the multipart body is malformed") from None
+            raise Refused("invalid_multipart", "the multipart body is malformed") from None
         if upload is None:
-            raise InvalidImage("missing_image", "the form needs a file field named image")
+            raise Refused("missing_image", "the form needs a file field named image")
         if upload.size > settings.MAX_IMAGE_BYTES:
-            raise InvalidImage("image_too_large", f"the image is over {settings.MAX_IMAGE_BYTES} bytes", 413)
+            raise images.InvalidImage("image_too_large", f"the image is over {settings.MAX_IMAGE_BYTES} bytes", 413)
         return images.from_bytes(upload.read())
     if kind in images.FORMATS.values():
         return images.from_bytes(request.body)
-    raise InvalidImage(
+    raise Refused(
         "unsupported_media_type",
         "send application/json with a data URL, multipart/form-data, or an image/png, image/jpeg or image/webp body",
         415,
     )
-
-
-def rate_limited(retry_after: int) -> JsonResponse:
-    response = JsonResponse({"error": {"code": "rate_limited", "message": ratelimit.refusal(retry_after)}}, status=429)
-    response["Retry-After"] = str(retry_after)
-    return response
 
 
 def accept(request: HttpRequest) -> Drawing:
@@ -166,12 +157,13 @@ def accept(request: HttpRequest) -> Drawing:
 )
 async def create_drawing(request: HttpRequest, wait: float = Query(0, ge=0, le=settings.MAX_WAIT_SECONDS)):
     if retry_after := await ratelimit.retry_after(request.META.get("REMOTE_ADDR", "")):
-        return rate_limited(retry_after)
+        # Status() cannot carry a header, so the 429 is a response of its own, with Retry-After.
+        return ratelimit.refusal(retry_after).response()
     try:
         drawing = await sync_to_async(accept)(request)
-    except InvalidImage as exc:
+    except Refused as exc:
         metrics.DRAWINGS_REFUSED.labels(exc.code).inc()
-        return error(exc.status, exc.code, exc.message)
+        return Status(exc.status, exc.body())
     if wait and (result := await services.wait_for_result(drawing.id, wait)):
         metrics.observe_result(result)
         return Status(200, result)

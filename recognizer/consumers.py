@@ -13,6 +13,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from recognizer import images, metrics, ratelimit, services
+from recognizer.errors import Refused
 from recognizer.images import InvalidImage
 from recognizer.models import Drawing, group_for
 
@@ -23,13 +24,7 @@ MAX_REF_LENGTH = 200
 def result_frame(result: dict, ref: object) -> dict:
     """The frame that answers a drawing: a prediction (blank included) or an error."""
     if result["status"] == Drawing.Status.FAILED:
-        return {
-            "type": "error",
-            "ref": ref,
-            "id": result["id"],
-            "code": "prediction_failed",
-            "message": result["error"],
-        }
+        return Refused("prediction_failed", result["error"]).frame(ref, id=result["id"])
     return {"type": "prediction", "ref": ref, **result}
 
 
@@ -58,36 +53,32 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None:
-            return await self.refuse(None, "text_frames_only", "send JSON in text frames")
+            return await self.refuse(None, Refused("text_frames_only", "send JSON in text frames"))
         if len(text_data) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-            return await self.refuse(
-                None, "frame_too_large", f"frames are limited to {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"
-            )
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            return await self.refuse(None, Refused("frame_too_large", f"frames are limited to {limit} bytes", 413))
         try:
             message = json.loads(text_data)
         except ValueError:
-            return await self.refuse(None, "invalid_json", "the frame is not valid JSON")
+            return await self.refuse(None, Refused("invalid_json", "the frame is not valid JSON"))
         if not isinstance(message, dict):
-            return await self.refuse(None, "invalid_message", "a frame must be a JSON object with a type")
+            return await self.refuse(None, Refused("invalid_message", "a frame must be a JSON object with a type"))
         ref = message.get("ref")
         if ref is not None and not (isinstance(ref, str) and len(ref) <= MAX_REF_LENGTH):
             return await self.refuse(
-                None, "invalid_ref", f"ref must be a string of at most {MAX_REF_LENGTH} characters"
+                None, Refused("invalid_ref", f"ref must be a string of at most {MAX_REF_LENGTH} characters")
             )
         kind = message.get("type")
         handler = {"drawing": self.on_drawing, "status": self.on_status}.get(kind) if isinstance(kind, str) else None
         if handler is None:
-            return await self.refuse(ref, "unknown_type", 'type must be "drawing" or "status"')
+            return await self.refuse(ref, Refused("unknown_type", 'type must be "drawing" or "status"'))
         await handler(message, ref)
 
     async def on_drawing(self, message: dict, ref: object) -> None:
         if "image" not in message:
-            return await self.refuse(ref, "missing_image", 'a drawing needs an "image" data URL')
+            return await self.refuse(ref, Refused("missing_image", 'a drawing needs an "image" data URL'))
         if retry_after := await ratelimit.retry_after(self.scope["client"][0] if self.scope.get("client") else ""):
-            text = ratelimit.refusal(retry_after)
-            return await self.send_json(
-                {"type": "error", "ref": ref, "code": "rate_limited", "message": text, "retry_after": retry_after}
-            )
+            return await self.refuse(ref, ratelimit.refusal(retry_after))
         drawing_id = uuid.uuid4()
         # Listen before the drawing is queued, so even the fastest result is heard.
         await self.listen(drawing_id, ref)
@@ -96,7 +87,7 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         except InvalidImage as exc:
             metrics.DRAWINGS_REFUSED.labels(exc.code).inc()
             await self.forget(str(drawing_id))
-            return await self.refuse(ref, exc.code, exc.message)
+            return await self.refuse(ref, exc)
         await self.send_json({"type": "queued", "id": str(drawing_id), "ref": ref})
 
     async def on_status(self, message: dict, ref: object) -> None:
@@ -104,12 +95,12 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         try:
             drawing_id = uuid.UUID(str(message.get("id")))
         except ValueError:
-            return await self.refuse(ref, "invalid_id", "id must be a drawing's UUID")
+            return await self.refuse(ref, Refused("invalid_id", "id must be a drawing's UUID"))
         await self.listen(drawing_id, ref)
         result = await current_result(drawing_id)
         if result is None:
             await self.forget(str(drawing_id))
-            return await self.refuse(ref, "not_found", "no drawing has this id")
+            return await self.refuse(ref, Refused("not_found", "no drawing has this id", 404))
         if result["status"] == Drawing.Status.QUEUED:
             return await self.send_json({"type": "queued", "id": result["id"], "ref": ref})
         await self.forget(result["id"])
@@ -139,5 +130,6 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         with contextlib.suppress(RedisError, OSError):
             await self.channel_layer.group_discard(group_for(drawing_id), self.channel_name)
 
-    async def refuse(self, ref: object, code: str, message: str) -> None:
-        await self.send_json({"type": "error", "ref": ref, "code": code, "message": message})
+    async def refuse(self, ref: object, refused: Refused) -> None:
+        """Answer the frame `ref` with an error frame (the connection stays open)."""
+        await self.send_json(refused.frame(ref))

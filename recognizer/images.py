@@ -11,16 +11,14 @@ from dataclasses import dataclass
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
+from recognizer.errors import Refused
+
 FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*);base64,(?P<data>.*)", re.S)
 
 
-class InvalidImage(Exception):
-    """A submitted image we refuse, with the error code, message and HTTP status to answer."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
+class InvalidImage(Refused):
+    """A submitted image we refuse: unreadable, of a format we do not take, or too big."""
 
 
 @dataclass(frozen=True)

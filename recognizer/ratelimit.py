@@ -12,6 +12,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from recognizer import metrics
+from recognizer.errors import Refused
 
 log = logging.getLogger(__name__)
 WINDOW = 60  # seconds; RATE_LIMIT is drawings per minute
@@ -49,5 +50,8 @@ async def retry_after(client: str) -> int:
     return max(1, WINDOW - int(now) % WINDOW)
 
 
-def refusal(retry_after: int) -> str:
-    return f"too many drawings from this client: try again in {retry_after} s"
+def refusal(retry_after: int) -> Refused:
+    """The answer to a client over its limit, alike over HTTP (429, Retry-After) and the websocket."""
+    return Refused(
+        "rate_limited", f"too many drawings from this client: try again in {retry_after} s", 429, retry_after
+    )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+
+from recognizer.errors import Refused
 
 
 def canvas(request: HttpRequest) -> HttpResponse:
@@ -12,11 +14,11 @@ def canvas(request: HttpRequest) -> HttpResponse:
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if request.path.startswith("/api/"):
-        return JsonResponse({"error": {"code": "not_found", "message": "no such API path"}}, status=404)
+        return Refused("not_found", "no such API path", 404).response()
     return render(request, "404.html", status=404)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/api/"):
-        return JsonResponse({"error": {"code": "server_error", "message": "something broke on our side"}}, status=500)
+        return Refused("server_error", "something broke on our side", 500).response()
     return render(request, "500.html", status=500)

@@ -1,0 +1,68 @@
+"""The one error vocabulary: the same code and message over HTTP, in Django responses and on the websocket."""
+
+from __future__ import annotations
+
+import json
+
+from recognizer import ratelimit
+from recognizer.consumers import result_frame
+from recognizer.errors import Refused, envelope
+from recognizer.images import InvalidImage
+
+
+def test_envelope_is_the_http_error_body():
+    assert envelope("not_found", "no such API path") == {"error": {"code": "not_found", "message": "no such API path"}}
+
+
+def test_refused_defaults_to_a_400_without_retry():
+    refused = Refused("invalid_json", "the body is not valid JSON")
+    assert (refused.status, refused.retry_after, str(refused)) == (400, None, "the body is not valid JSON")
+    assert refused.body() == envelope("invalid_json", "the body is not valid JSON")
+
+
+def test_refused_renders_a_json_response():
+    response = Refused("server_error", "something broke on our side", 500).response()
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert json.loads(response.content) == envelope("server_error", "something broke on our side")
+    assert not response.has_header("Retry-After")
+
+
+def test_refused_renders_a_websocket_frame():
+    frame = Refused("unknown_type", 'type must be "drawing" or "status"').frame("r1")
+    assert frame == {
+        "type": "error",
+        "ref": "r1",
+        "code": "unknown_type",
+        "message": 'type must be "drawing" or "status"',
+    }
+
+
+def test_a_rate_limit_refusal_tells_when_to_retry_everywhere():
+    refused = ratelimit.refusal(17)
+    message = "too many drawings from this client: try again in 17 s"
+    assert (refused.code, refused.message, refused.status) == ("rate_limited", message, 429)
+    response = refused.response()
+    assert response.status_code == 429 and response["Retry-After"] == "17"
+    assert json.loads(response.content) == envelope("rate_limited", message)
+    frame = refused.frame(None)
+    assert list(frame) == ["type", "ref", "code", "message", "retry_after"]
+    assert frame["retry_after"] == 17
+
+
+def test_an_invalid_image_is_a_refusal():
+    refused = InvalidImage("too_many_pixels", "too big", 413)
+    assert isinstance(refused, Refused)
+    assert (refused.code, refused.message, refused.status) == ("too_many_pixels", "too big", 413)
+
+
+def test_a_failed_prediction_is_an_error_frame_about_its_drawing():
+    frame = result_frame({"id": "d1", "status": "failed", "error": "the model crashed"}, "r2")
+    assert frame == {
+        "type": "error",
+        "ref": "r2",
+        "id": "d1",
+        "code": "prediction_failed",
+        "message": "the model crashed",
+    }
+    assert list(frame) == ["type", "ref", "id", "code", "message"]
