@@ -11,19 +11,10 @@ from pathlib import Path
 
 import dj_database_url
 
+# Strict parsers: a value they cannot read raises ImproperlyConfigured naming the variable.
+from digitsite.env import envbool, envint, envlist
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def envbool(name: str, default: bool) -> bool:
-    return os.environ.get(name, str(default)).strip().lower() in ("1", "true", "yes", "on")
-
-
-def envint(name: str, default: int) -> int:
-    return int(os.environ.get(name) or default)
-
-
-def envlist(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
 def local_secret_key() -> str:
@@ -63,6 +54,7 @@ INSTALLED_APPS = [
     "channels",
     "ninja",
     "recognizer",
+    "training",  # its management commands: retrain, export_drawings
 ]
 
 MIDDLEWARE = [
@@ -95,11 +87,12 @@ TEMPLATES = [
 
 # SQLite by default: one file, single machine. Workers on other machines need PostgreSQL
 # (DATABASE_URL=postgres://...).
-DB_CONN_MAX_AGE = os.environ.get("DB_CONN_MAX_AGE")
+DB_CONN_MAX_AGE = envint("DB_CONN_MAX_AGE", None)  # None: unset
 DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=int(DB_CONN_MAX_AGE or 0),
+    # An empty DATABASE_URL (as in .env.example) means the default too.
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        conn_max_age=DB_CONN_MAX_AGE or 0,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -131,6 +124,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# The model a worker predicts with while no version is active in the admin; empty: the shipped
+# file, worker/artifacts/model.keras.
+MODEL_PATH = os.environ.get("MODEL_PATH", "")
+
 # Redis carries Celery's tasks and the channel layer's pushes. `make run` starts an
 # embedded one and sets REDIS_URL; this default is for processes started by hand.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -143,7 +140,7 @@ CHANNEL_LAYERS = {
     }
 }
 
-# Celery (read by worker/celery.py with namespace "CELERY").
+# Celery (read by digitsite/celery.py with namespace "CELERY").
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Results live in the database; a result backend would be a second, unread copy.
@@ -214,5 +211,5 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL") or "INFO"},
 }

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from digitsite.env import envint
 from digitsite.redis_server import EmbeddedRedis
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -24,7 +25,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 def worker_command(name: str = "worker@%h") -> list[str]:
     """One worker: a parent taking messages and a child process holding the model."""
-    return [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO", "-n", name]
+    return [sys.executable, "-m", "celery", "-A", "digitsite", "worker", "--loglevel=INFO", "-n", name]
 
 
 def web_command(host: str, port: int) -> list[str]:
@@ -44,7 +45,7 @@ def beat_command() -> list[str]:
     """Celery beat, which runs the sweeper that re-queues drawings left queued."""
     schedule = BASE_DIR / ".run" / "celerybeat-schedule"
     schedule.parent.mkdir(exist_ok=True)
-    return [sys.executable, "-m", "celery", "-A", "worker", "beat", "--loglevel=INFO", "--schedule", str(schedule)]
+    return [sys.executable, "-m", "celery", "-A", "digitsite", "beat", "--loglevel=INFO", "--schedule", str(schedule)]
 
 
 def settings_value(name: str):
@@ -70,7 +71,7 @@ def wait_for_workers(count: int, processes: list[subprocess.Popen], broker_url: 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digitsite.settings")
     from celery import Celery
 
-    from worker.celery import app as default_app  # reads REDIS_URL, so only once it is set
+    from digitsite.celery import app as default_app  # reads REDIS_URL, so only once it is set
 
     app = Celery(broker=broker_url) if broker_url else default_app
     deadline = time.monotonic() + timeout
@@ -96,8 +97,8 @@ def stop(processes: list[subprocess.Popen]) -> None:
 
 def main() -> int:
     host = os.environ.get("HOST", "127.0.0.1")
-    port = int(os.environ.get("PORT", "8000"))
-    workers = int(os.environ.get("WORKERS", "1"))
+    port = envint("PORT", 8000)
+    workers = envint("WORKERS", 1)
     redis = None
     if not os.environ.get("REDIS_URL"):
         redis = EmbeddedRedis(BASE_DIR / ".run")
@@ -135,7 +136,7 @@ def main() -> int:
 
 def run_one(role: str) -> None:
     """Become one process of the service (for running them apart, e.g. in compose)."""
-    host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8000"))
+    host, port = os.environ.get("HOST", "127.0.0.1"), envint("PORT", 8000)
     commands = {
         "web": lambda: web_command(host, port),
         "worker": lambda: worker_command(os.environ.get("WORKER_NAME", "worker@%h")),
