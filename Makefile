@@ -40,7 +40,7 @@ format: $(STAMP)
 
 # Retrain the shipped model from ../shared/data/mnist (or MNIST_PATH).
 train: $(STAMP)
-	$(BIN)/python -m worker.training
+	$(BIN)/python -m training.train
 
 # The processes apart, for running them on different machines (REDIS_URL, DATABASE_URL set).
 web: $(STAMP)

@@ -20,9 +20,10 @@ import numpy as np
 
 from benchmarks import canvases
 from benchmarks.canvases import Drawing
-from worker import calibration, mnist
-from worker.inference import Predictor, shipped_path
-from worker.preprocessing import BlankDrawing, preprocess
+from recognizer.model_files import shipped_path
+from recognizer.preprocessing import BlankDrawing, preprocess
+from training import calibration, mnist
+from worker.inference import Predictor
 
 BATCH = 500
 # Bucket edges: a value goes to the last bucket whose lower edge it reaches. The pen of an MNIST

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from tests import drawings
-from worker.inference import Predictor, shipped_path
-from worker.preprocessing import preprocess
+from recognizer.model_files import shipped_path
+from recognizer.preprocessing import preprocess
+from training import samples
+from worker.inference import Predictor
 
 
 def timed(function, arguments) -> list[float]:
@@ -46,11 +47,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=280, help="canvas side in pixels")
     parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
     args = parser.parse_args()
-    images, _ = drawings.mnist_digits(args.count)
-    styles = list(drawings.STYLES)
+    images, _ = samples.digits(args.count)
+    styles = list(samples.STYLES)
     side = round(args.size * 0.7)
     at = ((args.size - side) // 2, (args.size - side) // 2)
-    canvases = [drawings.mnist_canvas(im, styles[i % 4], args.size, side, at) for i, im in enumerate(images)]
+    canvases = [samples.digit_canvas(im, styles[i % 4], args.size, side, at) for i, im in enumerate(images)]
     model = Predictor.from_file(args.model or shipped_path())
     inputs = [preprocess(canvas)[None] for canvas in canvases]
     for x in inputs[:50]:  # warm up

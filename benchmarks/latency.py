@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import time
 
 import websockets
 
-from tests import drawings
+from training import samples
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -26,11 +25,11 @@ def percentile(values: list[float], share: float) -> float:
 
 
 async def run(url: str, count: int, rate: float) -> tuple[list[str], list[float]]:
-    images, labels = drawings.mnist_digits(count)
-    styles = list(drawings.STYLES)
+    images, labels = samples.digits(count)
+    styles = list(samples.STYLES)
     frames = [
         json.dumps(
-            {"type": "drawing", "image": drawings.data_url(drawings.mnist_canvas(image, styles[i % 4])), "ref": str(i)}
+            {"type": "drawing", "image": samples.data_url(samples.digit_canvas(image, styles[i % 4])), "ref": str(i)}
         )
         for i, image in enumerate(images)
     ]
@@ -63,7 +62,6 @@ def print_breakdown(ids: list[str], total: list[float]) -> None:
     """Where the time goes, from the timestamps the service stores (same machine, same database)."""
     import django
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digitsite.settings")
     django.setup()
     from recognizer.models import Drawing
 

@@ -28,15 +28,15 @@ import websockets
 
 from benchmarks import echo
 from benchmarks.latency import percentile
-from tests import drawings
+from training import samples
 
 GRACE = 10.0  # seconds to wait for answers after the last send
 
 
 def payloads(count: int = 40) -> list[str]:
-    images, _ = drawings.mnist_digits(count)
-    styles = list(drawings.STYLES)
-    return [drawings.data_url(drawings.mnist_canvas(image, styles[i % 4])) for i, image in enumerate(images)]
+    images, _ = samples.digits(count)
+    styles = list(samples.STYLES)
+    return [samples.data_url(samples.digit_canvas(image, styles[i % 4])) for i, image in enumerate(images)]
 
 
 class Tally:

@@ -57,15 +57,15 @@ def main() -> None:
     args = parser.parse_args()
     scratch = tempfile.mkdtemp(prefix="digits-retrain-")
     os.environ["DATABASE_URL"] = f"sqlite:///{scratch}/db.sqlite3"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digitsite.settings")
     django.setup()
     from django.core.management import call_command
 
+    from recognizer.model_files import shipped_path
     from recognizer.models import Drawing
-    from worker import mnist
-    from worker.inference import Predictor, shipped_path
-    from worker.preprocessing import preprocess
-    from worker.retraining import retrain
+    from recognizer.preprocessing import preprocess
+    from training import mnist
+    from training.retraining import retrain
+    from worker.inference import Predictor
 
     call_command("migrate", verbosity=0)
     rng = np.random.default_rng(7)

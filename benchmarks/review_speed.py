@@ -17,17 +17,17 @@ import time
 import requests
 from playwright.sync_api import sync_playwright
 
-from tests import drawings
+from training import samples
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 
 
 def submit(url: str, count: int) -> dict[str, int]:
-    images, labels = drawings.mnist_digits(count, offset=1000)
-    styles = list(drawings.STYLES)
+    images, labels = samples.digits(count, offset=1000)
+    styles = list(samples.STYLES)
     truth = {}
     for i, (image, label) in enumerate(zip(images, labels, strict=True)):
-        body = {"image": drawings.data_url(drawings.mnist_canvas(image, styles[i % 4]))}
+        body = {"image": samples.data_url(samples.digit_canvas(image, styles[i % 4]))}
         answer = requests.post(f"{url}/api/drawings/?wait=10", json=body, timeout=20).json()
         truth[answer["id"]] = int(label)
     return truth

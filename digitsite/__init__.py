@@ -1,5 +1,5 @@
 """The Django project. The Celery app is loaded with it so that `shared_task` binds to it."""
 
-from worker.celery import app as celery_app
+from digitsite.celery import app as celery_app
 
 __all__ = ("celery_app",)

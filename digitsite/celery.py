@@ -1,4 +1,8 @@
-"""The Celery app, configured from Django's settings (the CELERY_* names)."""
+"""The Celery app, configured from Django's settings (the CELERY_* names), as in Celery's Django example.
+
+`celery -A digitsite worker` finds it here. The web process uses it only to queue tasks by
+name, so only a worker imports the task module (and through it the model code).
+"""
 
 import os
 
@@ -6,8 +10,7 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digitsite.settings")
 
-app = Celery("worker")
+app = Celery("digitsite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-# Only the worker imports the tasks (and through them the model code); the web side
-# queues them by name.
+# Named, not imported: a worker imports it when it starts; the web never does.
 app.conf.include = ["worker.tasks"]

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from recognizer import review
-from recognizer.models import NOT_A_DIGIT, Drawing, ModelVersion
+from recognizer.models import NOT_A_DIGIT, REVIEW_ORDER, Drawing, DrawingQuerySet, ModelVersion
 
 LABEL_PERMISSION = "recognizer.label_drawing"
 
@@ -25,8 +25,10 @@ class ReviewedFilter(admin.SimpleListFilter):
         return (("no", "not yet"), ("yes", "reviewed"))
 
     def queryset(self, request, queryset):
-        if self.value() in ("yes", "no"):
-            return queryset.filter(label__isnull=self.value() == "no")
+        if self.value() == "yes":
+            return queryset.reviewed()
+        if self.value() == "no":
+            return queryset.unreviewed()
         return queryset
 
 
@@ -61,8 +63,8 @@ class FeedbackDisagreesFilter(admin.SimpleListFilter):
 
 def label_action(label: int, description: str):
     @admin.action(description=description, permissions=["label"])
-    def action(modeladmin: DrawingAdmin, request: HttpRequest, queryset: QuerySet[Drawing]) -> None:
-        count = queryset.update(label=label, labeled_by=request.user, labeled_at=timezone.now())
+    def action(modeladmin: DrawingAdmin, request: HttpRequest, queryset: DrawingQuerySet) -> None:
+        count = queryset.label(label, request.user)
         modeladmin.message_user(request, f"{count} drawing(s) labeled {description.removeprefix('Label as ')}.")
 
     action.__name__ = f"label_as_{label}"
@@ -107,8 +109,8 @@ class DrawingAdmin(admin.ModelAdmin):
     )  # fmt: skip
 
     def get_ordering(self, request: HttpRequest):
-        # The review queue: unreviewed first, least confident first.
-        return (F("labeled_at").asc(nulls_first=True), F("confidence").asc(nulls_last=True), "-created_at")
+        # Unreviewed first (a NULL label), each part in the review queue's order.
+        return (F("label").asc(nulls_first=True), *REVIEW_ORDER)
 
     def get_queryset(self, request: HttpRequest):
         # The changelist never needs the image bytes; thumbnails load from image_view.
@@ -152,7 +154,7 @@ class DrawingAdmin(admin.ModelAdmin):
     def review_view(self, request: HttpRequest) -> HttpResponse:
         """One drawing at a time from the queue, labeled from the keyboard."""
         self.require(request, self.has_label_permission(request))
-        queue = review.queue()
+        queue = Drawing.objects.review_queue()
         left = queue.count()
         offset = min(max(int(request.GET.get("offset", 0) or 0), 0), max(left - 1, 0))
         drawing = queue[offset] if left else None
@@ -180,8 +182,7 @@ class DrawingAdmin(admin.ModelAdmin):
         if label is None:
             messages.error(request, f"{choice!r} is not a label; use 0-9, Enter or X.")
         else:
-            drawing.set_label(label, request.user)
-            drawing.save(update_fields=["label", "labeled_by", "labeled_at"])
+            drawing.label_as(label, request.user)
         offset = request.POST.get("offset", "0")
         return HttpResponseRedirect(f"{reverse('admin:recognizer_drawing_review')}?offset={offset}")
 
@@ -214,9 +215,8 @@ class DrawingAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
     @admin.action(description="Confirm the prediction as the label", permissions=["label"])
-    def confirm_prediction(self, request: HttpRequest, queryset: QuerySet[Drawing]) -> None:
-        predicted = queryset.filter(digit__isnull=False)
-        count = predicted.update(label=F("digit"), labeled_by=request.user, labeled_at=timezone.now())
+    def confirm_prediction(self, request: HttpRequest, queryset: DrawingQuerySet) -> None:
+        count = queryset.confirm(request.user)
         self.message_user(request, f"{count} prediction(s) confirmed as labels.")
 
     @admin.display(description="drawing")

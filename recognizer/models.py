@@ -1,17 +1,123 @@
-"""Drawings: every canvas a person sent, with what the model said about it."""
+"""Drawings: every canvas a person sent, with what the model said about it, and its life cycle.
+
+A drawing is queued when it arrives, claimed by a worker, stored with its outcome (done,
+blank or failed), and reviewed once staff give it a label. Every step is a method here, so
+the web, the worker's task, the sweeper and the admin change a drawing the same way.
+"""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator
-from django.db import models, transaction
+from django.db import connection, models, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 digit_validators = [MaxValueValidator(9)]
 NOT_A_DIGIT = 10  # the staff label for scribbles, letters and the like
 LABEL_CHOICES = [(digit, str(digit)) for digit in range(10)] + [(NOT_A_DIGIT, "not a digit")]
+# The review queue's order: least confident first, then newest. The (label, confidence)
+# index serves it: the queue is the rows whose label is NULL.
+REVIEW_ORDER = (F("confidence").asc(nulls_last=True), "-created_at")
+
+
+def label_fields(label: int | F | None, user) -> dict:
+    """The columns a label writes. Clearing it clears who and when: the drawing is unreviewed again."""
+    if label is None:
+        return {"label": None, "labeled_by": None, "labeled_at": None}
+    return {"label": label, "labeled_by": user, "labeled_at": timezone.now()}
+
+
+class DrawingQuerySet(models.QuerySet):
+    def queued(self) -> DrawingQuerySet:
+        return self.filter(status=Drawing.Status.QUEUED)
+
+    # Reviewed means labeled by staff, here and everywhere else.
+    def reviewed(self) -> DrawingQuerySet:
+        return self.filter(label__isnull=False)
+
+    def unreviewed(self) -> DrawingQuerySet:
+        return self.filter(label__isnull=True)
+
+    def review_queue(self) -> DrawingQuerySet:
+        """Answered drawings waiting for a label, least confident first."""
+        answered = self.filter(status__in=[Drawing.Status.DONE, Drawing.Status.BLANK])
+        return answered.unreviewed().defer("image").order_by(*REVIEW_ORDER)
+
+    def mark_stale_queued_again(self, older_than: float, limit: int) -> list[uuid.UUID]:
+        """Ids of the drawings still queued `older_than` seconds after they were last queued, stamped as queued now.
+
+        The caller publishes them again: a publish that failed while Redis was down, or a
+        queue that Redis forgot when it restarted, is caught this way.
+        """
+        now = timezone.now()
+        stale = self.queued().filter(enqueued_at__lt=now - timedelta(seconds=older_than))
+        ids = list(stale.order_by("enqueued_at").values_list("id", flat=True)[:limit])
+        self.filter(pk__in=ids).update(enqueued_at=now)
+        return ids
+
+    def claim(self, own: Drawing | None, now: datetime, limit: int, hold: float) -> list[Drawing]:
+        """A task's own queued drawing, then the oldest other queued ones, marked as taken at `now`.
+
+        A drawing another worker took less than `hold` seconds ago is left to it. Read, then
+        take with one conditional UPDATE: of two workers reading the same drawing, the
+        database lets only one change it, and the other learns from the row count.
+        """
+        free = Q(started_at__isnull=True) | Q(started_at__lt=now - timedelta(seconds=hold))
+        queued = self.queued().filter(free)
+        batch = [own] if own else []
+        if len(batch) < limit:  # the oldest others, along the (status, enqueued_at) index
+            others = queued.exclude(pk=own.pk) if own else queued
+            batch += others.order_by("enqueued_at")[: limit - len(batch)]
+        if not batch:
+            return []  # a batch-mate's task, the common case under load: no write
+        taken = queued.filter(pk__in=[d.pk for d in batch]).update(started_at=now)
+        if taken < len(batch):  # another worker holds some (or took them meanwhile)
+            batch = self._stamped(batch, started_at=now)
+        for drawing in batch:
+            drawing.started_at = now
+        return batch
+
+    def store_outcomes(self, drawings: list[Drawing], fields: list[str]) -> list[Drawing]:
+        """Write the drawings' `fields` with one prepared conditional UPDATE in one transaction.
+
+        executemany, not bulk_update: bulk_update builds a CASE per field and row, which costs
+        more Python time than predicting the batch. Only a still-queued drawing is written, so
+        a drawing another worker answered meanwhile keeps its first answer. Returns the
+        drawings written; each must carry the same `finished_at`.
+        """
+        columns = [Drawing._meta.get_field(name) for name in fields]
+        assignments = ", ".join(f"{connection.ops.quote_name(column.column)} = %s" for column in columns)
+        # Table and column names come from the model; every value goes as a parameter.
+        sql = f"UPDATE {Drawing._meta.db_table} SET {assignments} WHERE id = %s AND status = %s"
+        queued = Drawing.Status.QUEUED.value
+        rows = [
+            [column.get_db_prep_save(getattr(d, column.attname), connection) for column in columns]
+            + [Drawing._meta.pk.get_db_prep_value(d.pk, connection), queued]
+            for d in drawings
+        ]
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
+            written = cursor.rowcount
+        if written == len(drawings):
+            return drawings
+        return self._stamped(drawings, finished_at=drawings[0].finished_at)
+
+    def _stamped(self, drawings: list[Drawing], **stamp) -> list[Drawing]:
+        """Those of the drawings whose row carries this stamp: the ones a conditional UPDATE changed."""
+        mine = set(self.filter(pk__in=[d.pk for d in drawings], **stamp).values_list("pk", flat=True))
+        return [d for d in drawings if d.pk in mine]
+
+    def label(self, label: int | None, user) -> int:
+        """Give these drawings a staff label (None: unreviewed again); the count changed."""
+        return self.update(**label_fields(label, user))
+
+    def confirm(self, user) -> int:
+        """Take the prediction as the label, for the drawings that have one."""
+        return self.filter(digit__isnull=False).update(**label_fields(F("digit"), user))
 
 
 class Drawing(models.Model):
@@ -60,6 +166,8 @@ class Drawing(models.Model):
     labeled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     labeled_at = models.DateTimeField(null=True, blank=True)
 
+    objects = DrawingQuerySet.as_manager()
+
     class Meta:
         ordering = ("-created_at",)
         permissions = [("label_drawing", "Can label drawings")]
@@ -67,11 +175,10 @@ class Drawing(models.Model):
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["status", "enqueued_at"]),
             models.Index(fields=["digit"]),
-            models.Index(fields=["label"]),
+            models.Index(fields=["label", "confidence"]),  # reviewed or not; the review queue
             models.Index(fields=["feedback_label"]),
             models.Index(fields=["model_version"]),
             models.Index(fields=["created_at"]),
-            models.Index(fields=["labeled_at", "confidence"]),  # the review queue
         ]
 
     def __str__(self) -> str:
@@ -88,9 +195,21 @@ class Drawing(models.Model):
             return None
         return round((self.finished_at - self.created_at).total_seconds() * 1000, 3)
 
-    def set_label(self, label: int | None, user) -> None:
-        """Record what staff say the drawing is (None clears it), and who said so."""
-        self.label, self.labeled_by, self.labeled_at = label, user, timezone.now()
+    @classmethod
+    def queue(cls, **fields) -> Drawing:
+        """Store a drawing that just arrived, as queued for prediction."""
+        now = timezone.now()
+        return cls.objects.create(created_at=now, enqueued_at=now, status=cls.Status.QUEUED, **fields)
+
+    def set_label(self, label: int | None, user) -> list[str]:
+        """Record what staff say the drawing is (None clears it) and who said so; the fields it set."""
+        fields = label_fields(label, user)
+        for name, value in fields.items():
+            setattr(self, name, value)
+        return list(fields)
+
+    def label_as(self, label: int | None, user) -> None:
+        self.save(update_fields=self.set_label(label, user))
 
     def result(self) -> dict:
         """The drawing as the API and the websocket describe it (JSON-ready)."""

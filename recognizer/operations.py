@@ -8,8 +8,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from redis import RedisError
 
+from digitsite.celery import app as celery_app
 from recognizer.metrics import queue_depth
-from worker.celery import app as celery_app
 
 
 def health() -> dict:

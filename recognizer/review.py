@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import io
-import json
 from datetime import timedelta
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from PIL import Image
 
+from recognizer.model_files import read_metadata, shipped_path
 from recognizer.models import NOT_A_DIGIT, Drawing, ModelVersion
-from worker.inference import shipped_path
-from worker.preprocessing import BlankDrawing, preprocess
-
-QUEUE_ORDER = (F("confidence").asc(nulls_last=True), "-created_at")
-
-
-def queue() -> QuerySet[Drawing]:
-    """Drawings waiting for a label: least confident first."""
-    answered = Q(status__in=[Drawing.Status.DONE, Drawing.Status.BLANK])
-    return Drawing.objects.defer("image").filter(answered, label__isnull=True).order_by(*QUEUE_ORDER)
+from recognizer.preprocessing import BlankDrawing, preprocess
 
 
 def model_input_png(drawing: Drawing) -> bytes | None:
@@ -39,12 +30,13 @@ def live_version() -> str:
     active = ModelVersion.active()
     if active:
         return active.version
-    return json.loads(shipped_path().with_suffix(".json").read_text())["version"]
+    return read_metadata(shipped_path())["version"]
 
 
 def quality(days: int = 30) -> dict:
     """Accuracy on reviewed drawings (overall, live model, per version), confusion matrix, volume per day."""
-    reviewed = Drawing.objects.filter(label__lt=NOT_A_DIGIT, digit__isnull=False)
+    # Drawings staff labeled as a digit, that the model read as one.
+    reviewed = Drawing.objects.reviewed().exclude(label=NOT_A_DIGIT).filter(digit__isnull=False)
     live = live_version()
     per_version = [
         {**row, "accuracy": row["right"] / row["total"]}
@@ -72,5 +64,5 @@ def quality(days: int = 30) -> dict:
         "per_day": per_day,
         "busiest_day": max((row["n"] for row in per_day), default=0),
         "reviewed": reviewed.count(),
-        "to_review": queue().count(),
+        "to_review": Drawing.objects.review_queue().count(),
     }

@@ -6,17 +6,15 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from datetime import timedelta
 
 from channels.layers import get_channel_layer
 from django.db import transaction
-from django.utils import timezone
 from redis.exceptions import RedisError
 
+from digitsite.celery import app as celery_app
 from recognizer import metrics
 from recognizer.images import CheckedImage
 from recognizer.models import Drawing, group_for
-from worker.celery import app as celery_app
 
 log = logging.getLogger(__name__)
 PREDICT_TASK = "worker.tasks.predict_drawing"
@@ -24,17 +22,14 @@ PREDICT_TASK = "worker.tasks.predict_drawing"
 
 def submit(image: CheckedImage, source: str, drawing_id: uuid.UUID | None = None) -> Drawing:
     """Store the drawing as queued, then queue its prediction once the row is committed."""
-    now = timezone.now()
     with transaction.atomic():
-        drawing = Drawing.objects.create(
+        drawing = Drawing.queue(
             id=drawing_id or uuid.uuid4(),
             image=image.data,
             content_type=image.content_type,
             width=image.width,
             height=image.height,
             source=source,
-            created_at=now,
-            enqueued_at=now,
         )
         transaction.on_commit(lambda: enqueue(drawing.id))
     metrics.DRAWINGS_RECEIVED.labels(source).inc()
@@ -53,14 +48,9 @@ def enqueue(drawing_id: uuid.UUID) -> None:
 def requeue_stale(older_than: float, limit: int = 1000) -> int:
     """Queue again the drawings still queued `older_than` seconds after they were last queued.
 
-    Catches what the broker lost: a publish that failed while Redis was down, a queue that
-    Redis forgot when it restarted. A drawing queued twice is predicted once (the task is
-    idempotent).
+    Catches what the broker lost. A drawing queued twice is predicted once (the task is idempotent).
     """
-    now = timezone.now()
-    stale = Drawing.objects.filter(status=Drawing.Status.QUEUED, enqueued_at__lt=now - timedelta(seconds=older_than))
-    ids = list(stale.order_by("enqueued_at").values_list("id", flat=True)[:limit])
-    Drawing.objects.filter(pk__in=ids).update(enqueued_at=now)
+    ids = Drawing.objects.mark_stale_queued_again(older_than, limit)
     for drawing_id in ids:
         enqueue(drawing_id)
     return len(ids)

@@ -13,6 +13,7 @@ from django.db import connection
 
 from digitsite.redis_server import free_port
 from digitsite.stack import beat_command, stop, wait_for_port, wait_for_workers, web_command, worker_command
+from training import mnist, samples
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -58,6 +59,23 @@ class Processes:
         stop(self.started)
         for log in sorted(self.logs.glob("*.log")):
             sys.stderr.write(f"--- {log.name} (tail) ---\n{log.read_text(errors='replace')[-1500:]}\n")
+
+
+@pytest.fixture(scope="session")
+def mnist_test() -> tuple:
+    """MNIST's full test split, for the evaluations that need real data; skipped where it is absent."""
+    try:
+        return mnist.load("test")
+    except FileNotFoundError as exc:
+        pytest.skip(f"needs the MNIST files, which a bare clone lacks ({exc}); CI reads ../shared/data/mnist")
+
+
+@pytest.fixture(scope="session", params=["made", "mnist"])
+def test_digits(request) -> tuple:
+    """Digits (N, 28, 28) uint8 and labels: the project's own sample, and MNIST test where it is present."""
+    if request.param == "made":
+        return samples.digits(500)
+    return request.getfixturevalue("mnist_test")
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,10 @@ from __future__ import annotations
 from django.contrib.auth.models import Group, User
 
 from recognizer.models import Drawing
-from tests import drawings
-
-SEVEN = drawings.stroke_digit(7, "dark_on_light", (30, 40, 150, 200))
-ONE = drawings.stroke_digit(1, "dark_on_light", (100, 20, 180, 260), width=16)
+from training import samples
 
 
-def drawing(digit: int | None = 7, confidence: float | None = 0.98, image: bytes = SEVEN, **fields) -> Drawing:
+def drawing(digit: int | None = 7, confidence: float | None = 0.98, image: bytes = samples.SEVEN, **fields) -> Drawing:
     """A drawing the model already answered (done), unless fields say otherwise."""
     probabilities = None
     if digit is not None:

@@ -3,16 +3,15 @@
 import pytest
 
 from recognizer.models import Drawing
-from tests import drawings
+from training import samples
 
 pytestmark = pytest.mark.django_db
-SEVEN = drawings.stroke_digit(7, "dark_on_light", (30, 40, 150, 200))
 
 
 @pytest.fixture
 def drawing() -> Drawing:
     return Drawing.objects.create(
-        image=SEVEN, content_type="image/png", width=280, height=280, source="api", status="done",
+        image=samples.SEVEN, content_type="image/png", width=280, height=280, source="api", status="done",
         digit=7, confidence=0.98, probabilities=[0.002] * 9 + [0.98], model_version="cnn-test",
     )  # fmt: skip
 
@@ -32,7 +31,7 @@ def test_it_opens_a_drawing_and_serves_its_image_as_stored(admin_client, drawing
     assert admin_client.get(f"/admin/recognizer/drawing/{drawing.pk}/change/").status_code == 200
     image = admin_client.get(f"/admin/recognizer/drawing/{drawing.pk}/image/")
     assert image["Content-Type"] == "image/png" and image["X-Content-Type-Options"] == "nosniff"
-    assert image.content == SEVEN
+    assert image.content == samples.SEVEN
 
 
 def test_it_records_who_labeled_a_drawing(admin_client, admin_user, drawing):

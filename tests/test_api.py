@@ -12,11 +12,10 @@ from django.conf import settings
 
 from recognizer import services
 from recognizer.models import Drawing
-from tests import drawings
 from tests.factories import drawing
+from training import samples
 
 pytestmark = pytest.mark.django_db
-SEVEN = drawings.stroke_digit(7, "dark_on_light", (30, 40, 150, 200))
 
 
 def post_json(client, body, **extra):
@@ -30,12 +29,12 @@ def error_code(response) -> str:
 
 
 def test_it_stores_a_data_url_drawing_and_answers_queued(client):
-    response = post_json(client, {"image": drawings.data_url(SEVEN)})
+    response = post_json(client, {"image": samples.data_url(samples.SEVEN)})
     assert response.status_code == 202
     body = response.json()
     assert body["status"] == "queued" and body["url"] == f"/api/drawings/{body['id']}/"
     drawing = Drawing.objects.get(pk=body["id"])
-    assert bytes(drawing.image) == SEVEN  # exactly as received
+    assert bytes(drawing.image) == samples.SEVEN  # exactly as received
     assert (drawing.content_type, drawing.width, drawing.height) == ("image/png", 280, 280)
     assert drawing.status == "queued" and drawing.source == "api"
 
@@ -44,7 +43,7 @@ def test_it_queues_the_prediction_on_the_broker_after_commit(client, django_capt
     broker = redis.Redis.from_url(settings.REDIS_URL)
     before = broker.llen("celery")
     with django_capture_on_commit_callbacks(execute=True):
-        response = post_json(client, {"image": drawings.data_url(SEVEN)})
+        response = post_json(client, {"image": samples.data_url(samples.SEVEN)})
     message = json.loads(broker.lindex("celery", 0))
     assert broker.llen("celery") == before + 1
     assert message["headers"]["task"] == "worker.tasks.predict_drawing"
@@ -52,8 +51,8 @@ def test_it_queues_the_prediction_on_the_broker_after_commit(client, django_capt
 
 
 def test_it_accepts_multipart_and_raw_png(client):
-    multipart = client.post("/api/drawings/", {"image": drawings.io.BytesIO(SEVEN)})
-    raw = client.post("/api/drawings/", data=SEVEN, content_type="image/png")
+    multipart = client.post("/api/drawings/", {"image": samples.io.BytesIO(samples.SEVEN)})
+    raw = client.post("/api/drawings/", data=samples.SEVEN, content_type="image/png")
     assert (multipart.status_code, raw.status_code) == (202, 202)
     assert Drawing.objects.count() == 2
 
@@ -69,7 +68,7 @@ def test_it_accepts_multipart_and_raw_png(client):
         ({"image": "data:image/png;base64,@@@"}, 400, "invalid_base64"),
         ({"image": "data:text/html;base64,PGgxPmhpPC9oMT4="}, 415, "unsupported_media_type"),
         ({"image": "data:image/png;base64," + base64.b64encode(b"hello" * 50).decode()}, 400, "invalid_image"),
-        ({"image": drawings.data_url(SEVEN[: len(SEVEN) // 2])}, 400, "invalid_image"),
+        ({"image": samples.data_url(samples.SEVEN[: len(samples.SEVEN) // 2])}, 400, "invalid_image"),
     ],
 )
 def test_it_refuses_bad_input_with_a_code_and_stores_nothing(client, body, status, code):
@@ -81,14 +80,14 @@ def test_it_refuses_bad_input_with_a_code_and_stores_nothing(client, body, statu
 
 
 def test_it_refuses_an_oversized_request_before_reading_it(client):
-    response = post_json(client, {"image": drawings.data_url(SEVEN + b"\0" * 12_000_000)})
+    response = post_json(client, {"image": samples.data_url(samples.SEVEN + b"\0" * 12_000_000)})
     assert response.status_code == 413 and error_code(response) == "request_too_large"
     assert not Drawing.objects.exists()
 
 
 def test_it_refuses_a_png_bomb_from_its_header(client, settings):
     settings.MAX_IMAGE_PIXELS = 1000 * 1000
-    bomb = drawings.png(drawings.canvas(size=1001))
+    bomb = samples.png(samples.canvas(size=1001))
     response = client.post("/api/drawings/", data=bomb, content_type="image/png")
     assert response.status_code == 413 and error_code(response) == "too_many_pixels"
 
@@ -99,12 +98,12 @@ def test_it_refuses_unknown_content_types(client):
 
 
 def test_it_refuses_a_wait_over_the_limit(client):
-    response = post_json(client, {"image": drawings.data_url(SEVEN)}, QUERY_STRING="wait=31")
+    response = post_json(client, {"image": samples.data_url(samples.SEVEN)}, QUERY_STRING="wait=31")
     assert response.status_code == 422 and error_code(response) == "invalid_request"
 
 
 def test_it_describes_a_stored_drawing(client):
-    drawing_id = post_json(client, {"image": drawings.data_url(SEVEN)}).json()["id"]
+    drawing_id = post_json(client, {"image": samples.data_url(samples.SEVEN)}).json()["id"]
     body = client.get(f"/api/drawings/{drawing_id}/").json()
     assert body["status"] == "queued" and body["digit"] is None
     assert set(body) >= {"id", "status", "digit", "confidence", "probabilities", "model_version", "created_at"}
@@ -117,7 +116,7 @@ def test_it_answers_404_with_an_error_body_for_unknown_ids_and_paths(client):
 
 
 def test_it_records_feedback(client):
-    drawing_id = post_json(client, {"image": drawings.data_url(SEVEN)}).json()["id"]
+    drawing_id = post_json(client, {"image": samples.data_url(samples.SEVEN)}).json()["id"]
     response = client.post(f"/api/drawings/{drawing_id}/feedback/", {"label": 1}, content_type="application/json")
     assert response.status_code == 200 and response.json()["feedback_label"] == 1
     drawing = Drawing.objects.get(pk=drawing_id)
@@ -126,7 +125,7 @@ def test_it_records_feedback(client):
 
 @pytest.mark.parametrize("label", [10, -1, "seven", None])
 def test_it_refuses_feedback_that_is_not_a_digit(client, label):
-    drawing_id = post_json(client, {"image": drawings.data_url(SEVEN)}).json()["id"]
+    drawing_id = post_json(client, {"image": samples.data_url(samples.SEVEN)}).json()["id"]
     response = client.post(f"/api/drawings/{drawing_id}/feedback/", {"label": label}, content_type="application/json")
     assert response.status_code == 422 and error_code(response) == "invalid_request"
     assert Drawing.objects.get(pk=drawing_id).feedback_label is None

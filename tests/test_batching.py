@@ -11,8 +11,9 @@ from django.test import override_settings
 from django.utils import timezone
 
 from recognizer.models import Drawing
-from tests import drawings
-from tests.factories import ONE, SEVEN, drawing
+from tests.factories import drawing
+from training import samples
+from training.samples import ONE, SEVEN
 from worker import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -44,7 +45,7 @@ class Listening:
 
 
 def test_one_task_answers_every_drawing_queued_behind_it_in_one_batch():
-    batch = [queued(SEVEN), queued(ONE), queued(drawings.blank(style="dark_on_light")), queued(b"\x89PNG broken")]
+    batch = [queued(SEVEN), queued(ONE), queued(samples.blank(style="dark_on_light")), queued(b"\x89PNG broken")]
     listening = Listening([d.pk for d in batch])
     tasks.predict_drawing(str(batch[1].pk))
     stored = {d.pk: d for d in Drawing.objects.filter(pk__in=[d.pk for d in batch])}

@@ -9,14 +9,9 @@ import pytest
 from PIL import Image
 
 from benchmarks import canvas_suite, canvases
-from worker import mnist
-from worker.inference import Predictor, shipped_path
-from worker.preprocessing import BlankDrawing, preprocess
-
-
-@pytest.fixture(scope="module")
-def test_split() -> tuple[np.ndarray, np.ndarray]:
-    return mnist.load("test")
+from recognizer.model_files import shipped_path
+from recognizer.preprocessing import BlankDrawing, preprocess
+from worker.inference import Predictor
 
 
 def pixels(png: bytes) -> np.ndarray:
@@ -50,8 +45,8 @@ def test_a_template_is_drawn_on_a_canvas_of_the_requested_size_and_style(style, 
     assert ink.any() and (rgba[ink][:, :3] == canvas.ink[:3]).all()
 
 
-def test_a_transparent_canvas_is_transparent_black_wherever_nothing_was_drawn(test_split):
-    drawings = [canvases.digit_drawing(i, 3, *test_split) for i in range(40)]
+def test_a_transparent_canvas_is_transparent_black_wherever_nothing_was_drawn(test_digits):
+    drawings = [canvases.digit_drawing(i, 3, *test_digits) for i in range(40)]
     transparent = [d for d in drawings if d.style == "transparent"]
     assert transparent
     for drawing in transparent:
@@ -61,8 +56,8 @@ def test_a_transparent_canvas_is_transparent_black_wherever_nothing_was_drawn(te
         assert rgba[..., 3].max() == 255
 
 
-def test_every_kind_of_drawing_lands_inside_its_canvas(test_split):
-    drawings = [canvases.digit_drawing(i, 5, *test_split) for i in range(40)]
+def test_every_kind_of_drawing_lands_inside_its_canvas(test_digits):
+    drawings = [canvases.digit_drawing(i, 5, *test_digits) for i in range(40)]
     drawings += [canvases.other_drawing(i, 5, kind) for kind in canvases.OTHER_KINDS for i in range(10)]
     for drawing in drawings:
         ink = ink_mask(drawing)
@@ -74,10 +69,10 @@ def test_every_kind_of_drawing_lands_inside_its_canvas(test_split):
     assert {d.style for d in drawings} == set(canvases.STYLES)
 
 
-def test_a_drawing_is_the_same_for_the_same_seed_and_index(test_split):
-    first = canvases.digit_drawing(11, 7, *test_split)
-    assert canvases.digit_drawing(11, 7, *test_split) == first
-    assert canvases.digit_drawing(11, 8, *test_split).png != first.png
+def test_a_drawing_is_the_same_for_the_same_seed_and_index(test_digits):
+    first = canvases.digit_drawing(11, 7, *test_digits)
+    assert canvases.digit_drawing(11, 7, *test_digits) == first
+    assert canvases.digit_drawing(11, 8, *test_digits).png != first.png
     assert canvases.other_drawing(4, 7, "letter") == canvases.other_drawing(4, 7, "letter")
 
 
@@ -94,8 +89,8 @@ def test_a_tap_or_a_slip_of_the_pen_is_blank():
             preprocess(canvases.other_drawing(i, 7, "dot").png)
 
 
-def test_the_shipped_model_reads_nine_in_ten_canvas_digits(test_split):
-    drawings = [canvases.digit_drawing(i, 7, *test_split) for i in range(100)]
+def test_the_shipped_model_reads_nine_in_ten_canvas_digits(test_digits):
+    drawings = [canvases.digit_drawing(i, 7, *test_digits) for i in range(100)]
     probabilities, blank = canvas_suite.classify(Predictor.from_file(shipped_path()), drawings)
     labels = np.array([int(d.label) for d in drawings])
     assert not blank.any()

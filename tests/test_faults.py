@@ -9,14 +9,14 @@ import psutil
 import pytest
 import requests
 
+from digitsite.celery import app as celery_app
 from digitsite.redis_server import EmbeddedRedis, free_port
 from digitsite.stack import beat_command, wait_for_workers, worker_command
 from recognizer.models import Drawing
-from tests import drawings
-from worker.celery import app as celery_app
+from training import samples
 
 pytestmark = pytest.mark.django_db(transaction=True)
-SEVEN = drawings.data_url(drawings.stroke_digit(7, "dark_on_light", (30, 40, 150, 200)))
+SEVEN_URL = samples.data_url(samples.SEVEN)
 
 
 class Submitter(threading.Thread):
@@ -30,7 +30,7 @@ class Submitter(threading.Thread):
         session = requests.Session()
         while self.running:
             try:
-                response = session.post(self.url + "/api/drawings/", json={"image": SEVEN}, timeout=10)
+                response = session.post(self.url + "/api/drawings/", json={"image": SEVEN_URL}, timeout=10)
             except requests.RequestException as exc:
                 self.refused.append(repr(exc))
                 continue
@@ -93,7 +93,7 @@ def test_it_loses_no_drawing_when_workers_are_killed(processes, live_server_url)
 
 
 def test_it_predicts_a_drawing_once_when_its_task_arrives_twice(live_server_url):
-    body = requests.post(live_server_url + "/api/drawings/?wait=10", json={"image": SEVEN}, timeout=20).json()
+    body = requests.post(live_server_url + "/api/drawings/?wait=10", json={"image": SEVEN_URL}, timeout=20).json()
     first = Drawing.objects.get(pk=body["id"])
     for _ in range(2):
         celery_app.send_task("worker.tasks.predict_drawing", args=[body["id"]])

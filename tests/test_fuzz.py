@@ -10,24 +10,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.sync.client import connect
 
-from tests import drawings
+from training import samples
 
 pytestmark = pytest.mark.django_db(transaction=True)
-SEVEN = drawings.stroke_digit(7, "dark_on_light", (30, 40, 150, 200))
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
 )
 # Images that are almost right: a real PNG cut, flipped or padded; data URLs with odd types.
-broken_pngs = st.builds(lambda cut, junk: SEVEN[:cut] + junk, st.integers(0, len(SEVEN)), st.binary(max_size=64))
+broken_pngs = st.builds(
+    lambda cut, junk: samples.SEVEN[:cut] + junk, st.integers(0, len(samples.SEVEN)), st.binary(max_size=64)
+)
 data_urls = st.builds(
     lambda kind, params, payload: f"data:{kind}{params};base64,{payload}",
     st.sampled_from(["image/png", "image/jpeg", "image/webp", "text/html", "", "image/svg+xml", "IMAGE/PNG"]),
     st.sampled_from(["", ";charset=utf-8", ";x=y", ";;"]),
-    st.one_of(st.text(max_size=60), broken_pngs.map(lambda data: drawings.data_url(data).split(",", 1)[1])),
+    st.one_of(st.text(max_size=60), broken_pngs.map(lambda data: samples.data_url(data).split(",", 1)[1])),
 )
-image_fields = st.one_of(json_values, data_urls, broken_pngs.map(drawings.data_url))
+image_fields = st.one_of(json_values, data_urls, broken_pngs.map(samples.data_url))
 bodies = st.one_of(
     st.builds(
         lambda image, extra: json.dumps({"image": image, **extra}),

@@ -20,9 +20,7 @@ from digitsite.asgi import application
 from recognizer import images
 from recognizer.images import InvalidImage
 from recognizer.models import Drawing
-from tests import drawings
-
-SEVEN = drawings.stroke_digit(7, "dark_on_light", (30, 40, 150, 200))
+from training import samples
 
 
 def png_bomb(width: int, height: int) -> bytes:
@@ -84,13 +82,13 @@ def test_the_server_refuses_oversized_bodies_without_reading_them(live_server_ur
 def test_it_limits_drawings_per_client_over_http(client, settings):
     settings.RATE_LIMIT = 3
     address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.7"  # a counter of its own
-    post = lambda: client.post("/api/drawings/", data=SEVEN, content_type="image/png", REMOTE_ADDR=address)  # noqa: E731
+    post = lambda: client.post("/api/drawings/", data=samples.SEVEN, content_type="image/png", REMOTE_ADDR=address)  # noqa: E731
     assert [post().status_code for _ in range(3)] == [202, 202, 202]
     refused = post()
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
     assert 1 <= int(refused["Retry-After"]) <= 60
     assert Drawing.objects.count() == 3
-    other = client.post("/api/drawings/", data=SEVEN, content_type="image/png", REMOTE_ADDR="10.255.255.1")
+    other = client.post("/api/drawings/", data=samples.SEVEN, content_type="image/png", REMOTE_ADDR="10.255.255.1")
     assert other.status_code == 202  # other clients are not affected
 
 
@@ -100,7 +98,7 @@ async def test_it_limits_drawings_per_client_over_the_websocket(settings):
     communicator = WebsocketCommunicator(application, "/ws/recognize/")
     communicator.scope["client"] = (f"ws-{uuid.uuid4()}", 1234)  # a counter of its own
     assert (await communicator.connect())[0]
-    frame = json.dumps({"type": "drawing", "image": drawings.data_url(SEVEN), "ref": "r"})
+    frame = json.dumps({"type": "drawing", "image": samples.data_url(samples.SEVEN), "ref": "r"})
     answers = []
     for _ in range(3):
         await communicator.send_to(text_data=frame)

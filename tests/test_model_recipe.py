@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worker import calibration, mnist, strokes
+from training import calibration, samples, strokes
 
 
 def test_temperature_scaling_undoes_overconfidence():
@@ -55,9 +55,9 @@ def test_synthetic_stroke_digits_look_like_preprocessed_mnist():
 
 def test_distortions_are_seeded_and_keep_the_digit_in_frame():
     tf = pytest.importorskip("tensorflow")
-    from worker.augment import augment
+    from training.augment import augment
 
-    x, _ = mnist.load("test")
+    x, _ = samples.digits(64)
     batch = tf.constant((x[:64].astype("float32") / 255)[..., None])
     first = augment(batch, tf.constant([1, 5], tf.int64)).numpy()
     assert first.shape == (64, 28, 28, 1)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests import drawings
+from training import samples
 
 pytestmark = pytest.mark.django_db(transaction=True)
-SEVEN = drawings.stroke_digit(7, "dark_on_light", (30, 40, 150, 200))
 
 
 def metric(text: str, name: str) -> float:
@@ -33,7 +32,7 @@ def test_it_is_unhealthy_without_redis(client, settings):
 def test_it_counts_drawings_predictions_and_latency(live_server_url):
     before = requests.get(live_server_url + "/metrics", timeout=10).text
     answer = requests.post(
-        live_server_url + "/api/drawings/?wait=10", json={"image": drawings.data_url(SEVEN)}, timeout=20
+        live_server_url + "/api/drawings/?wait=10", json={"image": samples.data_url(samples.SEVEN)}, timeout=20
     ).json()
     requests.post(live_server_url + "/api/drawings/", json={"image": "data:image/png;base64,@@"}, timeout=10)
     after = requests.get(live_server_url + "/metrics", timeout=10).text

@@ -9,7 +9,7 @@ import requests
 import websockets
 
 from recognizer.models import Drawing
-from tests import drawings
+from training import samples
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,7 +23,7 @@ async def recognise(base: str, images: list[bytes]) -> list[tuple[dict, dict]]:
     answers = []
     async with websockets.connect(ws_url(base), origin=base) as socket:
         for i, image in enumerate(images):
-            await socket.send(json.dumps({"type": "drawing", "image": drawings.data_url(image), "ref": f"r{i}"}))
+            await socket.send(json.dumps({"type": "drawing", "image": samples.data_url(image), "ref": f"r{i}"}))
             queued = json.loads(await asyncio.wait_for(socket.recv(), 10))
             answer = json.loads(await asyncio.wait_for(socket.recv(), 30))
             answers.append((queued, answer))
@@ -31,9 +31,9 @@ async def recognise(base: str, images: list[bytes]) -> list[tuple[dict, dict]]:
 
 
 def test_it_pushes_predictions_over_the_websocket_and_stores_them(live_server_url):
-    images, labels = drawings.mnist_digits(12)
-    styles = list(drawings.STYLES)
-    canvases = [drawings.mnist_canvas(image, styles[i % len(styles)]) for i, image in enumerate(images)]
+    images, labels = samples.digits(12)
+    styles = list(samples.STYLES)
+    canvases = [samples.digit_canvas(image, styles[i % len(styles)]) for i, image in enumerate(images)]
     answers = asyncio.run(recognise(live_server_url, canvases))
     predicted = []
     for i, (queued, answer) in enumerate(answers):
@@ -48,15 +48,15 @@ def test_it_pushes_predictions_over_the_websocket_and_stores_them(live_server_ur
 
 
 def test_it_answers_a_blank_canvas_as_blank(live_server_url):
-    [(_, answer)] = asyncio.run(recognise(live_server_url, [drawings.blank()]))
+    [(_, answer)] = asyncio.run(recognise(live_server_url, [samples.blank()]))
     assert answer["type"] == "prediction" and answer["status"] == "blank" and answer["digit"] is None
     assert Drawing.objects.get(pk=answer["id"]).status == "blank"
 
 
 def test_it_answers_an_http_wait_with_the_prediction(live_server_url):
-    seven = drawings.stroke_digit(7, "coloured", (60, 30, 220, 250))
+    seven = samples.stroke_digit(7, "coloured", (60, 30, 220, 250))
     response = requests.post(
-        f"{live_server_url}/api/drawings/?wait=10", json={"image": drawings.data_url(seven)}, timeout=20
+        f"{live_server_url}/api/drawings/?wait=10", json={"image": samples.data_url(seven)}, timeout=20
     )
     assert response.status_code == 200
     body = response.json()

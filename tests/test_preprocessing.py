@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from tests import drawings
-from worker import mnist
-from worker.preprocessing import BlankDrawing, preprocess, to_mnist
+from recognizer.preprocessing import BlankDrawing, preprocess, to_mnist
+from training import samples
 
 
 def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
@@ -23,56 +22,56 @@ def extent(image: np.ndarray) -> tuple[int, int]:
     return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
 
 
-@pytest.mark.parametrize("style", drawings.STYLES)
+@pytest.mark.parametrize("style", samples.STYLES)
 def test_it_gives_the_same_input_for_every_ink_style(style):
-    reference = preprocess(drawings.stroke_digit(7, "dark_on_light", (30, 40, 150, 200)))
-    image = preprocess(drawings.stroke_digit(7, style, (30, 40, 150, 200)))
+    reference = preprocess(samples.stroke_digit(7, "dark_on_light", (30, 40, 150, 200)))
+    image = preprocess(samples.stroke_digit(7, style, (30, 40, 150, 200)))
     assert image.shape == (28, 28) and image.dtype == np.float32
     assert np.abs(image - reference).mean() < 0.02
 
 
 @pytest.mark.parametrize("box", [(10, 10, 90, 110), (170, 150, 270, 270), (100, 20, 200, 140)])
 def test_it_centres_an_off_centre_digit_by_its_centre_of_mass(box):
-    image = preprocess(drawings.stroke_digit(7, "dark_on_light", box))
+    image = preprocess(samples.stroke_digit(7, "dark_on_light", box))
     cy, cx = centre_of_mass(image)
     assert abs(cy - 14) < 1 and abs(cx - 14) < 1
 
 
 def test_it_fits_the_longer_side_into_20_pixels_keeping_the_aspect_ratio():
-    image = preprocess(drawings.stroke_digit(1, "dark_on_light", (100, 20, 180, 260), width=12))
+    image = preprocess(samples.stroke_digit(1, "dark_on_light", (100, 20, 180, 260), width=12))
     height, width = extent(image)
     assert height == 20
     assert width <= 5  # a 1 stays thin: it is not stretched into a square
 
 
 def test_it_scales_ink_to_the_full_range():
-    image = preprocess(drawings.stroke_digit(7, "coloured", (30, 40, 150, 200)))
+    image = preprocess(samples.stroke_digit(7, "coloured", (30, 40, 150, 200)))
     assert image.min() == 0 and image.max() == pytest.approx(1)
 
 
-def test_it_reproduces_mnist_from_an_mnist_digit():
-    images, _ = mnist.load("test")
+def test_it_reproduces_mnist_from_an_mnist_digit(test_digits):
+    images, _ = test_digits
     for digit in images[:50]:
         assert np.abs(to_mnist(digit.astype(np.float32)) * 255 - digit).mean() < 4
 
 
-def test_it_reproduces_mnist_from_a_scaled_up_canvas():
-    images, _ = mnist.load("test")
-    image = preprocess(drawings.mnist_canvas(images[0], "transparent", size=400, side=300, at=(90, 10)))
+def test_it_reproduces_mnist_from_a_scaled_up_canvas(test_digits):
+    images, _ = test_digits
+    image = preprocess(samples.digit_canvas(images[0], "transparent", size=400, side=300, at=(90, 10)))
     assert np.abs(image - images[0] / 255).mean() < 0.06
 
 
-@pytest.mark.parametrize("style", drawings.STYLES)
+@pytest.mark.parametrize("style", samples.STYLES)
 def test_it_calls_an_empty_canvas_blank(style):
     with pytest.raises(BlankDrawing):
-        preprocess(drawings.blank(style=style))
+        preprocess(samples.blank(style=style))
 
 
 def test_it_calls_a_speck_blank():
-    image = drawings.canvas()
+    image = samples.canvas()
     ImageDraw.Draw(image).ellipse((100, 100, 104, 104), fill=(0, 0, 0, 255))
     with pytest.raises(BlankDrawing):
-        preprocess(drawings.png(image))
+        preprocess(samples.png(image))
 
 
 def test_it_calls_faint_noise_blank():
@@ -85,8 +84,8 @@ def test_it_calls_faint_noise_blank():
 
 
 def test_it_reads_jpeg_and_greyscale_images():
-    image = Image.open(io.BytesIO(drawings.stroke_digit(7, "dark_on_light", (30, 40, 150, 200)))).convert("L")
+    image = Image.open(io.BytesIO(samples.stroke_digit(7, "dark_on_light", (30, 40, 150, 200)))).convert("L")
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=80)
-    reference = preprocess(drawings.stroke_digit(7, "dark_on_light", (30, 40, 150, 200)))
+    reference = preprocess(samples.stroke_digit(7, "dark_on_light", (30, 40, 150, 200)))
     assert np.abs(preprocess(buffer.getvalue()) - reference).mean() < 0.03

@@ -7,7 +7,8 @@ from django.contrib.auth.models import User
 
 from recognizer.models import NOT_A_DIGIT, Drawing, ModelVersion
 from recognizer.review import live_version
-from tests.factories import ONE, drawing, reviewer
+from tests.factories import drawing, reviewer
+from training.samples import ONE
 
 pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/recognizer/drawing/"
@@ -73,6 +74,18 @@ def test_it_shows_the_drawing_its_model_input_and_bars(admin_client):
     assert f"{obj.pk}/image/" in page and f"{obj.pk}/input/" in page and page.count("digits-bar") >= 10
     model_input = admin_client.get(f"{CHANGELIST}{obj.pk}/input/")
     assert model_input["Content-Type"] == "image/png" and model_input.content.startswith(b"\x89PNG")
+
+
+def test_a_drawing_whose_label_was_cleared_is_unreviewed_everywhere(admin_client, admin_user):
+    cleared, reviewed = drawing(confidence=0.2), drawing(confidence=0.1)
+    reviewed.label_as(3, admin_user)
+    cleared.label_as(5, admin_user)
+    admin_client.post(f"{CHANGELIST}{cleared.pk}/change/", {"label": ""})  # staff clear the label
+    cleared.refresh_from_db()
+    assert (cleared.label, cleared.labeled_by, cleared.labeled_at) == (None, None, None)
+    assert listed(admin_client.get(f"{CHANGELIST}?reviewed=no")) == [str(cleared.pk)]
+    assert listed(admin_client.get(CHANGELIST)) == [str(cleared.pk), str(reviewed.pk)]  # unreviewed first
+    assert admin_client.get(REVIEW).context["drawing"] == cleared
 
 
 def test_it_keeps_prediction_fields_read_only(admin_client):

@@ -9,10 +9,10 @@ from channels.testing import WebsocketCommunicator
 
 from digitsite.asgi import application
 from recognizer.models import Drawing, group_for
-from tests import drawings
+from training import samples
 
 pytestmark = pytest.mark.django_db(transaction=True)
-SEVEN = drawings.data_url(drawings.stroke_digit(7, "dark_on_light", (30, 40, 150, 200)))
+SEVEN_URL = samples.data_url(samples.SEVEN)
 
 
 async def connected(origin: bytes | None = b"http://127.0.0.1:8000") -> WebsocketCommunicator:
@@ -25,7 +25,7 @@ async def connected(origin: bytes | None = b"http://127.0.0.1:8000") -> Websocke
 
 async def test_it_queues_a_drawing_and_forwards_its_pushed_result():
     communicator = await connected()
-    await communicator.send_json_to({"type": "drawing", "image": SEVEN, "ref": "a1"})
+    await communicator.send_json_to({"type": "drawing", "image": SEVEN_URL, "ref": "a1"})
     queued = await communicator.receive_json_from(timeout=5)
     assert queued["type"] == "queued" and queued["ref"] == "a1"
     drawing = await Drawing.objects.aget(pk=queued["id"])
@@ -58,7 +58,7 @@ async def test_it_answers_bad_frames_with_an_error_and_stays_open(frame, code):
     await communicator.send_to(text_data=frame)
     error = await communicator.receive_json_from(timeout=5)
     assert error["type"] == "error" and error["code"] == code and error["message"]
-    await communicator.send_to(text_data=json.dumps({"type": "drawing", "image": SEVEN, "ref": "after"}))
+    await communicator.send_to(text_data=json.dumps({"type": "drawing", "image": SEVEN_URL, "ref": "after"}))
     assert (await communicator.receive_json_from(timeout=5))["type"] == "queued"
     assert await Drawing.objects.acount() == 1  # only the good drawing was stored
     await communicator.disconnect()
@@ -73,7 +73,7 @@ async def test_it_refuses_binary_frames():
 
 async def test_it_tells_the_status_of_a_drawing_and_of_an_unknown_one():
     communicator = await connected()
-    await communicator.send_json_to({"type": "drawing", "image": SEVEN})
+    await communicator.send_json_to({"type": "drawing", "image": SEVEN_URL})
     drawing_id = (await communicator.receive_json_from(timeout=5))["id"]
     await communicator.send_json_to({"type": "status", "id": drawing_id, "ref": "s"})
     assert await communicator.receive_json_from(timeout=5) == {"type": "queued", "id": drawing_id, "ref": "s"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from dataclasses import dataclass
@@ -11,10 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from recognizer.model_files import read_metadata, shipped_path
 from recognizer.models import ModelVersion
-from worker import mnist
-from worker.inference import configure_tensorflow, shipped_path
-from worker.reviewed import labeled_inputs
+from training import mnist
+from training.reviewed import labeled_inputs
+from worker.inference import configure_tensorflow
+
+# Train images and labels, test images and labels: MNIST in production, a small sample in tests.
+Digits = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -28,7 +31,7 @@ class Outcome:
 def register_shipped() -> ModelVersion:
     """The model that ships with the code, as a version (so it can be rolled back to)."""
     path = shipped_path()
-    metadata = json.loads(path.with_suffix(".json").read_text())
+    metadata = read_metadata(path)
     version, _ = ModelVersion.objects.get_or_create(
         version=metadata["version"],
         defaults={
@@ -38,6 +41,12 @@ def register_shipped() -> ModelVersion:
         },
     )
     return version
+
+
+def mnist_digits(limit: int | None = None) -> Digits:
+    """MNIST's train and test splits (the first `limit` digits of each), from MNIST_PATH."""
+    (x_train, y_train), (x_test, y_test) = mnist.load("train"), mnist.load("test")
+    return x_train[:limit], y_train[:limit], x_test[:limit], y_test[:limit]
 
 
 def split(count: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +74,7 @@ def load(version: ModelVersion):
 def retrain(
     epochs: int = 1,
     weight: float = 20.0,
-    mnist_limit: int | None = None,
+    digits: Digits | None = None,
     holdout: float = 0.2,
     seed: int = 1,
     force: bool = False,
@@ -80,11 +89,7 @@ def retrain(
     base = ModelVersion.objects.filter(is_active=True).first() or register_shipped()
     images, labels, _ = labeled_inputs()
     train_idx, held_idx = split(len(images), holdout, seed)
-    x_mnist, y_mnist = mnist.load("train")
-    x_test, y_test = mnist.load("test")
-    if mnist_limit:
-        x_mnist, y_mnist = x_mnist[:mnist_limit], y_mnist[:mnist_limit]
-        x_test, y_test = x_test[:mnist_limit], y_test[:mnist_limit]
+    x_mnist, y_mnist, x_test, y_test = digits or mnist_digits()
     x_mnist, x_test = x_mnist.astype(np.float32) / 255, x_test.astype(np.float32) / 255
     log(f"base {base.version}; {len(x_mnist)} MNIST + {len(train_idx)} reviewed drawings (weight {weight:g}), "
         f"{len(held_idx)} held out")  # fmt: skip

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from recognizer.models import NOT_A_DIGIT, Drawing
-from worker.preprocessing import BlankDrawing, preprocess
+from recognizer.preprocessing import BlankDrawing, preprocess
 
 
 def labeled_inputs(include_not_a_digit: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Inputs (N, 28, 28) float32, labels (N,) and drawing ids of the labeled drawings, oldest first."""
-    drawings = Drawing.objects.filter(label__isnull=False)
+    drawings = Drawing.objects.reviewed()
     if not include_not_a_digit:
         drawings = drawings.exclude(label=NOT_A_DIGIT)
     inputs, labels, ids = [], [], []

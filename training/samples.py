@@ -1,14 +1,21 @@
-"""Canvas images for tests: MNIST digits and pen strokes drawn the way browsers hold them."""
+"""Sample drawings for tests and benchmarks: canvases the way browsers hold them, and MNIST-like digits.
+
+Both the test suite and the benchmarks draw from here (neither imports the other). Nothing
+here reads a data set: the digits are made by the project itself (synthetic pen strokes
+through the MNIST recipe, `training.strokes`), so a clone with nothing beside it can run
+the tests. Full-MNIST evaluations read `training.mnist` instead.
+"""
 
 from __future__ import annotations
 
 import base64
+import functools
 import io
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from worker import mnist
+from training import strokes
 
 STYLES = {  # name: (background RGBA, ink RGBA)
     "dark_on_light": ((255, 255, 255, 255), (0, 0, 0, 255)),
@@ -16,6 +23,7 @@ STYLES = {  # name: (background RGBA, ink RGBA)
     "coloured": ((250, 248, 240, 255), (20, 60, 220, 255)),
     "transparent": ((0, 0, 0, 0), (30, 30, 30, 255)),
 }
+SEED = 20261129  # of the sample digits
 # A "7" and a "1" as pen strokes in a unit square.
 STROKES = {
     7: [(0.15, 0.1), (0.85, 0.1), (0.4, 0.95)],
@@ -46,13 +54,24 @@ def stroke_digit(digit: int, style: str, box: tuple[int, int, int, int], width: 
     return png(image)
 
 
-def mnist_digits(count: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = mnist.load("test")
-    return images[offset : offset + count], labels[offset : offset + count]
+@functools.cache
+def _digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = strokes.digits(count, seed)
+    return (images * 255).round().astype(np.uint8), labels
 
 
-def mnist_canvas(digit: np.ndarray, style: str, size: int = 280, side: int = 200, at=(40, 40)) -> bytes:
-    """An MNIST test digit scaled up onto a canvas, in an ink style."""
+def digits(count: int, offset: int = 0, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-like digits (count, 28, 28) uint8, white on black, and their labels (0-9 in turn).
+
+    The same for the same offset and seed on every machine: pen-stroke digits, each through
+    the MNIST recipe (20x20 box, centre of mass at the centre of 28x28).
+    """
+    images, labels = _digits(offset + count, seed)
+    return images[offset:], labels[offset:]
+
+
+def digit_canvas(digit: np.ndarray, style: str, size: int = 280, side: int = 200, at=(40, 40)) -> bytes:
+    """A 28x28 digit (MNIST's format) scaled up onto a canvas, in an ink style."""
     image = canvas(size, style)
     mask = Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC)
     image.paste(Image.new("RGBA", (side, side), STYLES[style][1]), at, mask)
@@ -61,3 +80,8 @@ def mnist_canvas(digit: np.ndarray, style: str, size: int = 280, side: int = 200
 
 def blank(size: int = 280, style: str = "transparent") -> bytes:
     return png(canvas(size, style))
+
+
+# The drawings most tests send: a 7 and a thin 1, dark on light.
+SEVEN = stroke_digit(7, "dark_on_light", (30, 40, 150, 200))
+ONE = stroke_digit(1, "dark_on_light", (100, 20, 180, 260), width=16)

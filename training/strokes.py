@@ -14,7 +14,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from worker.preprocessing import to_mnist
+from recognizer.preprocessing import to_mnist
 
 Stroke = list[tuple[float, float]]
 CANVAS = 160  # pixels the strokes are drawn on before the serving preprocessing

@@ -1,10 +1,10 @@
-"""Training the digit CNNs on MNIST: `python -m worker.training` (two members, 40 epochs each).
+"""Training the digit CNNs on MNIST: `python -m training.train` (two members, 40 epochs each).
 
 The served model averages the logits of `--members` small CNNs trained alike from different
 seeds: two of them are right more often than either, for twice a very small cost.
 Each trains on MNIST's first 55,000 digits plus 6,000 synthetic pen-stroke digits
-(worker/strokes.py: European 1s, crossed 7s, slashed zeros that MNIST lacks), all distorted
-afresh every epoch (worker/augment.py).
+(training/strokes.py: European 1s, crossed 7s, slashed zeros that MNIST lacks), all distorted
+afresh every epoch (training/augment.py).
 Seeded and reproducible on a CPU. MNIST's last 5,000 training digits are held out: they
 watch training, fit the temperature that calibrates the confidence, and set the line below
 which an answer is flagged uncertain. MNIST test is only reported, never used to choose.
@@ -28,12 +28,12 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from worker import calibration, curves, mnist, strokes
-from worker.augment import augment
-from worker.inference import DEFAULT_MODEL_PATH
+from recognizer.model_files import SHIPPED_MODEL
+from training import calibration, curves, mnist, strokes
+from training.augment import augment
 
 HOLDOUT = 5000
-SYNTHETIC = 6000  # pen-stroke digits (worker/strokes.py) added to the training digits
+SYNTHETIC = 6000  # pen-stroke digits (training/strokes.py) added to the training digits
 
 
 def build_model() -> keras.Model:
@@ -196,7 +196,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=2, help="CNNs averaged (seeds seed, seed+1, ...)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--out", type=Path, default=DEFAULT_MODEL_PATH, help="where the .keras file goes")
+    parser.add_argument("--out", type=Path, default=SHIPPED_MODEL, help="where the .keras file goes")
     args = parser.parse_args()
     metadata = train(args.epochs, args.seed, args.batch_size, args.out, args.members)
     print(

@@ -11,8 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from recognizer.model_files import shipped_path
 from recognizer.models import ModelVersion
-from worker.inference import Predictor, shipped_path
+from worker.inference import Predictor
 
 log = logging.getLogger(__name__)
 CHECK_EVERY = 2.0  # seconds between looks at which version is active

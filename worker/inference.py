@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "artifacts" / "model.keras"
+from recognizer.model_files import read_metadata
+
 # For a model whose metadata names no calibrated line (older versions): below this, uncertain.
 DEFAULT_UNCERTAIN_BELOW = 0.5
-
-
-def shipped_path() -> Path:
-    """The model file that ships with the code (or MODEL_PATH)."""
-    return Path(os.environ.get("MODEL_PATH") or DEFAULT_MODEL_PATH)
 
 
 @cache
@@ -54,7 +49,7 @@ class Predictor:
     @classmethod
     def from_file(cls, path: Path) -> Predictor:
         """A model file with its metadata JSON beside it (which names the version)."""
-        metadata = json.loads(path.with_suffix(".json").read_text())
+        metadata = read_metadata(path)
         return cls(path, metadata["version"], metadata.get("uncertain_below"))
 
     def predict(self, images: np.ndarray) -> np.ndarray:

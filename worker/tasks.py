@@ -19,15 +19,14 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import task_prerun, worker_process_init
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
-from django.db.models import Q
+from django.db import close_old_connections
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
 from recognizer import services
 from recognizer.models import Drawing
+from recognizer.preprocessing import BlankDrawing, preprocess
 from worker import active_model
-from worker.preprocessing import BlankDrawing, preprocess
 
 log = logging.getLogger(__name__)
 _push_loop: asyncio.AbstractEventLoop | None = None
@@ -55,7 +54,7 @@ def predict_drawing(drawing_id: str) -> None:
     elif own.status != Drawing.Status.QUEUED:
         repush_if_lost(own, now)
         own = None
-    batch = claim(own, now, settings.PREDICT_BATCH)
+    batch = Drawing.objects.claim(own, now, settings.PREDICT_BATCH, settings.CLAIM_SECONDS)
     if batch:
         push(record(batch))
 
@@ -67,29 +66,6 @@ def requeue_stale_drawings() -> int:
     if count:
         log.info("queued %d stale drawing(s) again", count)
     return count
-
-
-def claim(own: Drawing | None, now, limit: int) -> list[Drawing]:
-    """The task's own queued drawing, then the oldest other queued ones, marked as taken.
-
-    A drawing another worker took less than CLAIM_SECONDS ago is left to it. Read, then take
-    with one conditional UPDATE: of two workers reading the same drawing, the database lets
-    only one change it, and the other learns from the row count and looks again.
-    """
-    free = Q(started_at__isnull=True) | Q(started_at__lt=now - timedelta(seconds=settings.CLAIM_SECONDS))
-    queued = Drawing.objects.filter(free, status=Drawing.Status.QUEUED)
-    batch = [own] if own else []
-    if len(batch) < limit:  # the oldest others, along the (status, enqueued_at) index
-        others = queued.exclude(pk=own.pk) if own else queued
-        batch += others.order_by("enqueued_at")[: limit - len(batch)]
-    if not batch:
-        return []  # a batch-mate's task, the common case under load: no write
-    taken = queued.filter(pk__in=[d.pk for d in batch]).update(started_at=now)
-    if taken < len(batch):  # another worker holds some (or took them meanwhile)
-        batch = marked(batch, started_at=now)
-    for drawing in batch:
-        drawing.started_at = now
-    return batch
 
 
 def repush_if_lost(drawing: Drawing, now) -> None:
@@ -117,7 +93,8 @@ def record(batch: list[Drawing]) -> list[Drawing]:
         outcome.fields["finished_at"] = finished
         for name, value in outcome.fields.items():
             setattr(outcome.drawing, name, value)
-    return store([o.drawing for o in outcomes], sorted({name for o in outcomes for name in o.fields}))
+    fields = sorted({name for o in outcomes for name in o.fields})
+    return Drawing.objects.store_outcomes([o.drawing for o in outcomes], fields)
 
 
 def prepare(drawing: Drawing) -> Outcome:
@@ -158,37 +135,6 @@ def predict(ready: list[Outcome]) -> None:
             model_version=model.version,
             predict_ms=predict_ms,
         )
-
-
-def store(drawings: list[Drawing], fields: list[str]) -> list[Drawing]:
-    """Write the outcomes with one prepared conditional UPDATE in one transaction.
-
-    executemany, not bulk_update: bulk_update builds a CASE per field and row, which costs
-    more Python time than predicting the batch. Only a still-queued drawing is written, so a
-    drawing another worker answered meanwhile keeps its first answer (and is not pushed again).
-    """
-    columns = [Drawing._meta.get_field(name) for name in fields]
-    assignments = ", ".join(f"{connection.ops.quote_name(column.column)} = %s" for column in columns)
-    # Table and column names come from the model; every value goes as a parameter.
-    sql = f"UPDATE {Drawing._meta.db_table} SET {assignments} WHERE id = %s AND status = %s"
-    queued = Drawing.Status.QUEUED.value
-    rows = [
-        [column.get_db_prep_save(getattr(d, column.attname), connection) for column in columns]
-        + [Drawing._meta.pk.get_db_prep_value(d.pk, connection), queued]
-        for d in drawings
-    ]
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
-        written = cursor.rowcount
-    if written == len(drawings):
-        return drawings
-    return marked(drawings, finished_at=drawings[0].finished_at)  # the same for the whole batch
-
-
-def marked(drawings: list[Drawing], **stamp) -> list[Drawing]:
-    """Those of the drawings whose row carries this task's stamp: the ones its conditional UPDATE changed."""
-    mine = set(Drawing.objects.filter(pk__in=[d.pk for d in drawings], **stamp).values_list("pk", flat=True))
-    return [d for d in drawings if d.pk in mine]
 
 
 async def send_results(drawings: list[Drawing]) -> list:

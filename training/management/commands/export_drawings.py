@@ -11,7 +11,7 @@ class Command(BaseCommand):
         parser.add_argument("--include-not-a-digit", action="store_true", help="keep label 10, not a digit")
 
     def handle(self, *args, **options) -> None:
-        from worker.reviewed import export
+        from training.reviewed import export
 
         count = export(options["path"], options["include_not_a_digit"])
         self.stdout.write(self.style.SUCCESS(f"{count} labeled drawings written to {options['path']}"))

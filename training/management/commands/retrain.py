@@ -17,12 +17,12 @@ class Command(BaseCommand):
         parser.add_argument("--no-promote", action="store_true", help="register without activating")
 
     def handle(self, *args, **options) -> None:
-        from worker.retraining import retrain  # TensorFlow: only when this command runs
+        from training.retraining import mnist_digits, retrain  # TensorFlow: only when this command runs
 
         outcome = retrain(
             epochs=options["epochs"],
             weight=options["weight"],
-            mnist_limit=options["mnist_limit"],
+            digits=mnist_digits(options["mnist_limit"]),
             holdout=options["holdout"],
             seed=options["seed"],
             force=options["force"],
