@@ -1,4 +1,4 @@
-# One image for the web server, the workers and Flower (see docker-compose.yml).
+# One image for the migrations, the web server, the workers, the sweeper and Flower (see docker-compose.yml).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test browser screenshots lint format train worker web beat contract clean
+.PHONY: run run-unlimited test browser screenshots lint format train worker web beat contract clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python -m digitsite.stack
+
+# `make run` with every per-client limit and load shedding off: how the benchmarks run it
+# (their many clients share one address and offer more than the machine can answer).
+run-unlimited:
+	RATE_LIMIT=0 READ_RATE_LIMIT=0 BYTE_BUDGET=0 MAX_CONNECTIONS_PER_CLIENT=0 MAX_BACKLOG=0 $(MAKE) run
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.inference [--count 500] [--size 280] [--model PATH]
 
-Canvases are MNIST test digits drawn in the four ink styles, as PNG files the way a browser
+Canvases are MNIST-like sample digits (training/samples.py) in the four ink styles, as PNG files the way a browser
 sends them. One drawing is timed end to end (PNG bytes -> probabilities) and by part; the
 batched figure is the compiled call on 1,024 preprocessed drawings at once. Threads as the
 worker runs them (one). Also prints this process's RSS with the model loaded.

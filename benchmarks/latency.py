@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.latency [--url http://127.0.0.1:8000] [--count 300] [--rate 10]
 
-Sends MNIST test digits drawn on 280 px canvases (mixed ink styles) from one client at a
+Sends MNIST-like digits (training/samples.py) drawn on 280 px canvases (mixed ink styles) from one client at a
 steady rate, each after the previous answer, and prints p50 / p95 / p99 and accuracy.
 """
 

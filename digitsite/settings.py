@@ -5,11 +5,14 @@ Every variable is listed in .env.example. Nothing needs to be set for `make run`
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 # Strict parsers: a value they cannot read raises ImproperlyConfigured naming the variable.
 from digitsite.env import envbool, envint, envlist
@@ -131,12 +134,20 @@ MODEL_PATH = os.environ.get("MODEL_PATH", "")
 # Redis carries Celery's tasks and the channel layer's pushes. `make run` starts an
 # embedded one and sets REDIS_URL; this default is for processes started by hand.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Every Redis client gives up on a Redis that stops answering (packets dropped rather than
+# refused) instead of waiting for TCP's own timeouts, minutes later: connecting takes
+# milliseconds on a working network, so 2 s means it is not coming.
+REDIS_CONNECT_TIMEOUT = 2
 
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        # No socket timeout: the layer's blocking reads wait longer than redis-py's default.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]},
+        # The layer's receive blocks in Redis for up to 5 s (BZPOPMIN with channels-redis's
+        # brpop_timeout), so a read may take that long on a healthy Redis: 8 s leaves a margin,
+        # and stays under the worker's soft time limit (10 s) for a push.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 8, "socket_connect_timeout": REDIS_CONNECT_TIMEOUT}]
+        },
     }
 }
 
@@ -156,11 +167,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": envint("VISIBILITY_TIMEOUT", 60),
     "unacked_restore_interval": 5,
     "unacked_restore_throttle": 1,
+    # Publishing, acks and the sweeper's reads are single commands answered in milliseconds;
+    # a publish to a Redis that went silent blocks its web request this long at most. The
+    # worker's blocking BRPOP (1 s) runs in its event loop, which no socket timeout governs.
+    "socket_timeout": 3,
+    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
 }
 # Give up publishing quickly when Redis is down: the drawing is already stored as queued
 # and the sweeper queues it again, while a web thread blocked on retries serves nobody.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
-CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_CONNECT_TIMEOUT
 # One task in hand per worker process: an idle worker is never stuck behind a busy one.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Each worker runs a pool of one child process that holds the model (scale out with
@@ -186,23 +202,84 @@ CELERY_WORKER_SEND_TASK_EVENTS = envbool("TASK_EVENTS", False)
 # after that (the worker died) another task may take it.
 PREDICT_BATCH = envint("PREDICT_BATCH", 64)
 CLAIM_SECONDS = envint("CLAIM_SECONDS", 5)
+# A batch also stops before its images hold PREDICT_BATCH_PIXELS pixels in all (a task's own
+# drawing always goes), so that no batch of large images comes near the soft time limit:
+# reading a drawing costs the worker about 40 ns a pixel (a busy 2-core machine), so 16 M is
+# about 0.6 s; 64 canvases of 280x280 are 5 M.
+PREDICT_BATCH_PIXELS = envint("PREDICT_BATCH_PIXELS", 16_000_000)
+# A drawing taken this many times without an answer stored (each time its worker died or its
+# task failed) ends `failed` the next time it is taken, instead of being tried for ever. A
+# drawing tried before is tried alone, so its batch-mates are answered meanwhile.
+MAX_ATTEMPTS = envint("MAX_ATTEMPTS", 3)
 # The sweeper: every SWEEP_INTERVAL seconds, drawings still queued STALE_AFTER seconds
 # after they were last queued are queued again (Redis restarted empty, a publish failed).
 SWEEP_INTERVAL = envint("SWEEP_INTERVAL", 10)
 STALE_AFTER = envint("STALE_AFTER", 30)
+# Backpressure: while more than MAX_BACKLOG messages wait in the Celery queue, new drawings
+# are refused (503 with Retry-After; an `overloaded` frame) before they are stored. 3,000 is
+# about 9 s of work at the ~350 drawings/s that one 2-core machine sustains (BENCHMARKS.md):
+# as long as a person waits for an answer, and ~3 MB of messages in Redis. Raise it with the
+# workers. 0 turns it off. The web reads the queue's length at most once a second per process.
+MAX_BACKLOG = envint("MAX_BACKLOG", 3000)
+# The sweeper re-publishes only drawings whose messages are gone, so it reads the queue's
+# messages (~1 KB each) first; backpressure keeps the queue near MAX_BACKLOG, and past this
+# many it publishes nothing until the queue is shorter.
+SWEEP_READ_LIMIT = 2 * MAX_BACKLOG if MAX_BACKLOG else 10_000
+# Retention: every day, unreviewed drawings older than RETAIN_DAYS days are deleted (labelled
+# ones are training data and are kept; model versions are never touched). 0 keeps every
+# drawing for ever, as DESIGN.md promises; `manage.py purge_drawings --older-than DAYS` does
+# the same by hand.
+RETAIN_DAYS = envint("RETAIN_DAYS", 0)
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stale-drawings": {"task": "worker.tasks.requeue_stale_drawings", "schedule": SWEEP_INTERVAL}
+    "requeue-stale-drawings": {"task": "worker.tasks.requeue_stale_drawings", "schedule": SWEEP_INTERVAL},
+    # A time of day rather than "every 24 h": beat restarted within a day would never get there.
+    "purge-old-drawings": {"task": "worker.tasks.purge_old_drawings", "schedule": crontab(hour=3, minute=30)},
 }
 
 # Drawings a client may send per minute, over HTTP and the websocket together; counted in
 # Redis so that the limit holds across web processes. 0 turns it off (benchmarks, tests).
 RATE_LIMIT = envint("RATE_LIMIT", 300)
+# Reads per client per minute: a drawing's status over the websocket, GET /api/drawings/<id>/
+# and feedback, in a bucket of their own (a client polling for a result makes several a
+# drawing). 0 turns it off.
+READ_RATE_LIMIT = envint("READ_RATE_LIMIT", 600)
+# Websockets one client may hold open at once (0: no cap); counted in Redis across web processes.
+MAX_CONNECTIONS_PER_CLIENT = envint("MAX_CONNECTIONS_PER_CLIENT", 50)
+# The proxies (addresses or CIDRs) whose X-Forwarded-For names the client: uvicorn takes the
+# client address from it only when the connection comes from one of them (digitsite/stack.py),
+# so limits count real clients behind a proxy and nobody else can choose their own bucket.
+# Empty: trust no one, the address is the connection's.
+TRUSTED_PROXIES = envlist("TRUSTED_PROXIES", "")
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an address or a CIDR network") from None
+
+# The operator endpoints: /healthz answers what it saw at most HEALTH_CACHE_SECONDS ago;
+# /metrics reads the database at most every METRICS_CACHE_SECONDS per web process, and with
+# METRICS_TOKEN set it answers only requests with `Authorization: Bearer <METRICS_TOKEN>`.
+HEALTH_CACHE_SECONDS = envint("HEALTH_CACHE_SECONDS", 5)
+METRICS_CACHE_SECONDS = envint("METRICS_CACHE_SECONDS", 5)
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 # Input limits: bytes of an image file, its pixels, and a request or websocket frame
-# (base64 makes a file a third larger).
-MAX_IMAGE_BYTES = envint("MAX_IMAGE_BYTES", 2 * 1024 * 1024)
-MAX_IMAGE_PIXELS = envint("MAX_IMAGE_PIXELS", 4096 * 4096)
+# (base64 makes a file a third larger). Sized for canvases, with room to spare: our page
+# sends its pad at the screen's pixel density (at most ~1,350 px square at devicePixelRatio
+# 3). A digit on a 2000x2000 canvas (a tablet at DPR 2, a large phone canvas at DPR 3) with
+# anti-aliased strokes measured 70-260 KB as PNG (a few strokes to many, default to fastest
+# compression); at 280 px, 3-15 KB. 2560x2560 takes that canvas and a 1600x2560 tablet
+# screen, and decodes to 26 MB in the worker.
+MAX_IMAGE_BYTES = envint("MAX_IMAGE_BYTES", 512 * 1024)
+MAX_IMAGE_PIXELS = envint("MAX_IMAGE_PIXELS", 2560 * 2560)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_IMAGE_BYTES * 4 // 3 + 64 * 1024
+# Bytes of drawings one client may send per hour (as received: a data URL counts its base64),
+# counted in Redis next to RATE_LIMIT; then 429 `byte_budget` until the hour is over. 100 MiB
+# is ~1,000 drawings from a phone at DPR 3 (~100 KB each as a data URL), a drawing every
+# 3.6 s for a whole hour; a script sending the largest images is stopped after 150-200 of
+# them. It bounds what one client adds to the disk at 2.4 GiB a day (before: 2 MiB x 300 a
+# minute, 844 GiB). 0 turns it off.
+BYTE_BUDGET = envint("BYTE_BUDGET", 100 * 1024 * 1024)
 # The longest a POST /api/drawings/?wait= may hold the request.
 MAX_WAIT_SECONDS = 30
 

@@ -38,7 +38,21 @@ def web_command(host: str, port: int) -> list[str]:
         # Drawings are base64 PNGs, already deflated: compressing frames again costs both
         # ends CPU for a few percent of bytes.
         *("--ws-per-message-deflate", "false"),
+        *proxy_options(settings_value("TRUSTED_PROXIES")),
     ]
+
+
+def proxy_options(trusted: list[str]) -> list[str]:
+    """Who may say, in X-Forwarded-For, which client a connection is for.
+
+    Only the proxies in TRUSTED_PROXIES: then uvicorn sets the client address (REMOTE_ADDR,
+    scope["client"], on which rate limits count) to the first address in the header that is
+    not a trusted proxy. Without them the header is ignored: uvicorn's own default would trust
+    127.0.0.1 (or FORWARDED_ALLOW_IPS), and anything on the machine could pick any address.
+    """
+    if not trusted:
+        return ["--no-proxy-headers"]
+    return ["--proxy-headers", "--forwarded-allow-ips", ",".join(trusted)]
 
 
 def beat_command() -> list[str]:

@@ -269,14 +269,16 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "reviewed_accuracy",
         "parent",
         "created_at",
+        "checked",
         "activated_at",
+        "activated_by",
     )
     list_filter = ("is_active",)
     actions = ["activate"]
     exclude = ("artifact",)
     readonly_fields = (
         "version", "metadata", "mnist_accuracy", "reviewed_accuracy", "parent", "is_active", "created_at",
-        "activated_at",
+        "verified_at", "verification", "activated_at", "activated_by",
     )  # fmt: skip
 
     def get_queryset(self, request: HttpRequest):
@@ -291,5 +293,14 @@ class ModelVersionAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
             return
         version = queryset.get()
-        version.activate()
-        self.message_user(request, f"{version} is active; workers switch to it within seconds.")
+        try:
+            version.activate(request.user)
+        except ModelVersion.NotVerified as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        self.message_user(request, f"{version} is active; workers switch to it within seconds.", messages.SUCCESS)
+
+    @admin.display(boolean=True, description="checked", ordering="verified_at")
+    def checked(self, obj: ModelVersion) -> bool:
+        """Loaded back and made to predict when it was registered: only such a version can be activated."""
+        return obj.verified_at is not None

@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db.models import F
 from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError, ValidationError
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
-from recognizer import images, metrics, ratelimit, services
+from recognizer import backlog, images, metrics, ratelimit, services
 from recognizer.errors import Refused, envelope
 from recognizer.models import Drawing
 
@@ -39,7 +42,12 @@ class ErrorOut(Schema):
 
 
 class DrawingIn(Schema):
-    image: str = Field(description="a data URL: data:image/png;base64,... (PNG, JPEG or WebP)")
+    image: str = Field(
+        description="a data URL: data:image/png;base64,... (PNG, JPEG or WebP); an image the pattern "
+        "allows is still refused with 400 invalid_image when its bytes are not a readable image",
+        pattern=images.DATA_URL_PATTERN,
+        min_length=images.DATA_URL_MIN_LENGTH,
+    )
 
 
 class QueuedOut(Schema):
@@ -66,8 +74,19 @@ class DrawingOut(Schema):
     error: str | None
 
 
+def json_integer(value: object) -> object:
+    """An integer as JSON Schema means it (3 or 3.0), never true or "3", which pydantic's int would take."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+# What the OpenAPI document's "type": "integer" promises, and no more.
+JsonInteger = Annotated[int, BeforeValidator(json_integer)]
+
+
 class FeedbackIn(Schema):
-    label: int = Field(ge=0, le=9, description="the digit the person meant")
+    label: JsonInteger = Field(ge=0, le=9, description="the digit the person meant")
 
 
 class FeedbackOut(Schema):
@@ -75,6 +94,7 @@ class FeedbackOut(Schema):
     feedback_label: int
 
 
+INVALID_JSON = "the body is not valid JSON (or nests too deeply)"
 ERRORS = {400: ErrorOut, 404: ErrorOut, 413: ErrorOut, 415: ErrorOut, 422: ErrorOut, 429: ErrorOut}
 UPLOAD_BODY = {
     "required": True,
@@ -102,6 +122,9 @@ def invalid_request(request: HttpRequest, exc: ValidationError) -> HttpResponse:
 
 @api.exception_handler(HttpError)
 def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if exc.status_code == 400 and isinstance(exc.__cause__, (ValueError, RecursionError)):
+        # Ninja could not parse a JSON body (feedback): the same answer as read_upload gives.
+        return api.create_response(request, envelope("invalid_json", INVALID_JSON), status=400)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
     return api.create_response(request, envelope(code, str(exc)), status=exc.status_code)
 
@@ -118,8 +141,8 @@ def read_upload(request: HttpRequest) -> images.CheckedImage:
     if kind == "application/json":
         try:
             body = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError):
-            raise Refused("invalid_json", "the body is not valid JSON") from None
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's stack allows
+            raise Refused("invalid_json", INVALID_JSON) from None
         if not isinstance(body, dict) or "image" not in body:
             raise Refused("missing_image", 'the JSON body needs an "image" field holding a data URL')
         return images.from_data_url(body["image"])
@@ -149,16 +172,25 @@ def accept(request: HttpRequest) -> Drawing:
 
 @api.post(
     "/drawings/",
-    response={200: DrawingOut, 202: QueuedOut, **ERRORS},
+    response={200: DrawingOut, 202: QueuedOut, **ERRORS, 503: ErrorOut},
     openapi_extra={"requestBody": UPLOAD_BODY},
     summary="Submit a drawing",
     description="Stores the drawing and queues its prediction (202). With `wait`, answers 200 with the "
     "result as soon as it exists, or 202 when the wait ran out.",
 )
 async def create_drawing(request: HttpRequest, wait: float = Query(0, ge=0, le=settings.MAX_WAIT_SECONDS)):
-    if retry_after := await ratelimit.retry_after(request.META.get("REMOTE_ADDR", "")):
+    # Shed load before anything is counted or stored; a figure read at most a second ago.
+    if overloaded := await backlog.overloaded():
+        return overloaded.response()  # 503 with Retry-After
+    client = ratelimit.client_key(request.META.get("REMOTE_ADDR", ""))
+    if retry_after := await ratelimit.retry_after(client):
         # Status() cannot carry a header, so the 429 is a response of its own, with Retry-After.
         return ratelimit.refusal(retry_after).response()
+    # The bytes as sent: the declared length, or the body itself when it came chunked (the
+    # ASGI body limit has bounded it already).
+    length = request.META.get("CONTENT_LENGTH", "")
+    if over_budget := await ratelimit.spend_bytes(client, int(length) if length.isdigit() else len(request.body)):
+        return over_budget.response()
     try:
         drawing = await sync_to_async(accept)(request)
     except Refused as exc:
@@ -179,6 +211,8 @@ async def find(drawing_id: uuid.UUID) -> Drawing:
 
 @api.get("/drawings/{uuid:drawing_id}/", response={200: DrawingOut, **ERRORS}, summary="A drawing and its prediction")
 async def get_drawing(request: HttpRequest, drawing_id: uuid.UUID):
+    if retry_after := await ratelimit.read_retry_after(ratelimit.client_key(request.META.get("REMOTE_ADDR", ""))):
+        return ratelimit.refusal(retry_after, "requests").response()
     return (await find(drawing_id)).result()
 
 
@@ -188,7 +222,13 @@ async def get_drawing(request: HttpRequest, drawing_id: uuid.UUID):
     summary="Say which digit the drawing really is",
 )
 async def give_feedback(request: HttpRequest, drawing_id: uuid.UUID, feedback: FeedbackIn):
-    drawing = await find(drawing_id)
-    drawing.feedback_label, drawing.feedback_at = feedback.label, timezone.now()
-    await drawing.asave(update_fields=["feedback_label", "feedback_at"])
-    return {"id": drawing.id, "feedback_label": drawing.feedback_label}
+    if retry_after := await ratelimit.read_retry_after(ratelimit.client_key(request.META.get("REMOTE_ADDR", ""))):
+        return ratelimit.refusal(retry_after, "requests").response()
+    # One feedback in effect: a later one replaces it and is counted, so that a review can
+    # tell a person's one answer from a label flipped again and again.
+    given = await Drawing.objects.filter(pk=drawing_id).aupdate(
+        feedback_label=feedback.label, feedback_at=timezone.now(), feedback_count=F("feedback_count") + 1
+    )
+    if not given:
+        raise HttpError(404, "no drawing has this id")
+    return {"id": drawing_id, "feedback_label": feedback.label}

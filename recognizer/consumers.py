@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -12,7 +13,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from recognizer import images, metrics, ratelimit, services
+from recognizer import backlog, images, metrics, ratelimit, services
 from recognizer.errors import Refused
 from recognizer.images import InvalidImage
 from recognizer.models import Drawing, group_for
@@ -45,9 +46,22 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         self.refs: dict[str, object] = {}  # drawing id -> the client's ref, while awaited
+        # The bucket this client's limits count in (uvicorn has put the real client behind a
+        # trusted proxy in scope["client"]), and this connection in its count of open sockets.
+        self.client = ratelimit.client_key(self.scope["client"][0] if self.scope.get("client") else "")
+        self.slot = uuid.uuid4().hex
+        self.holding: asyncio.Task | None = None
         await self.accept()
+        if not await ratelimit.open_connection(self.client, self.slot):
+            # Accepted first, so that the client reads why in the usual error frame; 1013: try again later.
+            await self.refuse(None, ratelimit.too_many_connections())
+            return await self.close(code=1013)
+        self.holding = asyncio.create_task(ratelimit.hold_connection(self.client, self.slot))
 
     async def disconnect(self, code: int) -> None:
+        if self.holding:
+            self.holding.cancel()
+        await ratelimit.close_connection(self.client, self.slot)
         for drawing_id in list(self.refs):
             await self.forget(drawing_id)
 
@@ -59,8 +73,8 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
             return await self.refuse(None, Refused("frame_too_large", f"frames are limited to {limit} bytes", 413))
         try:
             message = json.loads(text_data)
-        except ValueError:
-            return await self.refuse(None, Refused("invalid_json", "the frame is not valid JSON"))
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's stack allows
+            return await self.refuse(None, Refused("invalid_json", "the frame is not valid JSON (or nests too deeply)"))
         if not isinstance(message, dict):
             return await self.refuse(None, Refused("invalid_message", "a frame must be a JSON object with a type"))
         ref = message.get("ref")
@@ -72,13 +86,23 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         handler = {"drawing": self.on_drawing, "status": self.on_status}.get(kind) if isinstance(kind, str) else None
         if handler is None:
             return await self.refuse(ref, Refused("unknown_type", 'type must be "drawing" or "status"'))
-        await handler(message, ref)
+        try:
+            await handler(message, ref)
+        except RecursionError:
+            # A value parsed just under the stack's depth, then printed deeper (a status id): refused, not a crash.
+            await self.refuse(ref, Refused("invalid_message", "the frame nests too deeply"))
 
     async def on_drawing(self, message: dict, ref: object) -> None:
         if "image" not in message:
             return await self.refuse(ref, Refused("missing_image", 'a drawing needs an "image" data URL'))
-        if retry_after := await ratelimit.retry_after(self.scope["client"][0] if self.scope.get("client") else ""):
+        # Shed load before anything is counted or stored; a figure read at most a second ago.
+        if overloaded := await backlog.overloaded():
+            return await self.refuse(ref, overloaded)
+        if retry_after := await ratelimit.retry_after(self.client):
             return await self.refuse(ref, ratelimit.refusal(retry_after))
+        image = message["image"]
+        if over_budget := await ratelimit.spend_bytes(self.client, len(image) if isinstance(image, str) else 0):
+            return await self.refuse(ref, over_budget)
         drawing_id = uuid.uuid4()
         # Listen before the drawing is queued, so even the fastest result is heard.
         await self.listen(drawing_id, ref)
@@ -96,6 +120,8 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
             drawing_id = uuid.UUID(str(message.get("id")))
         except ValueError:
             return await self.refuse(ref, Refused("invalid_id", "id must be a drawing's UUID"))
+        if retry_after := await ratelimit.read_retry_after(self.client):
+            return await self.refuse(ref, ratelimit.refusal(retry_after, "requests"))
         await self.listen(drawing_id, ref)
         result = await current_result(drawing_id)
         if result is None:

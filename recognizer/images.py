@@ -6,15 +6,30 @@ import base64
 import binascii
 import io
 import re
+import struct
 from dataclasses import dataclass
 
 from django.conf import settings
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, PngImagePlugin
 
 from recognizer.errors import Refused
 
 FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+# Pillow calls a JPEG that carries more frames (the Multi-Picture files many phone cameras
+# write) MPO. It is a JPEG: browsers show its first frame, and so does the worker.
+CONTENT_TYPES = {**FORMATS, "MPO": "image/jpeg"}
 DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*);base64,(?P<data>.*)", re.S)
+# What the API's schema promises for a JSON image (a JSON Schema pattern, ECMA-262 syntax):
+# every string it matches passes the data-URL and base64 checks of from_data_url, so a
+# schema-valid image is refused only for what is inside it (a test holds the two together).
+DATA_URL_PATTERN = (
+    r"^data:image/(png|jpeg|webp)(;[A-Za-z0-9_.+-]+=[A-Za-z0-9_.+-]+)*;base64,"
+    r"([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)$"
+)
+DATA_URL_MIN_LENGTH = len("data:image/png;base64,AAAA")
+# JPEGs and WebPs up to this many pixels (every canvas, even at 3 device pixels per CSS pixel)
+# are decoded whole at upload; PNGs never are (see _read).
+FULLY_DECODED_PIXELS = 1024 * 1024
 
 
 class InvalidImage(Refused):
@@ -55,22 +70,80 @@ def from_bytes(data: bytes) -> CheckedImage:
     if len(data) > settings.MAX_IMAGE_BYTES:
         raise InvalidImage("image_too_large", f"the image is over {settings.MAX_IMAGE_BYTES} bytes", 413)
     try:
-        with Image.open(io.BytesIO(data), formats=tuple(FORMATS)) as image:
-            width, height = image.size
-            # Refuse decompression bombs from the header, before a pixel is decoded.
-            if width * height > settings.MAX_IMAGE_PIXELS:
-                raise InvalidImage(
-                    "too_many_pixels", f"{width}x{height} is over {settings.MAX_IMAGE_PIXELS} pixels", 413
-                )
-            content_type = FORMATS[image.format]
-            if image.format == "PNG":
-                # Every chunk's CRC and the chunk sequence, without inflating the pixels: a
-                # truncated or damaged file fails here, and the worker does the one decode.
-                image.verify()
-            else:
-                image.load()
+        content_type, width, height = _read(data)
+    except InvalidImage:
+        raise
     except Image.DecompressionBombError:  # Pillow's own guard, for sizes far past ours
         raise InvalidImage("too_many_pixels", f"the image is over {settings.MAX_IMAGE_PIXELS} pixels", 413) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except Exception:
+        # A hostile file can make Pillow raise nearly anything (SyntaxError, struct.error,
+        # ValueError, RecursionError...): all of it means the file cannot be read.
         raise InvalidImage("invalid_image", "the file is not a readable PNG, JPEG or WebP image") from None
     return CheckedImage(data, content_type, width, height)
+
+
+def _read(data: bytes) -> tuple[str, int, int]:
+    """The content type and size of a readable image; raises whatever Pillow raises on a bad one."""
+    with Image.open(io.BytesIO(data), formats=tuple(FORMATS)) as image:
+        width, height = image.size
+        # Refuse decompression bombs from the header, before a pixel is decoded.
+        if width * height > settings.MAX_IMAGE_PIXELS:
+            raise InvalidImage("too_many_pixels", f"{width}x{height} is over {settings.MAX_IMAGE_PIXELS} pixels", 413)
+        content_type = CONTENT_TYPES.get(image.format)
+        if content_type is None:
+            raise InvalidImage("invalid_image", f"{image.format} is not a PNG, JPEG or WebP image")
+        if image.format != "PNG":
+            if width * height <= FULLY_DECODED_PIXELS:
+                image.load()
+            # A larger JPEG or WebP is checked from its header only: decoding it here would cost
+            # the web a worker's time (up to a second). The worker reads it, and a file that
+            # fails there fails alone.
+            return content_type, width, height
+        # Opening ran Pillow's handlers for the chunks before the pixels; verify() checks every
+        # chunk's CRC and their order, without inflating the pixels (the worker does the one decode).
+        animated = image.is_animated
+        image.verify()
+    check_png_trailer(data, animated)
+    return content_type, width, height
+
+
+def check_png_trailer(data: bytes, animated: bool = False) -> None:
+    """Run Pillow's own handlers over the chunks after a PNG's pixel data, as load() will in the worker.
+
+    verify() only checks CRCs, so a zTXt or iCCP chunk after IDAT with an unknown compression
+    method passed it and then broke the worker's load(). This reads those few chunks (a canvas
+    has none) without inflating a pixel; it raises what load() would raise.
+    """
+    start = _after_pixel_data(data)
+    if start is None:
+        return
+    # The header first, so that the handlers know the image's size and mode, as in load().
+    header = data[8 : 20 + struct.unpack_from(">I", data, 8)[0]]
+    stream = PngImagePlugin.PngStream(io.BytesIO(header + data[start:]))
+    try:
+        while True:
+            cid, pos, length = stream.read()
+            if cid == b"IEND" or (cid == b"fcTL" and animated):  # load() stops there (the next frame)
+                return
+            try:
+                stream.call(cid, pos, length)
+            except (AttributeError, EOFError):  # a chunk Pillow skips (unknown, or more pixel data)
+                pass
+            except UnicodeDecodeError:  # load() stops reading there too
+                return
+            stream.fp.seek(pos + length + 4)  # the next chunk, past this one's CRC (verify() checked it)
+    finally:
+        stream.close()
+
+
+def _after_pixel_data(data: bytes) -> int | None:
+    """The offset of the first chunk after a PNG's run of IDAT chunks (None: no such chunk)."""
+    offset, seen_pixels = 8, False
+    while offset + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, offset)
+        if kind == b"IDAT":
+            seen_pixels = True
+        elif seen_pixels:
+            return offset
+        offset += 12 + length  # length, type, data, CRC
+    return None

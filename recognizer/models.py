@@ -7,6 +7,7 @@ the web, the worker's task, the sweeper and the admin change a drawing the same 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timedelta
 
@@ -16,6 +17,7 @@ from django.db import connection, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+log = logging.getLogger(__name__)
 digit_validators = [MaxValueValidator(9)]
 NOT_A_DIGIT = 10  # the staff label for scribbles, letters and the like
 LABEL_CHOICES = [(digit, str(digit)) for digit in range(10)] + [(NOT_A_DIGIT, "not a digit")]
@@ -59,27 +61,70 @@ class DrawingQuerySet(models.QuerySet):
         self.filter(pk__in=ids).update(enqueued_at=now)
         return ids
 
-    def claim(self, own: Drawing | None, now: datetime, limit: int, hold: float) -> list[Drawing]:
+    def claim(self, own: Drawing | None, now: datetime, limit: int, hold: float, pixels: int) -> list[Drawing]:
         """A task's own queued drawing, then the oldest other queued ones, marked as taken at `now`.
 
         A drawing another worker took less than `hold` seconds ago is left to it. Read, then
         take with one conditional UPDATE: of two workers reading the same drawing, the
-        database lets only one change it, and the other learns from the row count.
+        database lets only one change it, and the other learns from the row count. The same
+        UPDATE counts an attempt on every drawing it takes.
+
+        Others join while the batch holds at most `limit` drawings and `pixels` pixels (the own
+        drawing always goes), so that no batch comes near the task's time limit. A drawing
+        tried before (its batch never finished: the worker died) is tried alone, so a drawing
+        that kills workers takes no others down with it.
         """
         free = Q(started_at__isnull=True) | Q(started_at__lt=now - timedelta(seconds=hold))
         queued = self.queued().filter(free)
-        batch = [own] if own else []
-        if len(batch) < limit:  # the oldest others, along the (status, enqueued_at) index
-            others = queued.exclude(pk=own.pk) if own else queued
-            batch += others.order_by("enqueued_at")[: limit - len(batch)]
+        if own is None:
+            batch = self._batch(queued, limit, pixels)
+        elif own.attempts:  # tried before: alone
+            batch = [own]
+        else:
+            others = queued.exclude(pk=own.pk)
+            batch = [own, *self._batch(others, limit - 1, pixels - own.width * own.height, joining=True)]
         if not batch:
             return []  # a batch-mate's task, the common case under load: no write
-        taken = queued.filter(pk__in=[d.pk for d in batch]).update(started_at=now)
+        taken = queued.filter(pk__in=[d.pk for d in batch]).update(started_at=now, attempts=F("attempts") + 1)
         if taken < len(batch):  # another worker holds some (or took them meanwhile)
             batch = self._stamped(batch, started_at=now)
         for drawing in batch:
             drawing.started_at = now
+            drawing.attempts += 1  # as the UPDATE wrote it: it changed only rows still as they were read
         return batch
+
+    def _batch(self, free: DrawingQuerySet, limit: int, pixels: int, joining: bool = False) -> list[Drawing]:
+        """The oldest of the `free` drawings: at most `limit` of them, and `pixels` pixels in all.
+
+        The first always goes, whatever its size, unless they are `joining` a batch; a drawing
+        tried before goes only alone. Their sizes are read first, along the (status,
+        enqueued_at) index, so that only the images of the drawings chosen are read.
+        """
+        if limit <= 0 or (joining and pixels <= 0):
+            return []
+        sizes = free.order_by("enqueued_at").values_list("pk", "width", "height", "attempts")[:limit]
+        chosen = []
+        for pk, width, height, attempts in sizes:
+            first = not (chosen or joining)
+            if attempts:  # tried before, and its batch never finished
+                if first:
+                    chosen.append(pk)
+                    break
+                continue
+            pixels -= width * height
+            if pixels < 0 and not first:
+                break
+            chosen.append(pk)
+        rows = self.in_bulk(chosen)
+        return [rows[pk] for pk in chosen if pk in rows]
+
+    def release(self, drawings: list[Drawing], started_at: datetime) -> int:
+        """Give back drawings a task took at `started_at` but never tried (its time ran out).
+
+        They are free and untried again, so the next task takes them at once, in a batch.
+        """
+        taken = self.queued().filter(pk__in=[d.pk for d in drawings], started_at=started_at)
+        return taken.update(started_at=None, attempts=F("attempts") - 1)
 
     def store_outcomes(self, drawings: list[Drawing], fields: list[str]) -> list[Drawing]:
         """Write the drawings' `fields` with one prepared conditional UPDATE in one transaction.
@@ -152,6 +197,9 @@ class Drawing(models.Model):
     created_at = models.DateTimeField(default=timezone.now, help_text="when the drawing was received")
     enqueued_at = models.DateTimeField(null=True, blank=True, help_text="when its prediction was last queued")
     started_at = models.DateTimeField(null=True, blank=True, help_text="when a worker picked it up")
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="how many times a worker took it; past MAX_ATTEMPTS it ends failed"
+    )
     finished_at = models.DateTimeField(null=True, blank=True, help_text="when its prediction was stored")
     preprocess_ms = models.FloatField(null=True, blank=True)
     predict_ms = models.FloatField(null=True, blank=True)
@@ -160,6 +208,9 @@ class Drawing(models.Model):
         null=True, blank=True, validators=digit_validators, help_text="what the person said it was"
     )
     feedback_at = models.DateTimeField(null=True, blank=True)
+    feedback_count = models.PositiveIntegerField(
+        default=0, help_text="how often the person gave feedback; the last one is kept"
+    )
     label = models.PositiveSmallIntegerField(
         null=True, blank=True, choices=LABEL_CHOICES, help_text="what staff say it is"
     )
@@ -239,12 +290,28 @@ class ModelVersion(models.Model):
     is_active = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     activated_at = models.DateTimeField(null=True, blank=True)
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="who last activated it (empty: a command, e.g. manage.py retrain)",
+    )  # fmt: skip
+    # The web cannot load a model (no TensorFlow in it), so the check is made where the version
+    # is registered: training.retraining.verify loads the stored file back as a worker does and
+    # predicts fixed inputs. Only a version that passed may be activated.
+    verified_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="when its stored file was loaded and predicted fixed inputs; empty: never, or it failed",
+    )
+    verification = models.JSONField(default=dict, blank=True, help_text="what that check saw, or why it failed")
 
     class Meta:
         ordering = ("-created_at",)
         constraints = [
             models.UniqueConstraint(fields=["is_active"], condition=models.Q(is_active=True), name="one_active_model")
         ]
+
+    class NotVerified(Exception):
+        """The version's file was never checked, or failed its check: activating it could stop every prediction."""
 
     def __str__(self) -> str:
         return self.version
@@ -253,12 +320,26 @@ class ModelVersion(models.Model):
     def active(cls) -> ModelVersion | None:
         return cls.objects.defer("artifact").filter(is_active=True).first()
 
-    def activate(self) -> None:
-        """Make this the version every worker uses; workers switch within seconds."""
+    def activate(self, user=None) -> None:
+        """Make this the version every worker uses; workers switch within seconds. Only a verified version."""
+        if self.verified_at is None:
+            if error := self.verification.get("error"):
+                raise self.NotVerified(f"{self.version} failed its check and cannot be activated: {error}")
+            raise self.NotVerified(
+                f"{self.version} was never checked and cannot be activated: "
+                f"run `manage.py verify_models {self.version}` where TensorFlow is installed"
+            )
         with transaction.atomic():
-            ModelVersion.objects.filter(is_active=True).exclude(pk=self.pk).update(is_active=False)
-            self.is_active, self.activated_at = True, timezone.now()
-            self.save(update_fields=["is_active", "activated_at"])
+            others = ModelVersion.objects.filter(is_active=True).exclude(pk=self.pk)
+            previous = list(others.values_list("version", flat=True))
+            others.update(is_active=False)
+            self.is_active, self.activated_at, self.activated_by = True, timezone.now(), user
+            self.save(update_fields=["is_active", "activated_at", "activated_by"])
+        log.info(
+            "model version %s activated by %s at %s (was: %s)",
+            self.version, user.get_username() if user else "a command", self.activated_at.isoformat(),
+            ", ".join(previous) or "none",
+        )  # fmt: skip
 
 
 def group_for(drawing_id: uuid.UUID | str) -> str:

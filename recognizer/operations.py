@@ -1,23 +1,34 @@
-"""Endpoints for operators: /healthz for load balancers and compose, /metrics for Prometheus."""
+"""Endpoints for operators: /healthz for load balancers and compose, /metrics for Prometheus.
+
+Both are public by default and must cost little however often they are called: /healthz is
+answered from what this process saw at most HEALTH_CACHE_SECONDS ago (a few indexed queries,
+one Celery ping), /metrics reads the database at most every METRICS_CACHE_SECONDS
+(recognizer.metrics) and, with METRICS_TOKEN set, answers only `Authorization: Bearer <token>`.
+"""
 
 from __future__ import annotations
 
+import hmac
+
 from asgiref.sync import sync_to_async
-from django.db import connection
+from django.conf import settings
+from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from redis import RedisError
 
 from digitsite.celery import app as celery_app
-from recognizer.metrics import queue_depth
+from recognizer import worker_state
+from recognizer.errors import Refused
+from recognizer.metrics import Cached, oldest_queued_seconds, queue_depth
+from recognizer.models import ModelVersion
 
 
 def health() -> dict:
-    """The database, Redis, at least one live worker, and the queue's depth."""
+    """The database, Redis, at least one live worker, the queue's depth and its oldest drawing's age."""
     checks: dict = {}
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+        checks["oldest_queued_seconds"] = oldest_queued_seconds()  # an indexed query: the database answers
         checks["database"] = "ok"
     except Exception as exc:  # any failure means unhealthy, whatever the backend raises
         checks["database"] = f"error: {exc.__class__.__name__}"
@@ -34,14 +45,61 @@ def health() -> dict:
     except Exception as exc:
         checks["workers"] = 0
         checks["worker_error"] = exc.__class__.__name__
+    checks["models"] = model_states()
     return checks
 
 
-async def healthz(request: HttpRequest) -> JsonResponse:
-    checks = await sync_to_async(health)()
+def model_states() -> dict:
+    """The model each live worker process holds (recognizer.worker_state), and any that cannot serve the active one.
+
+    A complaint counts only while the version a worker could not load is still active: after
+    a rollback the workers switch at their next look, and /healthz is green at once.
+    """
+    try:
+        active = ModelVersion.objects.filter(is_active=True).values_list("version", flat=True).first()
+        client = worker_state.client()
+        try:
+            workers = worker_state.read(client)
+        finally:
+            client.close()
+    except Exception as exc:  # cannot tell, so not healthy
+        return {"problems": [f"cannot read the workers' model states ({exc.__class__.__name__})"]}
+    problems = [
+        f"{worker} cannot load {active or 'the shipped model'} ({state['error']}); it predicts with {state['serving']}"
+        for worker, state in workers.items()
+        if state.get("error") and state.get("wanted") == active
+    ]
+    return {"active": active, "workers": workers, "problems": problems}
+
+
+def verdict() -> dict:
+    """health() with its status: "ok" or "unhealthy"."""
+    try:
+        checks = health()
+    finally:
+        close_old_connections()  # it runs in a thread of its own (healthz): end its connection as a request would
     healthy = checks["database"] == "ok" and checks["redis"] == "ok" and checks["workers"] >= 1
-    return JsonResponse({"status": "ok" if healthy else "unhealthy", **checks}, status=200 if healthy else 503)
+    healthy = healthy and not checks.get("models", {}).get("problems")  # every live worker serves the active model
+    return {"status": "ok" if healthy else "unhealthy", **checks}
+
+
+HEALTH = Cached(verdict, "HEALTH_CACHE_SECONDS")
+
+
+async def healthz(request: HttpRequest) -> JsonResponse:
+    # Not on the thread every other database call of this process waits for: without workers
+    # the ping waits its whole timeout.
+    answer = HEALTH.fresh() or await sync_to_async(HEALTH.get, thread_sensitive=False)()
+    return JsonResponse(answer, status=200 if answer["status"] == "ok" else 503)
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
+    if token := settings.METRICS_TOKEN:
+        given = request.headers.get("Authorization", "")
+        if not given.startswith("Bearer "):
+            response = Refused("unauthorized", "send Authorization: Bearer <METRICS_TOKEN>", 401).response()
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+        if not hmac.compare_digest(given.removeprefix("Bearer ").encode(), token.encode()):
+            return Refused("forbidden", "wrong metrics token", 403).response()
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

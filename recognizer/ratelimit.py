@@ -1,8 +1,18 @@
-"""Per-client limits on drawings, counted in Redis so that they hold across web processes."""
+"""Per-client limits, counted in Redis so that they hold across web processes.
+
+A client is its address as the server sees it: `scope["client"]` / REMOTE_ADDR, which uvicorn
+sets from X-Forwarded-For only for the proxies in TRUSTED_PROXIES (digitsite/stack.py), so it
+cannot be spoofed by anyone else. `client_key` turns it into the bucket every limit counts in.
+
+Buckets: drawings (RATE_LIMIT a minute), reads (READ_RATE_LIMIT a minute: websocket `status`,
+GET of a drawing, feedback) and open websockets (MAX_CONNECTIONS_PER_CLIENT). While Redis is
+unreachable nothing is limited: an outage must not turn people away.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 import weakref
@@ -27,31 +37,152 @@ def _redis() -> aioredis.Redis:
     return _clients[loop]
 
 
-async def retry_after(client: str) -> int:
-    """0 when `client` may send a drawing now, else the seconds until it may.
+def client_key(address: str) -> str:
+    """The bucket a client's limits count in, from its address (REMOTE_ADDR or `scope["client"][0]`).
 
-    A fixed one-minute window: one round trip to Redis per drawing. When Redis is down
-    drawings are let through: an outage must not turn people away.
+    IPv4 as is. IPv6 by its /64: a subscriber is handed a whole /64, so keying single IPv6
+    addresses would give one person 2**64 buckets. An IPv4-mapped IPv6 address (::ffff:a.b.c.d,
+    from a dual-stack socket) is the IPv4 client it maps. Anything else (a unix socket, a test
+    client's name, nothing) is used as given.
     """
-    limit = settings.RATE_LIMIT
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # without an IPv6 zone (fe80::1%eth0)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+async def _wait(bucket: str, client: str, limit: int) -> int:
+    """Count one request of `client` in `bucket`; 0 while within `limit` a minute, else the seconds to wait.
+
+    A fixed one-minute window: one round trip to Redis per request.
+    """
     if not limit:
         return 0
     now = time.time()
-    key = f"ratelimit:{client}:{int(now // WINDOW)}"
+    key = f"ratelimit:{bucket}:{client}:{int(now // WINDOW)}"
     try:
         async with _redis().pipeline(transaction=False) as pipe:
             count, _ = await pipe.incr(key).expire(key, WINDOW + 1).execute()
     except (RedisError, OSError):
-        log.warning("rate limit not checked: Redis is unreachable")
+        log.warning("%s limit not checked: Redis is unreachable", bucket)
         return 0
     if count <= limit:
         return 0
-    metrics.DRAWINGS_REFUSED.labels("rate_limited").inc()
+    metrics.RATE_LIMITED.labels(bucket).inc()
     return max(1, WINDOW - int(now) % WINDOW)
 
 
-def refusal(retry_after: int) -> Refused:
+async def retry_after(client: str) -> int:
+    """0 when `client` (a `client_key`) may send a drawing now, else the seconds until it may."""
+    if wait := await _wait("drawings", client, settings.RATE_LIMIT):
+        metrics.DRAWINGS_REFUSED.labels("rate_limited").inc()
+    return wait
+
+
+async def read_retry_after(client: str) -> int:
+    """The same for reads: a drawing's status (websocket or GET) and feedback, a separate bucket.
+
+    Reads are cheap but not free (a database query each), and a client polling for a result
+    makes several per drawing, so READ_RATE_LIMIT is more generous than RATE_LIMIT.
+    """
+    return await _wait("reads", client, settings.READ_RATE_LIMIT)
+
+
+def refusal(retry_after: int, what: str = "drawings") -> Refused:
     """The answer to a client over its limit, alike over HTTP (429, Retry-After) and the websocket."""
-    return Refused(
-        "rate_limited", f"too many drawings from this client: try again in {retry_after} s", 429, retry_after
-    )
+    return Refused("rate_limited", f"too many {what} from this client: try again in {retry_after} s", 429, retry_after)
+
+
+BYTE_WINDOW = 3600  # seconds; BYTE_BUDGET is bytes per hour
+
+
+async def spend_bytes(client: str, size: int) -> Refused | None:
+    """Count `size` bytes of a drawing from `client` (a `client_key`); the refusal once its BYTE_BUDGET is spent.
+
+    Counted as received, before anything is decoded or stored: what bounds the disk is the
+    bytes a client makes us handle. A fixed one-hour window, one round trip to Redis.
+    """
+    budget = settings.BYTE_BUDGET
+    if not budget:
+        return None
+    now = time.time()
+    key = f"ratelimit:bytes:{client}:{int(now // BYTE_WINDOW)}"
+    try:
+        async with _redis().pipeline(transaction=False) as pipe:
+            spent, _ = await pipe.incrby(key, size).expire(key, BYTE_WINDOW + 1).execute()
+    except (RedisError, OSError):
+        log.warning("byte budget not checked: Redis is unreachable")
+        return None
+    if spent <= budget:
+        return None
+    metrics.RATE_LIMITED.labels("bytes").inc()
+    metrics.DRAWINGS_REFUSED.labels("byte_budget").inc()
+    wait = max(1, BYTE_WINDOW - int(now) % BYTE_WINDOW)
+    message = f"this client sent over {budget} bytes of drawings this hour: try again in {wait} s"
+    return Refused("byte_budget", message, 429, wait)
+
+
+# Open websockets per client: a sorted set per client, one member per connection scored with
+# when it last said it was alive. A connection refreshes its member every CONNECTION_REFRESH
+# seconds and removes it when it closes; members not refreshed for CONNECTION_TTL seconds (their
+# web process crashed) no longer count, so a crash frees its slots within CONNECTION_TTL.
+CONNECTION_REFRESH = 60
+CONNECTION_TTL = 150
+
+
+def _connections_key(client: str) -> str:
+    return f"connections:{client}"
+
+
+async def open_connection(client: str, connection: str) -> bool:
+    """Count websocket `connection` against `client`'s cap: False (and not counted) when the cap is reached."""
+    cap = settings.MAX_CONNECTIONS_PER_CLIENT
+    if not cap:
+        return True
+    key, now = _connections_key(client), time.time()
+    try:
+        async with _redis().pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, "-inf", now - CONNECTION_TTL).zadd(key, {connection: now})
+            _, _, count, _ = await pipe.zcard(key).expire(key, CONNECTION_TTL).execute()
+        if count <= cap:
+            return True
+        await _redis().zrem(key, connection)
+    except (RedisError, OSError):
+        log.warning("connection cap not checked: Redis is unreachable")
+        return True
+    metrics.RATE_LIMITED.labels("connections").inc()
+    return False
+
+
+async def hold_connection(client: str, connection: str) -> None:
+    """Keep `connection` counted while it is open (run as a task; cancelled when it closes)."""
+    if not settings.MAX_CONNECTIONS_PER_CLIENT:
+        return
+    key = _connections_key(client)
+    while True:
+        await asyncio.sleep(CONNECTION_REFRESH)
+        try:
+            async with _redis().pipeline(transaction=True) as pipe:
+                await pipe.zadd(key, {connection: time.time()}).expire(key, CONNECTION_TTL).execute()
+        except (RedisError, OSError):
+            log.warning("connection count not refreshed: Redis is unreachable")
+
+
+async def close_connection(client: str, connection: str) -> None:
+    """Stop counting `connection`; when Redis is unreachable its member expires by itself."""
+    if not settings.MAX_CONNECTIONS_PER_CLIENT:
+        return
+    try:
+        await _redis().zrem(_connections_key(client), connection)
+    except (RedisError, OSError):
+        log.warning("connection not uncounted: Redis is unreachable; it expires in %s s", CONNECTION_TTL)
+
+
+def too_many_connections() -> Refused:
+    cap = settings.MAX_CONNECTIONS_PER_CLIENT
+    return Refused("too_many_connections", f"at most {cap} open websockets per client: close one first", 429)

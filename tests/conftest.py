@@ -38,6 +38,12 @@ class Processes:
             "DATABASE_URL": database_url(),
             "REDIS_URL": settings.REDIS_URL,
             "RATE_LIMIT": "0",
+            "READ_RATE_LIMIT": "0",
+            "MAX_CONNECTIONS_PER_CLIENT": "0",
+            "BYTE_BUDGET": "0",
+            # Scrapes before and after a drawing must both read the database (test_operations
+            # checks the cache itself in process).
+            "METRICS_CACHE_SECONDS": "0",
             # Fast recovery, so that the fault tests finish in seconds.
             "VISIBILITY_TIMEOUT": "5",
             "SWEEP_INTERVAL": "1",

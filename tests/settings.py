@@ -21,5 +21,5 @@ from digitsite.settings import BASE_DIR, DATABASES
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".run" / f"test-{os.getpid()}.sqlite3")}
-RATE_LIMIT = 0  # the rate-limit tests turn it on
+RATE_LIMIT = READ_RATE_LIMIT = MAX_CONNECTIONS_PER_CLIENT = BYTE_BUDGET = 0  # the limit tests turn them on
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

@@ -12,6 +12,7 @@ from django.conf import settings
 
 from recognizer import services
 from recognizer.models import Drawing
+from tests import crafted
 from tests.factories import drawing
 from training import samples
 
@@ -69,6 +70,11 @@ def test_it_accepts_multipart_and_raw_png(client):
         ({"image": "data:text/html;base64,PGgxPmhpPC9oMT4="}, 415, "unsupported_media_type"),
         ({"image": "data:image/png;base64," + base64.b64encode(b"hello" * 50).decode()}, 400, "invalid_image"),
         ({"image": samples.data_url(samples.SEVEN[: len(samples.SEVEN) // 2])}, 400, "invalid_image"),
+        ({"image": samples.data_url(crafted.bad_compression_after_pixels(b"zTXt"))}, 400, "invalid_image"),
+        ({"image": samples.data_url(crafted.bad_compression_after_pixels(b"iCCP"))}, 400, "invalid_image"),
+        ({"image": ""}, 400, "invalid_data_url"),
+        (crafted.nested_json(100_000), 400, "invalid_json"),  # past Python's stack: RecursionError
+        ('{"image": ' + crafted.nested_json(100_000) + "}", 400, "invalid_json"),
     ],
 )
 def test_it_refuses_bad_input_with_a_code_and_stores_nothing(client, body, status, code):
@@ -123,12 +129,43 @@ def test_it_records_feedback(client):
     assert drawing.feedback_label == 1 and drawing.feedback_at is not None
 
 
-@pytest.mark.parametrize("label", [10, -1, "seven", None])
+@pytest.mark.parametrize("label", [10, -1, "seven", None, True, "3", 1.5, [3]])
 def test_it_refuses_feedback_that_is_not_a_digit(client, label):
     drawing_id = post_json(client, {"image": samples.data_url(samples.SEVEN)}).json()["id"]
     response = client.post(f"/api/drawings/{drawing_id}/feedback/", {"label": label}, content_type="application/json")
     assert response.status_code == 422 and error_code(response) == "invalid_request"
     assert Drawing.objects.get(pk=drawing_id).feedback_label is None
+
+
+def test_feedback_takes_an_integer_as_json_schema_means_it(client):
+    drawing_id = post_json(client, {"image": samples.data_url(samples.SEVEN)}).json()["id"]
+    response = client.post(f"/api/drawings/{drawing_id}/feedback/", '{"label": 3.0}', content_type="application/json")
+    assert response.status_code == 200 and response.json()["feedback_label"] == 3
+
+
+def test_feedback_nested_past_the_stack_is_invalid_json(client):
+    drawing_id = post_json(client, {"image": samples.data_url(samples.SEVEN)}).json()["id"]
+    body = '{"label": ' + crafted.nested_json(100_000) + "}"
+    response = client.post(f"/api/drawings/{drawing_id}/feedback/", body, content_type="application/json")
+    assert response.status_code == 400 and error_code(response) == "invalid_json"
+
+
+def test_it_takes_an_mpo_jpeg_as_a_jpeg(client):
+    """Many phone cameras write Multi-Picture JPEGs; Pillow calls them MPO."""
+    raw = client.post("/api/drawings/", data=crafted.mpo(), content_type="image/jpeg")
+    as_url = post_json(client, {"image": crafted.data_url(crafted.mpo(), "image/jpeg")})
+    assert (raw.status_code, as_url.status_code) == (202, 202)
+    assert set(Drawing.objects.values_list("content_type", flat=True)) == {"image/jpeg"}
+
+
+def test_the_openapi_document_says_what_is_accepted(client):
+    schemas = client.get("/api/openapi.json").json()["components"]["schemas"]
+    create = client.get("/api/openapi.json").json()["paths"]["/api/drawings/"]["post"]
+    image = create["requestBody"]["content"]["application/json"]["schema"]["properties"]["image"]
+    assert image["pattern"].startswith("^data:image/") and image["minLength"] == len("data:image/png;base64,AAAA")
+    assert schemas["FeedbackIn"]["properties"]["label"] == {
+        "description": "the digit the person meant", "maximum": 9, "minimum": 0, "title": "Label", "type": "integer",
+    }  # fmt: skip
 
 
 def test_it_publishes_an_openapi_document_with_every_path(client):

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
 from datetime import timedelta
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from channels.layers import get_channel_layer
 from django.test import override_settings
 from django.utils import timezone
 
+from recognizer import preprocessing
 from recognizer.models import Drawing
+from tests import crafted
 from tests.factories import drawing
 from training import samples
 from training.samples import ONE, SEVEN
@@ -92,3 +97,135 @@ def test_an_answered_drawing_is_pushed_again_only_when_its_task_comes_back_late(
 def test_a_missing_drawing_is_logged_not_raised(caplog):
     tasks.predict_drawing("00000000-0000-0000-0000-000000000000")
     assert "does not exist" in caplog.text
+
+
+def statuses(batch: list[Drawing]) -> list[str]:
+    stored = {d.pk: d for d in Drawing.objects.filter(pk__in=[d.pk for d in batch])}
+    return [stored[d.pk].status for d in batch]
+
+
+def test_files_that_break_the_reader_fail_alone_and_their_batch_is_answered():
+    # Stored as they are, past the upload check: what a worker meets if one slips through.
+    poison = [
+        crafted.bad_compression_after_pixels(b"zTXt"),  # SyntaxError in Pillow's load()
+        crafted.bad_compression_after_pixels(b"iCCP"),
+        crafted.corrupt_pixels(),  # OSError
+        crafted.short_pixels(),
+        b"not an image at all",  # UnidentifiedImageError
+    ]
+    batch = [queued(SEVEN)] + [queued(image) for image in poison] + [queued(ONE)]
+    listening = Listening([d.pk for d in batch])
+    tasks.predict_drawing(str(batch[0].pk))
+    assert statuses(batch) == ["done"] + ["failed"] * len(poison) + ["done"]
+    failed = Drawing.objects.filter(status="failed")
+    assert {d.error for d in failed} == {"the image could not be read"}
+    assert sorted(r["id"] for r in listening.received()) == sorted(str(d.pk) for d in batch)
+
+
+@pytest.mark.parametrize("error", [KeyError("x"), MemoryError(), RecursionError(), ZeroDivisionError()])
+def test_any_exception_while_reading_fails_that_drawing_alone(monkeypatch, error):
+    def reader(data: bytes):
+        if data == ONE:
+            raise error
+        return preprocessing.preprocess(data)
+
+    monkeypatch.setattr(tasks, "preprocess", reader)
+    batch = [queued(SEVEN), queued(ONE), queued(SEVEN)]
+    tasks.predict_drawing(str(batch[0].pk))
+    assert statuses(batch) == ["done", "failed", "done"]
+
+
+def test_a_drawing_that_hits_the_soft_time_limit_fails_and_the_rest_are_answered(monkeypatch):
+    """The limit as Celery delivers it: a signal raising SoftTimeLimitExceeded in the middle of a read."""
+    slow = samples.digit_canvas(samples.digits(1)[0][0], "dark_on_light")
+
+    def reader(data: bytes):
+        if data == slow:
+            time.sleep(5)  # hangs: the signal comes first
+        return preprocessing.preprocess(data)
+
+    def soft_time_limit(signum, frame):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(tasks, "preprocess", reader)
+    batch = [queued(SEVEN), queued(slow), queued(ONE), queued(SEVEN)]
+    previous = signal.signal(signal.SIGALRM, soft_time_limit)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        started = time.monotonic()
+        tasks.predict_drawing(str(batch[0].pk))
+        took = time.monotonic() - started
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert took < 3
+    assert statuses(batch) == ["done", "failed", "queued", "queued"]
+    assert Drawing.objects.get(pk=batch[1].pk).error == "the image took too long to read"
+    # Those not started are given back untried, free at once: the next task batches them.
+    left = Drawing.objects.filter(pk__in=[batch[2].pk, batch[3].pk])
+    assert {(d.started_at, d.attempts) for d in left} == {(None, 0)}
+    tasks.predict_drawing(str(batch[2].pk))
+    assert statuses(batch) == ["done", "failed", "done", "done"]
+
+
+@override_settings(CELERY_TASK_SOFT_TIME_LIMIT=1)
+def test_a_batch_starts_no_drawing_past_half_its_time_and_leaves_the_rest_queued(monkeypatch):
+    def reader(data: bytes):
+        time.sleep(0.3)  # two reads fit in the half second, the third would not start
+        return preprocessing.preprocess(data)
+
+    monkeypatch.setattr(tasks, "preprocess", reader)
+    batch = [queued(SEVEN), queued(ONE), queued(SEVEN), queued(ONE)]
+    tasks.predict_drawing(str(batch[0].pk))
+    assert statuses(batch) == ["done", "done", "queued", "queued"]
+    monkeypatch.undo()
+    tasks.predict_drawing(str(batch[3].pk))  # the next task: the two left, in one batch
+    assert statuses(batch) == ["done"] * 4
+    assert Drawing.objects.get(pk=batch[2].pk).started_at == Drawing.objects.get(pk=batch[3].pk).started_at
+
+
+@override_settings(PREDICT_BATCH_PIXELS=3 * 280 * 280)
+def test_a_batch_stops_at_its_pixel_budget_and_its_own_drawing_always_goes():
+    canvases = [queued(SEVEN) for _ in range(4)]
+    own = queued(SEVEN)
+    tasks.predict_drawing(str(own.pk))
+    # Its own drawing and the two oldest fill the 3 canvases' worth of pixels.
+    assert statuses([*canvases, own]) == ["done", "done", "queued", "queued", "done"]
+    huge = queued(crafted.largest_png(), width=crafted.largest_side(), height=crafted.largest_side())
+    tasks.predict_drawing(str(huge.pk))  # far over the budget alone: it goes, alone
+    assert statuses([huge, *canvases[2:]]) == ["done", "queued", "queued"]
+    assert Drawing.objects.get(pk=huge.pk).digit == 7
+
+
+@override_settings(MAX_ATTEMPTS=3)
+def test_a_drawing_taken_max_attempts_times_ends_failed_and_is_pushed():
+    long_ago = timezone.now() - timedelta(minutes=5)
+    # Taken three times already, each time its worker died (the claim ran out, nothing stored).
+    doomed = queued(SEVEN, attempts=3, started_at=long_ago)
+    listening = Listening([doomed.pk])
+    tasks.predict_drawing(str(doomed.pk))
+    stored = Drawing.objects.get(pk=doomed.pk)
+    assert (stored.status, stored.error, stored.attempts) == ("failed", "gave up after 3 attempts", 4)
+    [pushed] = listening.received()
+    assert (pushed["status"], pushed["error"]) == ("failed", "gave up after 3 attempts")
+
+
+def test_a_drawing_tried_before_is_tried_alone_and_answered():
+    long_ago = timezone.now() - timedelta(minutes=5)
+    survivor = queued(SEVEN, attempts=2, started_at=long_ago)  # its batch's worker died twice
+    fresh = [queued(ONE), queued(SEVEN)]
+    tasks.predict_drawing(str(survivor.pk))
+    assert statuses([survivor, *fresh]) == ["done", "queued", "queued"]
+    assert Drawing.objects.get(pk=survivor.pk).attempts == 3
+    # And a fresh drawing's task does not take a tried one into its batch.
+    other = queued(SEVEN, attempts=1, started_at=long_ago)
+    tasks.predict_drawing(str(fresh[0].pk))
+    assert statuses([*fresh, other]) == ["done", "done", "queued"]
+
+
+def test_every_claim_counts_an_attempt_in_its_one_update(django_assert_max_num_queries):
+    batch = [queued(SEVEN), queued(ONE)]
+    with django_assert_max_num_queries(3):  # sizes, rows, the conditional UPDATE
+        taken = Drawing.objects.claim(batch[0], timezone.now(), 64, 5, 10**9)
+    assert [d.attempts for d in taken] == [1, 1]
+    assert list(Drawing.objects.filter(pk__in=[d.pk for d in batch]).values_list("attempts", flat=True)) == [1, 1]

@@ -1,15 +1,28 @@
-"""Thousands of malformed requests and frames against the real server: never a 5xx, never a crash."""
+"""Thousands of malformed requests and frames against the real server: never a 5xx, never a crash.
+
+Also bodies at the limits (the largest frames and images, progressive JPEGs, every PNG chunk
+type before and after the pixels, JSON nested past Python's stack) and schemathesis against
+the OpenAPI document: what the document says is what the server does.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import requests
+from django.conf import settings as django_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.sync.client import connect
 
+from recognizer import images, preprocessing
+from tests import crafted
 from training import samples
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -102,3 +115,118 @@ def test_the_websocket_answers_every_malformed_frame(live_server_url):
         probe()
     print(f"websocket fuzz: {len(answered)} frames, {answered.count('error')} answered with an error")
     assert len(answered) >= 1000
+
+
+def test_every_png_the_upload_check_accepts_the_worker_can_read():
+    """Every chunk type Pillow reads, well formed and broken, before and after the pixel data."""
+    refused, accepted = [], []
+    for name, png in [*crafted.every_ancillary_variant(), ("apng", crafted.animated_png())]:
+        try:
+            images.from_bytes(png)
+        except images.InvalidImage as exc:
+            assert exc.code == "invalid_image", name
+            refused.append(name)
+            continue
+        with contextlib.suppress(preprocessing.BlankDrawing):
+            preprocessing.preprocess(png)  # what the worker does: raises on a file it cannot read
+        accepted.append(name)
+    # The poison of issue #13: the worker's load() raises SyntaxError on these.
+    assert {"zTXt-broken-after-IDAT", "iCCP-broken-after-IDAT"} <= set(refused)
+    assert {"zTXt-good-after-IDAT", "iCCP-good-after-IDAT", "tEXt-good-after-IDAT", "apng"} <= set(accepted)
+    print(f"{len(accepted)} PNG variants accepted and readable, {len(refused)} refused")
+
+
+@given(st.from_regex(images.DATA_URL_PATTERN, fullmatch=True))
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+def test_every_string_the_schema_allows_passes_the_data_url_checks(value):
+    """The schema's pattern promises no more than the server's own data-URL and base64 checks keep."""
+    try:
+        images.from_data_url(value)
+    except images.InvalidImage as exc:
+        assert exc.code in ("invalid_image", "image_too_large"), (exc.code, value[:80])
+
+
+def post(url: str, body: str | bytes, kind: str = "application/json") -> requests.Response:
+    response = requests.post(url, data=body, headers={"Content-Type": kind}, timeout=30)
+    assert response.status_code < 500, (response.status_code, response.text[:300])
+    return response
+
+
+def test_the_http_api_answers_bodies_at_the_limits(live_server_url):
+    drawings = live_server_url + "/api/drawings/"
+    frame_limit = django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    # The largest data URL the body limit lets through: its image is over the byte limit.
+    payload_size = (frame_limit - 200) // 4 * 4
+    largest = json.dumps({"image": "data:image/png;base64," + "A" * payload_size})
+    assert post(drawings, largest).json()["error"]["code"] == "image_too_large"
+    over = json.dumps({"image": "data:image/png;base64," + "A" * (frame_limit + 4)})
+    assert post(drawings, over).status_code == 413
+    for depth in (10, 900, 1_000, 100_000, (frame_limit - 20) // 2):
+        assert post(drawings, crafted.nested_json(depth)).status_code == 400
+        assert post(drawings, f'{{"image": {crafted.nested_json(depth)}}}').status_code == 400
+    drawing_id = post(drawings + "?wait=10", json.dumps({"image": samples.data_url(samples.SEVEN)})).json()["id"]
+    for depth in (1_000, 100_000):
+        refused = post(f"{drawings}{drawing_id}/feedback/", f'{{"label": {crafted.nested_json(depth)}}}')
+        assert (refused.status_code, refused.json()["error"]["code"]) == (400, "invalid_json")
+    for label in ("true", '"3"', "1.5", "[3]"):
+        assert post(f"{drawings}{drawing_id}/feedback/", f'{{"label": {label}}}').status_code == 422, label
+    progressive = crafted.largest_jpeg(progressive=True)
+    assert post(drawings, progressive, "image/jpeg").status_code == 202
+    assert post(drawings, crafted.mpo(), "image/jpeg").status_code == 202
+    codes = {}
+    for name, png in crafted.every_ancillary_variant():
+        response = post(drawings, png, "image/png")
+        codes[name] = response.status_code
+        assert response.status_code in (202, 400), name
+    assert codes["zTXt-broken-after-IDAT"] == codes["iCCP-broken-after-IDAT"] == 400
+
+
+def test_the_websocket_answers_frames_at_the_limits_and_stays_open(live_server_url):
+    url = live_server_url.replace("http", "ws", 1) + "/ws/recognize/"
+    frame_limit = django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    payload = "A" * ((frame_limit - 200) // 4 * 4)
+    frames = {
+        "largest": (json.dumps({"type": "drawing", "image": "data:image/png;base64," + payload}), "image_too_large"),
+        "over the limit": ("x" * (frame_limit + 1), "frame_too_large"),
+        "nested 1000": (crafted.nested_json(1_000), None),
+        "nested 100000": (crafted.nested_json(100_000), "invalid_json"),
+        "nested to the limit": (crafted.nested_json(frame_limit // 2), "invalid_json"),
+        "nested image": (f'{{"type": "drawing", "ref": "n", "image": {crafted.nested_json(900)}}}', None),
+        "nested id": (f'{{"type": "status", "id": {crafted.nested_json(980)}}}', None),
+    }  # fmt: skip
+    with connect(url, max_size=2**23) as socket:
+        for name, (frame, code) in frames.items():
+            socket.send(frame)
+            answer = json.loads(socket.recv(timeout=30))
+            assert answer["type"] == "error", name
+            assert code is None or answer["code"] == code, (name, answer)
+        # Still open, and still serving: a drawing sent after all that is answered.
+        socket.send(json.dumps({"type": "drawing", "image": samples.data_url(samples.SEVEN), "ref": "after"}))
+        assert json.loads(socket.recv(timeout=10))["type"] == "queued"
+        assert json.loads(socket.recv(timeout=10))["digit"] == 7
+
+
+SCHEMATHESIS_CONFIG = """
+# JSON Schema cannot say "bytes that decode as an image": a data URL (or file, or raw body)
+# the schema allows is refused with 400 invalid_image, as documented, when its bytes are not
+# a readable image, and schemathesis cannot make a readable one. Every other check is strict.
+[[operations]]
+include-path = "/api/drawings/"
+include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400"]
+"""
+
+
+def test_schemathesis_finds_the_server_as_its_openapi_document_says(live_server_url, tmp_path):
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(SCHEMATHESIS_CONFIG)
+    command = [
+        str(Path(sys.executable).with_name("st")), "--config-file", str(config), "run",
+        live_server_url + "/api/openapi.json", "--checks", "all", "--max-examples", "30", "--seed", "13",
+        "--workers", "1", "--request-timeout", "40", "--no-color",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    summary = result.stdout[-6000:] + result.stderr[-2000:]
+    print(summary)
+    assert result.returncode == 0, summary
+    assert re.search(r"\d+ generated", result.stdout), summary  # it did run its cases

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import statistics
 import struct
 import subprocess
 import sys
@@ -12,14 +14,18 @@ import tracemalloc
 import uuid
 import zlib
 
+import numpy as np
 import pytest
 import requests
 from channels.testing import WebsocketCommunicator
+from django.conf import settings as django_settings
+from PIL import Image, ImageDraw
 
 from digitsite.asgi import application
-from recognizer import images
+from recognizer import images, preprocessing
 from recognizer.images import InvalidImage
 from recognizer.models import Drawing
+from tests import crafted
 from training import samples
 
 
@@ -124,3 +130,103 @@ def test_the_production_settings_pass_the_deployment_checks():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def canvas_png(size: int) -> bytes:
+    """A 7 across a `size`-pixel square canvas, with the page's pen (6% of the side) and anti-aliased
+    edges, as a browser draws them (drawn at twice the size, then scaled down)."""
+    big = samples.canvas(2 * size)
+    points = [(x * 2 * size, y * 2 * size) for x, y in [(0.2, 0.2), (0.8, 0.2), (0.4, 0.9)]]
+    ImageDraw.Draw(big).line(points, fill=(0, 0, 0, 255), width=2 * size * 6 // 100, joint="curve")
+    return samples.png(big.resize((size, size), Image.Resampling.LANCZOS))
+
+
+@pytest.mark.django_db
+def test_the_default_limits_take_a_large_real_canvas(client):
+    drawing = canvas_png(2000)  # a tablet at devicePixelRatio 2, a large phone canvas at 3
+    assert len(drawing) < django_settings.MAX_IMAGE_BYTES // 2  # room to spare
+    response = client.post("/api/drawings/", data=drawing, content_type="image/png")
+    assert response.status_code == 202
+
+
+@pytest.mark.django_db
+def test_the_default_limits_refuse_what_no_canvas_sends(client):
+    too_wide = samples.png(samples.canvas(size=2561))
+    noise = samples.png(Image.frombytes("RGB", (450, 450), os.urandom(450 * 450 * 3)))  # ~600 KB, few pixels
+    for image, code in [(too_wide, "too_many_pixels"), (noise, "image_too_large")]:
+        response = client.post("/api/drawings/", data=image, content_type="image/png")
+        assert response.status_code == 413 and response.json()["error"]["code"] == code
+    assert not Drawing.objects.exists()
+
+
+@pytest.mark.django_db
+def test_it_limits_bytes_per_client_over_http(client, settings):
+    settings.BYTE_BUDGET = 3 * len(samples.SEVEN)
+    address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.9"  # a budget of its own
+    post = lambda: client.post("/api/drawings/", data=samples.SEVEN, content_type="image/png", REMOTE_ADDR=address)  # noqa: E731
+    assert [post().status_code for _ in range(3)] == [202, 202, 202]
+    refused = post()
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "byte_budget"
+    assert 1 <= int(refused["Retry-After"]) <= 3600
+    assert Drawing.objects.count() == 3
+    other = client.post("/api/drawings/", data=samples.SEVEN, content_type="image/png", REMOTE_ADDR="10.255.255.2")
+    assert other.status_code == 202  # other clients have budgets of their own
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_it_limits_bytes_per_client_over_the_websocket(settings):
+    image = samples.data_url(samples.SEVEN)
+    settings.BYTE_BUDGET = 2 * len(image)
+    communicator = WebsocketCommunicator(application, "/ws/recognize/")
+    communicator.scope["client"] = (f"ws-{uuid.uuid4()}", 1234)  # a budget of its own
+    assert (await communicator.connect())[0]
+    answers = []
+    for _ in range(3):
+        await communicator.send_json_to({"type": "drawing", "image": image, "ref": "r"})
+        answers.append(await communicator.receive_json_from(timeout=5))
+    await communicator.disconnect()
+    assert [answer["type"] for answer in answers] == ["queued", "queued", "error"]
+    assert answers[2]["code"] == "byte_budget" and 1 <= answers[2]["retry_after"] <= 3600
+    assert await Drawing.objects.acount() == 2
+
+
+def check_ms(data: bytes, repeat: int) -> float:
+    """The median time of the upload check of `data`, in milliseconds."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        images.from_bytes(data)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def test_the_upload_check_costs_the_web_well_under_a_millisecond_for_a_canvas():
+    # A PNG: its chunks, CRCs and Pillow's reading of the chunks after the pixels; no pixel is
+    # inflated. The largest JPEG: its header only.
+    canvas = check_ms(samples.SEVEN, 500)
+    largest = {"PNG": check_ms(crafted.largest_png(), 20), "JPEG": check_ms(crafted.largest_jpeg(), 20)}
+    print(
+        f"upload check: 280 px canvas PNG {canvas:.3f} ms; largest PNG {largest['PNG']:.3f} ms, "
+        f"largest JPEG {largest['JPEG']:.3f} ms (median)"
+    )
+    assert canvas < 1 and max(largest.values()) < 50
+
+
+@pytest.mark.django_db
+def test_small_jpegs_are_decoded_at_upload_and_large_ones_checked_from_their_header(client):
+    cut = lambda data: data[: len(data) * 2 // 3]  # noqa: E731 - a JPEG missing its last third
+    small = client.post(
+        "/api/drawings/", data=cut(crafted.encoded(crafted.seven(280), "JPEG")), content_type="image/jpeg"
+    )
+    assert small.status_code == 400 and small.json()["error"]["code"] == "invalid_image"
+    # Decoding a large one would cost the web up to a second: the worker reads it, and fails it alone.
+    large = client.post("/api/drawings/", data=cut(crafted.largest_jpeg()), content_type="image/jpeg")
+    assert large.status_code == 202
+
+
+def test_the_worker_reads_the_largest_canvas_shrunk_and_as_the_same_digit():
+    largest = crafted.largest_png()
+    with Image.open(io.BytesIO(largest)) as image:
+        assert max(preprocessing.shrunk(image).size) <= preprocessing.MAX_SIDE
+    small = preprocessing.preprocess(crafted.encoded(crafted.seven(640), "PNG"))
+    assert np.abs(preprocessing.preprocess(largest) - small).mean() < 0.01

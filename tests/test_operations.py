@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import requests
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from digitsite.celery import app as celery_app
+from recognizer import metrics, operations
+from tests.factories import drawing
 from training import samples
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def nothing_cached():
+    """Each test reads afresh: the caches live as long as the (test) process."""
+    operations.HEALTH.forget()
+    metrics.STORED_FIGURES.cached.forget()
+    yield
+    operations.HEALTH.forget()
+    metrics.STORED_FIGURES.cached.forget()
 
 
 def metric(text: str, name: str) -> float:
@@ -46,3 +64,49 @@ def test_it_counts_drawings_predictions_and_latency(live_server_url):
     version = f'digits_predictions_total{{model_version="{answer["model_version"]}",status="done"}}'
     assert metric(after, version) >= 1
     assert "digits_queue_depth" in after and "digits_drawings_queued" in after
+
+
+def test_health_is_read_at_most_once_a_period(client, settings, monkeypatch):
+    settings.HEALTH_CACHE_SECONDS = 60
+    pings = []
+    real_ping = celery_app.control.ping
+    monkeypatch.setattr(celery_app.control, "ping", lambda *a, **k: pings.append(1) or real_ping(*a, **k))
+    drawing(digit=None, status="queued", created_at=timezone.now() - timedelta(seconds=30))
+    first = client.get("/healthz").json()  # no worker in this process's reach: unhealthy, after a 1 s ping
+    assert len(pings) == 1 and 29 < first["oldest_queued_seconds"] < 60
+    assert {"database", "redis", "workers", "queue_depth", "status"} <= first.keys()
+    drawing(digit=None, status="queued", created_at=timezone.now() - timedelta(hours=1))
+    assert [client.get("/healthz").json() for _ in range(5)] == [first] * 5 and len(pings) == 1
+    settings.HEALTH_CACHE_SECONDS = 0  # the period is over
+    assert client.get("/healthz").json()["oldest_queued_seconds"] >= 3600 and len(pings) == 2
+
+
+def test_metrics_read_the_database_at_most_once_a_period(client, settings):
+    settings.METRICS_CACHE_SECONDS = 60
+    drawing()
+    with CaptureQueriesContext(connection) as first:
+        text = client.get("/metrics").content.decode()
+    assert len(first) >= 3 and metric(text, "digits_predictions_total") == 1  # GROUP BY, queued count, oldest
+    drawing()
+    with CaptureQueriesContext(connection) as again:
+        texts = [client.get("/metrics").content.decode() for _ in range(5)]
+    assert len(again) == 0 and all(metric(t, "digits_predictions_total") == 1 for t in texts)
+    settings.METRICS_CACHE_SECONDS = 0  # the period is over
+    with CaptureQueriesContext(connection) as later:
+        text = client.get("/metrics").content.decode()
+    assert len(later) >= 3 and metric(text, "digits_predictions_total") == 2
+    assert "digits_oldest_queued_seconds" in text
+
+
+def test_metrics_token_is_required_when_set(client, settings):
+    settings.METRICS_TOKEN = "s3cret-token"
+    missing = client.get("/metrics")
+    assert missing.status_code == 401 and missing.json()["error"]["code"] == "unauthorized"
+    assert missing["WWW-Authenticate"].startswith("Bearer")
+    wrong = client.get("/metrics", HTTP_AUTHORIZATION="Bearer nope")
+    assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "forbidden"
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Basic czNjcmV0LXRva2Vu").status_code == 401
+    right = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token")
+    assert right.status_code == 200 and "digits_drawings_received_total" in right.content.decode()
+    settings.METRICS_TOKEN = ""
+    assert client.get("/metrics").status_code == 200  # unset: public

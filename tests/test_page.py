@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import shutil
@@ -13,6 +14,7 @@ import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from digitsite.redis_server import free_port
+from digitsite.stack import stop, wait_for_workers, worker_command
 from recognizer.models import Drawing
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -110,6 +112,31 @@ def answer(page) -> str:
     """The digit shown once the answer to the latest drawing arrived."""
     page.wait_for_function("document.getElementById('result').dataset.state !== 'waiting'")
     return page.locator("#digit").text_content()
+
+
+def frame(page, frames: list[str], kind: str) -> dict:
+    """The first websocket frame of this type among those recorded, waiting up to 15 s for it."""
+    for _ in range(150):
+        if found := [message for message in map(json.loads, frames) if message.get("type") == kind]:
+            return found[0]
+        page.wait_for_timeout(100)
+    raise AssertionError(f"no {kind} frame came")
+
+
+# A websocket that can never connect (as behind a proxy that refuses upgrades): drawings go over HTTP.
+NO_WEBSOCKET = """
+window.WebSocket = class extends EventTarget {
+  static OPEN = 1;
+  readyState = 3;
+  constructor() { super(); setTimeout(() => this.dispatchEvent(new Event("close")), 0); }
+};
+"""
+
+
+def offline_context(browser):
+    context = browser.new_context()
+    context.add_init_script(NO_WEBSOCKET)
+    return context
 
 
 def clear(page) -> None:
@@ -210,6 +237,87 @@ def test_it_reconnects_after_the_server_restarts(browser, processes, live_server
     page.wait_for_selector('#connection[data-state="online"]', timeout=15_000)
     draw_with_mouse(page, STROKES[1])
     assert answer(page) == "1"
+
+
+def test_it_asks_again_for_an_answer_it_missed_while_reconnecting(browser, processes, live_server_url):
+    # No worker while the drawing waits, so its result can only come after the page reconnected.
+    workers = [p for p in processes.started if "worker" in p.args and p.poll() is None]
+    stop(workers)
+    port = free_port()
+    web = processes.start_web(port)
+    page = browser.new_context().new_page()
+    sent, received, errors = [], [], []
+    page.on(
+        "websocket",
+        lambda ws: (ws.on("framesent", lambda f: sent.append(f)), ws.on("framereceived", lambda f: received.append(f))),
+    )
+    page.on("pageerror", lambda error: errors.append(error))
+    page.goto(f"http://127.0.0.1:{port}/")
+    page.wait_for_selector('#connection[data-state="online"]')
+    before = Drawing.objects.count()
+    try:
+        draw_with_mouse(page, STROKES[7])
+        drawing_id = frame(page, received, "queued")["id"]
+        web.terminate()
+        web.wait(15)
+        page.wait_for_selector('#connection[data-state="offline"]')
+        processes.start_web(port)
+        page.wait_for_selector('#connection[data-state="online"]', timeout=15_000)
+        assert frame(page, sent, "status")["id"] == drawing_id  # asked again, on the new connection
+        assert page.locator("#result").get_attribute("data-state") == "waiting"
+    finally:
+        worker = processes.start("worker-again", worker_command("worker1@%h"))
+        wait_for_workers(1, [worker])
+    page.wait_for_function("document.getElementById('result').dataset.state !== 'waiting'", timeout=60_000)
+    assert page.locator("#digit").text_content() == "7"
+    assert Drawing.objects.count() == before + 1  # answered without drawing again
+    assert Drawing.objects.get(pk=drawing_id).status == "done" and not errors
+
+
+def test_it_polls_over_http_when_the_answer_takes_long(browser, live_server_url):
+    context = offline_context(browser)
+    # Past the request's own wait at once: the page gets 202 and must poll for the answer.
+    context.route(
+        lambda url: "wait=10" in url, lambda route: route.continue_(url=route.request.url.replace("wait=10", "wait=0"))
+    )
+    page = context.new_page()
+    polled = []
+    page.on("request", lambda request: request.method == "GET" and "/api/drawings/" in request.url and polled.append(1))
+    page.goto(live_server_url + "/")
+    page.wait_for_selector('#connection[data-state="offline"]')
+    draw_with_mouse(page, STROKES[7])
+    assert answer(page) == "7" and polled
+    assert Drawing.objects.filter(source="api").latest("created_at").digit == 7
+
+
+def test_it_shows_the_servers_error_messages(browser, live_server_url):
+    context = offline_context(browser)
+    busy = {"error": {"code": "overloaded", "message": "Too many drawings are waiting; try again shortly."}}
+    context.route(lambda url: "wait=10" in url, lambda route: route.fulfill(status=503, json=busy))
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    page.goto(live_server_url + "/")
+    draw_with_mouse(page, STROKES[1])
+    page.wait_for_selector('#result[data-state="error"]')
+    assert page.locator("#summary").text_content() == busy["error"]["message"] and not errors
+
+
+def test_it_says_when_feedback_cannot_be_saved(browser, live_server_url):
+    page = open_page(browser, live_server_url)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    draw_with_mouse(page, STROKES[7])
+    assert answer(page) == "7"
+    limited = {"error": {"code": "rate_limited", "message": "Too many requests."}}
+    page.route("**/feedback/", lambda route: route.fulfill(status=429, json=limited))
+    page.get_by_role("button", name="It was a 1").click()
+    page.wait_for_selector("#feedback-status:has-text('Could not save that: Too many requests.')")
+    page.unroute("**/feedback/")
+    page.route("**/feedback/", lambda route: route.abort())  # the network fails
+    page.get_by_role("button", name="It was a 2").click()
+    page.wait_for_selector("#feedback-status:has-text('Could not reach the server')")
+    assert not errors  # no uncaught promise
 
 
 def test_it_shows_drawings_in_the_admin(browser, live_server_url, screenshots, django_user_model):

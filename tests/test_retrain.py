@@ -13,7 +13,7 @@ from recognizer.model_files import shipped_path
 from recognizer.models import NOT_A_DIGIT, ModelVersion
 from tests.factories import drawing
 from training import samples
-from training.retraining import gate, register_shipped, retrain
+from training.retraining import gate, register_shipped, retrain, verify
 from training.samples import ONE, SEVEN
 
 
@@ -59,6 +59,8 @@ def test_it_retrains_on_a_tiny_dataset_and_registers_a_version(admin_user):
     version = outcome.version
     assert outcome.base.version == register_shipped().version and version.parent == outcome.base
     assert not version.is_active and len(bytes(version.artifact)) > 100_000
+    # Registered only after its stored file was loaded back and predicted the sample seven.
+    assert version.verified_at is not None and version.verification["digits"][1] == 7
     assert 0.9 < version.mnist_accuracy <= 1 and version.reviewed_accuracy is not None
     assert (
         version.metadata["parameters"]["reviewed_train"] == 7 and version.metadata["parameters"]["reviewed_held"] == 3
@@ -78,6 +80,7 @@ def test_workers_switch_to_a_newly_activated_version_and_back(live_server_url):
 
     shipped = register_shipped()
     candidate = ModelVersion.objects.create(version="cnn-test-candidate", artifact=shipped_path().read_bytes())
+    assert verify(candidate)
     candidate.activate()
     deadline = time.monotonic() + 20
     while predicted_version() != candidate.version:

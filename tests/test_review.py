@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from recognizer.models import NOT_A_DIGIT, Drawing, ModelVersion
 from recognizer.review import live_version
@@ -152,14 +153,28 @@ def test_a_user_who_is_not_staff_gets_nothing(client):
         assert client.get(url).status_code == 302  # to the admin login
 
 
-def test_an_admin_activates_and_rolls_back_model_versions(admin_client):
-    first = ModelVersion.objects.create(version="cnn-a", artifact=b"a", is_active=True)
-    second = ModelVersion.objects.create(version="cnn-b", artifact=b"b")
+def test_an_admin_activates_and_rolls_back_model_versions(admin_client, admin_user):
+    # Marked as checked here; the check itself, with TensorFlow, is in test_activation.
+    first = ModelVersion.objects.create(version="cnn-a", artifact=b"a", is_active=True, verified_at=timezone.now())
+    second = ModelVersion.objects.create(version="cnn-b", artifact=b"b", verified_at=timezone.now())
     url = "/admin/recognizer/modelversion/"
     admin_client.post(url, {"action": "activate", "_selected_action": [second.pk]})
-    assert ModelVersion.active() == second
+    assert ModelVersion.active() == second and ModelVersion.active().activated_by == admin_user
     admin_client.post(url, {"action": "activate", "_selected_action": [first.pk]})  # roll back
     assert ModelVersion.active() == first and ModelVersion.objects.filter(is_active=True).count() == 1
+
+
+def test_a_version_never_checked_cannot_be_activated(admin_client):
+    first = ModelVersion.objects.create(version="cnn-a", artifact=b"a", is_active=True, verified_at=timezone.now())
+    unchecked = ModelVersion.objects.create(version="cnn-unchecked", artifact=b"b")
+    response = admin_client.post(
+        "/admin/recognizer/modelversion/", {"action": "activate", "_selected_action": [unchecked.pk]}, follow=True
+    )
+    [(level, message)] = [(m.level_tag, m.message) for m in response.context["messages"]]
+    assert level == "error" and "never checked" in message and "manage.py verify_models cnn-unchecked" in message
+    assert ModelVersion.active() == first
+    with pytest.raises(ModelVersion.NotVerified):
+        unchecked.activate()
 
 
 def test_a_reviewer_cannot_activate_model_versions(client):

@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from django.utils import timezone
 
 from recognizer.model_files import read_metadata, shipped_path
 from recognizer.models import ModelVersion
-from training import mnist
+from recognizer.preprocessing import preprocess
+from training import mnist, samples
 from training.reviewed import labeled_inputs
 from worker.inference import configure_tensorflow
 
@@ -29,7 +31,7 @@ class Outcome:
 
 
 def register_shipped() -> ModelVersion:
-    """The model that ships with the code, as a version (so it can be rolled back to)."""
+    """The model that ships with the code, as a checked version (so it can be rolled back to)."""
     path = shipped_path()
     metadata = read_metadata(path)
     version, _ = ModelVersion.objects.get_or_create(
@@ -40,7 +42,52 @@ def register_shipped() -> ModelVersion:
             "mnist_accuracy": metadata.get("mnist_test_accuracy"),
         },
     )
+    if version.verified_at is None:
+        verify(version)
     return version
+
+
+def verify(version: ModelVersion) -> bool:
+    """Load the version's stored file back as a worker would and predict fixed inputs; record the outcome.
+
+    Only a version that passed can be activated (ModelVersion.activate): the admin, which
+    cannot load a model itself, never sends the workers a file they cannot use.
+    """
+    from worker.inference import Predictor
+
+    # A blank canvas and a clear 7: any working digit model answers both with ten probabilities.
+    inputs = np.stack([np.zeros((28, 28), np.float32), preprocess(samples.SEVEN)])
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "model.keras"
+            path.write_bytes(bytes(version.artifact))
+            probabilities = Predictor(path, version.version, version.metadata.get("uncertain_below")).predict(inputs)
+        problem = implausible(probabilities)
+    except Exception as exc:  # whatever a broken file makes Keras or TensorFlow raise
+        probabilities, problem = None, f"{exc.__class__.__name__}: {exc}"[:500]
+    now = timezone.now()
+    if problem:
+        version.verified_at, version.verification = None, {"error": problem, "checked_at": now.isoformat()}
+    else:
+        version.verified_at = now
+        version.verification = {
+            "inputs": ["blank", "training.samples.SEVEN"],
+            "digits": [int(row.argmax()) for row in probabilities],
+            "probabilities": [[round(float(p), 6) for p in row] for row in probabilities],
+        }
+    version.save(update_fields=["verified_at", "verification"])
+    return problem is None
+
+
+def implausible(probabilities: np.ndarray) -> str | None:
+    """Why these cannot be a digit model's answers to two inputs, or None."""
+    if probabilities.shape != (2, 10):
+        return f"it answered an array of shape {probabilities.shape}, not ten probabilities per input"
+    if not np.isfinite(probabilities).all():
+        return "it answered NaN or infinite probabilities"
+    if not np.allclose(probabilities.sum(axis=1), 1, atol=1e-3) or (probabilities < 0).any():
+        return "its answers are not probabilities (negative, or not summing to 1)"
+    return None
 
 
 def mnist_digits(limit: int | None = None) -> Digits:
@@ -111,6 +158,8 @@ def retrain(
         log(f"{name} accuracy: {old} -> {new}")
     version = register(model, base, scores, epochs, weight, len(train_idx), len(held_idx), time.monotonic() - started)
     allowed, reason = gate(scores, force)
+    if version.verified_at is None:  # even --force: workers could not load it
+        allowed, reason = False, f"its saved file failed the check ({version.verification['error']})"
     promoted = promote and allowed
     if promoted:
         version.activate()
@@ -142,7 +191,7 @@ def register(model, base, scores, epochs, weight, trained, held, seconds) -> Mod
         "training_seconds": round(seconds, 1),
         "base_scores": {name: before for name, (before, _) in scores.items()},
     }
-    return ModelVersion.objects.create(
+    version = ModelVersion.objects.create(
         version=name,
         artifact=artifact,
         metadata=metadata,
@@ -150,3 +199,5 @@ def register(model, base, scores, epochs, weight, trained, held, seconds) -> Mod
         reviewed_accuracy=scores["reviewed"][1],
         parent=base,
     )
+    verify(version)  # the bytes as stored, loaded back the way a worker will load them
+    return version

@@ -1,8 +1,12 @@
 """The prediction task: take queued drawings, predict them together, store, then push to their groups.
 
 Micro-batching without waiting: a task always starts at once, and takes with its own
-drawing any others queued behind it (up to PREDICT_BATCH, oldest first). Their own tasks
-arrive later, find them answered, and do nothing.
+drawing any others queued behind it (up to PREDICT_BATCH drawings and PREDICT_BATCH_PIXELS
+pixels, oldest first). Their own tasks arrive later, find them answered, and do nothing.
+
+One drawing never stops the others: each is read alone, and whatever goes wrong with it (an
+exception, the time limit) fails that drawing with a reason while the rest are answered. A
+drawing whose tries never finish (the worker died on it) ends failed after MAX_ATTEMPTS.
 """
 
 from __future__ import annotations
@@ -21,9 +25,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
-from PIL import Image, UnidentifiedImageError
 
-from recognizer import services
+from recognizer import retention, services
 from recognizer.models import Drawing
 from recognizer.preprocessing import BlankDrawing, preprocess
 from worker import active_model
@@ -54,7 +57,9 @@ def predict_drawing(drawing_id: str) -> None:
     elif own.status != Drawing.Status.QUEUED:
         repush_if_lost(own, now)
         own = None
-    batch = Drawing.objects.claim(own, now, settings.PREDICT_BATCH, settings.CLAIM_SECONDS)
+    batch = Drawing.objects.claim(
+        own, now, settings.PREDICT_BATCH, settings.CLAIM_SECONDS, settings.PREDICT_BATCH_PIXELS
+    )
     if batch:
         push(record(batch))
 
@@ -66,6 +71,14 @@ def requeue_stale_drawings() -> int:
     if count:
         log.info("queued %d stale drawing(s) again", count)
     return count
+
+
+@shared_task(name="worker.tasks.purge_old_drawings", ignore_result=True)
+def purge_old_drawings() -> int:
+    """Retention, run daily by Celery beat: what `manage.py purge_drawings` does, with RETAIN_DAYS."""
+    if not settings.RETAIN_DAYS:
+        return 0  # keep every drawing
+    return retention.purge(settings.RETAIN_DAYS)
 
 
 def repush_if_lost(drawing: Drawing, now) -> None:
@@ -80,11 +93,18 @@ class Outcome:
     drawing: Drawing
     fields: dict = field(default_factory=dict)
     image: np.ndarray | None = None
+    timed_out: bool = False  # the task's soft time limit struck while this drawing was read
 
 
 def record(batch: list[Drawing]) -> list[Drawing]:
-    """Predict a batch in one model call and store each outcome, unless another worker stored it first."""
-    outcomes = [prepare(drawing) for drawing in batch]
+    """Predict a batch in one model call and store each outcome, unless another worker stored it first.
+
+    Drawings the task had no time left to read are given back, queued, for the next task.
+    """
+    outcomes = prepare_in_time(batch)
+    if untried := batch[len(outcomes) :]:
+        Drawing.objects.release(untried, batch[0].started_at)
+        log.warning("out of time: %d of %d drawings left for the next task", len(untried), len(batch))
     ready = [o for o in outcomes if o.image is not None]
     if ready:
         predict(ready)
@@ -97,16 +117,45 @@ def record(batch: list[Drawing]) -> list[Drawing]:
     return Drawing.objects.store_outcomes([o.drawing for o in outcomes], fields)
 
 
+def prepare_in_time(batch: list[Drawing]) -> list[Outcome]:
+    """Outcomes for the first drawings of the batch, as many as the task's time allows (at least one).
+
+    The pixel budget keeps a batch far from the soft time limit; this is the backstop (a slow
+    machine, a slow decoder): past half the limit no further drawing is started, and once the
+    limit struck none is.
+    """
+    deadline = time.monotonic() + settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
+    outcomes: list[Outcome] = []
+    for drawing in batch:
+        if outcomes and (outcomes[-1].timed_out or time.monotonic() > deadline):
+            break
+        outcomes.append(prepare(drawing))
+    return outcomes
+
+
 def prepare(drawing: Drawing) -> Outcome:
-    """Decode and preprocess one drawing; a drawing that cannot be predicted gets its status here."""
+    """Decode and preprocess one drawing; a drawing that cannot be predicted gets its status here.
+
+    Whatever goes wrong fails this drawing alone, with the reason stored.
+    """
     outcome = Outcome(drawing, {"status": Drawing.Status.DONE})
+    if drawing.attempts > settings.MAX_ATTEMPTS:
+        # Every earlier try ended with its worker or task gone before storing: another would too.
+        outcome.fields.update(status=Drawing.Status.FAILED, error=f"gave up after {settings.MAX_ATTEMPTS} attempts")
+        return outcome
     t0 = time.perf_counter()
     try:
         outcome.image = preprocess(bytes(drawing.image))
     except BlankDrawing as exc:
         outcome.fields.update(status=Drawing.Status.BLANK, error=str(exc))
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
-        log.warning("drawing %s could not be read: %s", drawing.id, exc)
+    except SoftTimeLimitExceeded:
+        log.error("drawing %s took too long to read", drawing.id)
+        outcome.fields.update(status=Drawing.Status.FAILED, error="the image took too long to read")
+        outcome.timed_out = True
+    except Exception as exc:
+        # A file that passed the upload check can still make Pillow or numpy raise nearly
+        # anything (SyntaxError, MemoryError...): it fails alone, and its batch goes on.
+        log.warning("drawing %s could not be read: %r", drawing.id, exc)
         outcome.fields.update(status=Drawing.Status.FAILED, error="the image could not be read")
     outcome.fields["preprocess_ms"] = round((time.perf_counter() - t0) * 1000, 3)
     return outcome

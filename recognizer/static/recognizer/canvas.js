@@ -1,10 +1,13 @@
 // The canvas page: draw with any pointer, send the drawing over the websocket when a
 // stroke ends, show the pushed prediction. Falls back to the HTTP API while offline.
+// Pushes are at-most-once: after a reconnect the page asks for every drawing it still awaits.
 "use strict";
 
 const SEND_DELAY_MS = 150; // a pause this long after a stroke means "read it now"
 const STROKE_SHARE = 0.06; // stroke width as a share of the canvas, like MNIST's pen
 const HISTORY_SIZE = 12;
+const POLL_EVERY_MS = 1500; // the HTTP fallback's polling of a drawing still queued ...
+const POLL_TRIES = 20; // ... for at most this many tries (30 s) after the request's own 10 s wait
 
 const pad = document.getElementById("pad");
 const ctx = pad.getContext("2d");
@@ -26,6 +29,7 @@ let sequence = 0; // every send gets a ref; only the newest answer is shown
 let latestRef = null;
 let currentId = null; // the drawing that feedback refers to
 let canvasNumber = 0; // one history entry per canvas, updated as strokes are added
+const awaited = new Map(); // drawing id -> ref: queued over the socket, not answered yet
 
 // ---- canvas ---------------------------------------------------------------
 
@@ -101,6 +105,7 @@ function clearPad() {
   paper();
   latestRef = null;
   currentId = null;
+  awaited.clear();
   canvasNumber += 1;
   result.dataset.state = "waiting";
   digitOut.textContent = "?";
@@ -135,12 +140,48 @@ async function sendOverHttp(image, ref) {
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ image }),
     });
-    const body = await response.json();
-    if (body.error) show({ type: "error", ref, ...body.error });
-    else if (response.status === 200) show({ type: "prediction", ref, ...body });
+    const body = await readJson(response);
+    if (!response.ok || !body) show({ type: "error", ref, message: errorText(response, body) });
+    else if (response.status === 202) await poll(body.id, ref); // stored, not answered within the wait
+    else showDrawing(body, ref);
   } catch (err) {
     if (ref === latestRef) summary.textContent = "Could not reach the server; draw again when it is back.";
   }
+}
+
+async function poll(id, ref) {
+  show({ type: "queued", ref, id });
+  for (let tries = 0; tries < POLL_TRIES && ref === latestRef; tries++) {
+    await new Promise((resolve) => setTimeout(resolve, POLL_EVERY_MS));
+    let response;
+    try {
+      response = await fetch(`/api/drawings/${id}/`);
+    } catch (err) {
+      continue; // the server is away for a moment: the drawing is stored, try again
+    }
+    const body = await readJson(response);
+    if (!response.ok || !body) return show({ type: "error", ref, message: errorText(response, body) });
+    if (body.status !== "queued") return showDrawing(body, ref);
+  }
+  show({ type: "error", ref, message: "No answer yet: the server is busy. Draw again in a moment." });
+}
+
+async function readJson(response) {
+  try {
+    return await response.json();
+  } catch (err) {
+    return null; // not JSON: e.g. a proxy's error page
+  }
+}
+
+function errorText(response, body) {
+  return (body && body.error && body.error.message) || `The server answered ${response.status}.`;
+}
+
+function showDrawing(drawing, ref) {
+  // A finished drawing as the API describes it; the websocket sends a failed one as an error frame.
+  if (drawing.status === "failed") show({ type: "error", ref, id: drawing.id, message: drawing.error || "It could not be read." });
+  else show({ type: "prediction", ref, ...drawing });
 }
 
 // ---- answers ------------------------------------------------------------------
@@ -214,13 +255,21 @@ function buildFeedback() {
 
 async function sendFeedback(label) {
   if (!currentId) return;
-  const response = await fetch(`/api/drawings/${currentId}/feedback/`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ label }),
-  });
-  feedbackStatus.textContent = response.ok ? `Thanks: noted as ${label}.` : "Could not save that, sorry.";
-  if (response.ok) recordAnswer(label, true);
+  try {
+    const response = await fetch(`/api/drawings/${currentId}/feedback/`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ label }),
+    });
+    if (response.ok) {
+      feedbackStatus.textContent = `Thanks: noted as ${label}.`;
+      recordAnswer(label, true);
+    } else {
+      feedbackStatus.textContent = `Could not save that: ${errorText(response, await readJson(response))}`;
+    }
+  } catch (err) {
+    feedbackStatus.textContent = "Could not reach the server to save that; try again.";
+  }
 }
 
 function historyEntry() {
@@ -258,8 +307,19 @@ function connect() {
   socket.addEventListener("open", () => {
     reconnectDelay = 500;
     setConnection("online", "online");
+    // A result pushed while the socket was down is lost: ask where each awaited drawing is
+    // (the answer, or "queued" with the server listening for its result again).
+    for (const [id, ref] of awaited) {
+      if (ref === latestRef) socket.send(JSON.stringify({ type: "status", id, ref }));
+      else awaited.delete(id); // an older version of the drawing, whose answer would not be shown
+    }
   });
-  socket.addEventListener("message", (event) => show(JSON.parse(event.data)));
+  socket.addEventListener("message", (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "queued") awaited.set(message.id, message.ref);
+    else if (message.id) awaited.delete(message.id); // answered: a prediction, or an error about it
+    show(message);
+  });
   socket.addEventListener("close", () => {
     setConnection("offline", "offline — reconnecting…");
     setTimeout(connect, reconnectDelay);
