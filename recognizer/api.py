@@ -9,10 +9,8 @@ from typing import Annotated, Literal
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db.models import F
 from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
-from django.utils import timezone
 from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError, ValidationError
 from pydantic import BeforeValidator
@@ -182,7 +180,7 @@ async def create_drawing(request: HttpRequest, wait: float = Query(0, ge=0, le=s
     # Shed load before anything is counted or stored; a figure read at most a second ago.
     if overloaded := await backlog.overloaded():
         return overloaded.response()  # 503 with Retry-After
-    client = ratelimit.client_key(request.META.get("REMOTE_ADDR", ""))
+    client = ratelimit.request_client(request)
     if retry_after := await ratelimit.retry_after(client):
         # Status() cannot carry a header, so the 429 is a response of its own, with Retry-After.
         return ratelimit.refusal(retry_after).response()
@@ -211,7 +209,7 @@ async def find(drawing_id: uuid.UUID) -> Drawing:
 
 @api.get("/drawings/{uuid:drawing_id}/", response={200: DrawingOut, **ERRORS}, summary="A drawing and its prediction")
 async def get_drawing(request: HttpRequest, drawing_id: uuid.UUID):
-    if retry_after := await ratelimit.read_retry_after(ratelimit.client_key(request.META.get("REMOTE_ADDR", ""))):
+    if retry_after := await ratelimit.read_retry_after(ratelimit.request_client(request)):
         return ratelimit.refusal(retry_after, "requests").response()
     return (await find(drawing_id)).result()
 
@@ -222,13 +220,8 @@ async def get_drawing(request: HttpRequest, drawing_id: uuid.UUID):
     summary="Say which digit the drawing really is",
 )
 async def give_feedback(request: HttpRequest, drawing_id: uuid.UUID, feedback: FeedbackIn):
-    if retry_after := await ratelimit.read_retry_after(ratelimit.client_key(request.META.get("REMOTE_ADDR", ""))):
+    if retry_after := await ratelimit.read_retry_after(ratelimit.request_client(request)):
         return ratelimit.refusal(retry_after, "requests").response()
-    # One feedback in effect: a later one replaces it and is counted, so that a review can
-    # tell a person's one answer from a label flipped again and again.
-    given = await Drawing.objects.filter(pk=drawing_id).aupdate(
-        feedback_label=feedback.label, feedback_at=timezone.now(), feedback_count=F("feedback_count") + 1
-    )
-    if not given:
+    if not await Drawing.objects.filter(pk=drawing_id).give_feedback(feedback.label):
         raise HttpError(404, "no drawing has this id")
     return {"id": drawing_id, "feedback_label": feedback.label}

@@ -156,6 +156,16 @@ class DrawingQuerySet(models.QuerySet):
         mine = set(self.filter(pk__in=[d.pk for d in drawings], **stamp).values_list("pk", flat=True))
         return [d for d in drawings if d.pk in mine]
 
+    async def give_feedback(self, label: int) -> int:
+        """Record the digit the person says these drawings are; the count changed.
+
+        One feedback in effect: a later one replaces it and is counted, so that a review can
+        tell a person's one answer from a label flipped again and again.
+        """
+        return await self.aupdate(
+            feedback_label=label, feedback_at=timezone.now(), feedback_count=F("feedback_count") + 1
+        )
+
     def label(self, label: int | None, user) -> int:
         """Give these drawings a staff label (None: unreviewed again); the count changed."""
         return self.update(**label_fields(label, user))

@@ -19,6 +19,7 @@ import weakref
 
 import redis.asyncio as aioredis
 from django.conf import settings
+from django.http import HttpRequest
 from redis.exceptions import RedisError
 
 from recognizer import metrics
@@ -54,6 +55,11 @@ def client_key(address: str) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
+
+
+def request_client(request: HttpRequest) -> str:
+    """The client key of an HTTP request: REMOTE_ADDR, which uvicorn sets to the real client behind a trusted proxy."""
+    return client_key(request.META.get("REMOTE_ADDR", ""))
 
 
 async def _wait(bucket: str, client: str, limit: int) -> int:

@@ -1,6 +1,8 @@
-# A version is checked (loaded back and made to predict) before it may be activated; who
-# activated it is recorded. Existing versions start unchecked: `manage.py verify_models`.
-
+# Defences against hostile input and bad days (issue #13), in one step:
+# - a drawing counts the times a worker took it; one taken MAX_ATTEMPTS times ends failed;
+# - a person's feedback on a drawing is kept once (a later one replaces it) and counted;
+# - a model version is checked (loaded back and made to predict) before it may be activated,
+#   and who activated it is recorded. Existing versions start unchecked: `manage.py verify_models`.
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
@@ -13,6 +15,20 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AddField(
+            model_name="drawing",
+            name="attempts",
+            field=models.PositiveSmallIntegerField(
+                default=0, help_text="how many times a worker took it; past MAX_ATTEMPTS it ends failed"
+            ),
+        ),
+        migrations.AddField(
+            model_name="drawing",
+            name="feedback_count",
+            field=models.PositiveIntegerField(
+                default=0, help_text="how often the person gave feedback; the last one is kept"
+            ),
+        ),
         migrations.AddField(
             model_name="modelversion",
             name="activated_by",
