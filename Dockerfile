@@ -6,8 +6,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
+# requirements.txt includes requirements-worker.txt and adds TensorFlow (training) and the web server.
+# A smaller image for workers only: docker build --build-arg REQUIREMENTS=requirements-worker.txt .
+ARG REQUIREMENTS=requirements.txt
+COPY requirements.txt requirements-worker.txt ./
+RUN pip install --no-cache-dir -r ${REQUIREMENTS}
 COPY . .
 RUN useradd --system --home /app digits && chown -R digits /app
 USER digits

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run run-unlimited test browser screenshots lint format train worker web beat contract clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-worker.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@

@@ -1,17 +1,20 @@
 """The inference budget in one worker process: decode + preprocess + predict for one drawing, and batched.
 
-    .venv/bin/python -m benchmarks.inference [--count 500] [--size 280] [--model PATH]
+    .venv/bin/python -m benchmarks.inference [--count 500] [--size 280] [--model PATH] [--keras]
 
 Canvases are MNIST-like sample digits (training/samples.py) in the four ink styles, as PNG files the way a browser
 sends them. One drawing is timed end to end (PNG bytes -> probabilities) and by part; the
-batched figure is the compiled call on 1,024 preprocessed drawings at once. Threads as the
-worker runs them (one). Also prints this process's RSS with the model loaded.
+batched figure is the worker's call on 64 preprocessed drawings at once (PREDICT_BATCH's
+default). The model is the worker's: the LiteRT export (worker/inference.py), one thread.
+The RSS is this process's, which has loaded the runtime and not TensorFlow; --keras then
+times the Keras model the same way, for comparison (it loads TensorFlow, after the RSS).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -33,11 +36,11 @@ def timed(function, arguments) -> list[float]:
     return times
 
 
-def per_second(model: Predictor, batch: np.ndarray, rounds: int = 10) -> float:
-    model.predict(batch)
+def per_second(predict, batch: np.ndarray, rounds: int = 10) -> float:
+    predict(batch)
     started = time.perf_counter()
     for _ in range(rounds):
-        model.predict(batch)
+        predict(batch)
     return rounds * len(batch) / (time.perf_counter() - started)
 
 
@@ -45,30 +48,57 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--size", type=int, default=280, help="canvas side in pixels")
-    parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
+    parser.add_argument("--model", type=Path, default=None, help="a .keras file with its .tflite (default: shipped)")
+    parser.add_argument("--keras", action="store_true", help="also time the Keras model (loads TensorFlow)")
     args = parser.parse_args()
     images, _ = samples.digits(args.count)
     styles = list(samples.STYLES)
     side = round(args.size * 0.7)
     at = ((args.size - side) // 2, (args.size - side) // 2)
     canvases = [samples.digit_canvas(im, styles[i % 4], args.size, side, at) for i, im in enumerate(images)]
-    model = Predictor.from_file(args.model or shipped_path())
+    path = args.model or shipped_path()
+    model = Predictor.from_file(path)
     inputs = [preprocess(canvas)[None] for canvas in canvases]
     for x in inputs[:50]:  # warm up
         model.predict(x)
     one = timed(lambda canvas: model.predict(preprocess(canvas)[None]), canvases)
     decode = timed(preprocess, canvases)
-    compiled = timed(model.predict, inputs)
-    keras_predict = timed(lambda x: model.model.predict(x, verbose=0), inputs[:50])
-    batch = np.concatenate((inputs * (1024 // len(inputs) + 1))[:1024])
+    runtime = timed(model.predict, inputs)
+    batch = np.concatenate((inputs * (64 // len(inputs) + 1))[:64])
+    throughput = per_second(model.predict, batch, rounds=200)
     rss = psutil.Process().memory_info().rss / 2**20
-    print(f"model {model.version}, one process, one thread, {args.count} {args.size} px PNG canvases")
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))
+    print(f"model {model.version} (LiteRT export), one process, one thread, {args.count} {args.size} px PNG canvases")
     print(f"  one drawing, decode + preprocess + predict: p50 {statistics.median(one):.3f} ms")
     print(f"    decode + preprocess:                     p50 {statistics.median(decode):.3f} ms")
-    print(f"    predict (compiled call):                 p50 {statistics.median(compiled):.3f} ms")
-    print(f"    predict (model.predict, for comparison): p50 {statistics.median(keras_predict):.3f} ms")
-    print(f"  batched predict, 1,024 at a time:          {per_second(model, batch):,.0f} drawings/s")
-    print(f"  process RSS with the model loaded:         {rss:.0f} MB")
+    print(f"    predict (LiteRT, batch of one):          p50 {statistics.median(runtime):.3f} ms")
+    print(f"  batched predict, 64 at a time:             {throughput:,.0f} drawings/s")
+    print(f"  process RSS with the model loaded:         {rss:.0f} MB (TensorFlow/Keras modules loaded: {len(loaded)})")
+    if args.keras:
+        import keras
+        import tensorflow as tf
+
+        from training.export import configure_tensorflow
+
+        configure_tensorflow()
+        reference = keras.models.load_model(path, compile=False)
+        # As workers predicted before the export: one traced call over any batch size.
+        traced = tf.function(lambda x: reference(x, training=False)).get_concrete_function(
+            tf.TensorSpec([None, 28, 28, 1], tf.float32)
+        )
+
+        def call(x: np.ndarray) -> np.ndarray:
+            return traced(tf.constant(x[..., None])).numpy()
+
+        for x in inputs[:50]:
+            call(x)
+        p50 = statistics.median(timed(call, inputs))
+        rate = per_second(call, batch, rounds=200)
+        rss_after = psutil.Process().memory_info().rss / 2**20
+        print(
+            f"  for comparison, Keras (traced call):       p50 {p50:.3f} ms, {rate:,.0f} drawings/s at 64,"
+            f" RSS {rss_after:.0f} MB with TensorFlow too"
+        )
 
 
 if __name__ == "__main__":

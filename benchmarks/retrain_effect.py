@@ -14,7 +14,6 @@ import io
 import math
 import os
 import tempfile
-from pathlib import Path
 
 import django
 import numpy as np
@@ -87,9 +86,7 @@ def main() -> None:
 
     before = score(Predictor.from_file(shipped_path()))
     outcome = retrain(epochs=args.epochs, holdout=0.2, log=lambda line: print("  " + line))
-    path = Path(scratch) / "new.keras"
-    path.write_bytes(bytes(outcome.version.artifact))
-    after = score(Predictor(Path(path), outcome.version.version))
+    after = score(Predictor(bytes(outcome.version.runtime_artifact), outcome.version.version))
     print(f"retrained on {args.labeled} relabeled seven-segment drawings ({args.epochs} epoch, with all of MNIST)")
     print(f"  seven-segment drawings never trained on: {before[0]:.1%} -> {after[0]:.1%}  ({args.held_out} drawings)")
     print(f"  MNIST test:                              {before[1]:.2%} -> {after[1]:.2%}")

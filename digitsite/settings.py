@@ -128,7 +128,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # The model a worker predicts with while no version is active in the admin; empty: the shipped
-# file, worker/artifacts/model.keras.
+# file, worker/artifacts/model.keras. Workers load its LiteRT export beside it (model.tflite).
 MODEL_PATH = os.environ.get("MODEL_PATH", "")
 
 # Redis carries Celery's tasks and the channel layer's pushes. `make run` starts an

@@ -275,14 +275,14 @@ class ModelVersionAdmin(admin.ModelAdmin):
     )
     list_filter = ("is_active",)
     actions = ["activate"]
-    exclude = ("artifact",)
+    exclude = ("artifact", "runtime_artifact")
     readonly_fields = (
         "version", "metadata", "mnist_accuracy", "reviewed_accuracy", "parent", "is_active", "created_at",
         "verified_at", "verification", "activated_at", "activated_by",
     )  # fmt: skip
 
     def get_queryset(self, request: HttpRequest):
-        return super().get_queryset(request).defer("artifact")
+        return super().get_queryset(request).defer("artifact", "runtime_artifact")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # versions come from `manage.py retrain`

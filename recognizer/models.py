@@ -293,6 +293,8 @@ class ModelVersion(models.Model):
 
     version = models.CharField(max_length=64, unique=True)
     artifact = models.BinaryField(help_text="the .keras file")
+    # Workers predict with this export of the .keras file (LiteRT) and never load Keras itself.
+    runtime_artifact = models.BinaryField(default=b"", blank=True, help_text="the .tflite export workers load")
     metadata = models.JSONField(default=dict)
     mnist_accuracy = models.FloatField(null=True, blank=True)
     reviewed_accuracy = models.FloatField(null=True, blank=True, help_text="on held-out reviewed drawings")
@@ -328,7 +330,7 @@ class ModelVersion(models.Model):
 
     @classmethod
     def active(cls) -> ModelVersion | None:
-        return cls.objects.defer("artifact").filter(is_active=True).first()
+        return cls.objects.defer("artifact", "runtime_artifact").filter(is_active=True).first()
 
     def activate(self, user=None) -> None:
         """Make this the version every worker uses; workers switch within seconds. Only a verified version."""

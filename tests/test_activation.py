@@ -19,13 +19,18 @@ from recognizer.model_files import read_metadata, shipped_path
 from recognizer.models import ModelVersion
 from training import samples
 from worker import active_model
+from worker.inference import runtime_path
 
 MODEL_VERSIONS = "/admin/recognizer/modelversion/"
 
 
 def a_copy_of_the_shipped_model(name: str, **fields) -> ModelVersion:
     return ModelVersion.objects.create(
-        version=name, artifact=shipped_path().read_bytes(), metadata=read_metadata(shipped_path()), **fields
+        version=name,
+        artifact=shipped_path().read_bytes(),
+        runtime_artifact=runtime_path(shipped_path()).read_bytes(),  # what workers load
+        metadata=read_metadata(shipped_path()),
+        **fields,
     )
 
 

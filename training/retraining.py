@@ -15,9 +15,10 @@ from recognizer.model_files import read_metadata, shipped_path
 from recognizer.models import ModelVersion
 from recognizer.preprocessing import preprocess
 from training import mnist, samples
+from training.export import configure_tensorflow, export_runtime, keras_probabilities, parity
 from training.reviewed import labeled_inputs
-from worker.inference import configure_tensorflow
 
+PARITY_SAMPLES = 500  # sample digits on which the export must answer what the Keras model answers
 # Train images and labels, test images and labels: MNIST in production, a small sample in tests.
 Digits = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -42,38 +43,59 @@ def register_shipped() -> ModelVersion:
             "mnist_accuracy": metadata.get("mnist_test_accuracy"),
         },
     )
+    exported = path.with_suffix(".tflite")  # the shipped export, beside the .keras file
+    if not version.runtime_artifact and exported.exists():  # new, or a row from before exports
+        version.runtime_artifact = exported.read_bytes()
+        version.verified_at = None  # checked again, with the export
+        version.save(update_fields=["runtime_artifact", "verified_at"])
     if version.verified_at is None:
-        verify(version)
+        verify(version)  # exports the .keras file here if no export shipped beside it
     return version
 
 
 def verify(version: ModelVersion) -> bool:
-    """Load the version's stored file back as a worker would and predict fixed inputs; record the outcome.
+    """Check the version's stored files as a worker would use them; record the outcome.
 
-    Only a version that passed can be activated (ModelVersion.activate): the admin, which
-    cannot load a model itself, never sends the workers a file they cannot use.
+    The worker's file (the LiteRT export) is loaded back and predicts fixed inputs: a blank
+    canvas, a clear 7 and the project's sample digits (training.samples.digits); its answers
+    must be ten probabilities and match the Keras model's (training.export.parity). A version
+    registered before exports existed is exported here first. Only a version that passed can
+    be activated (ModelVersion.activate): the admin, which cannot load a model itself, never
+    sends the workers a file they cannot use.
     """
     from worker.inference import Predictor
 
-    # A blank canvas and a clear 7: any working digit model answers both with ten probabilities.
-    inputs = np.stack([np.zeros((28, 28), np.float32), preprocess(samples.SEVEN)])
+    configure_tensorflow()
+    digits, _ = samples.digits(PARITY_SAMPLES)
+    inputs = np.concatenate([np.stack([np.zeros((28, 28), np.float32), preprocess(samples.SEVEN)]), digits / 255])
+    inputs = inputs.astype(np.float32)
+    measured: dict = {}
     try:
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "model.keras"
-            path.write_bytes(bytes(version.artifact))
-            probabilities = Predictor(path, version.version, version.metadata.get("uncertain_below")).predict(inputs)
-        problem = implausible(probabilities)
-    except Exception as exc:  # whatever a broken file makes Keras or TensorFlow raise
+        model = load(version)
+        if not version.runtime_artifact:
+            version.runtime_artifact = export_runtime(model)
+            version.save(update_fields=["runtime_artifact"])
+        expected = keras_probabilities(model, inputs)
+        probabilities = Predictor(bytes(version.runtime_artifact), version.version).predict(inputs)
+        problem = implausible(probabilities[:2])
+        if problem is None:
+            problem, measured = parity(expected, probabilities)
+    except Exception as exc:  # whatever a broken file makes Keras, TensorFlow or LiteRT raise
         probabilities, problem = None, f"{exc.__class__.__name__}: {exc}"[:500]
     now = timezone.now()
     if problem:
-        version.verified_at, version.verification = None, {"error": problem, "checked_at": now.isoformat()}
+        version.verified_at = None
+        version.verification = {"error": problem, "checked_at": now.isoformat()}
+        if measured:
+            version.verification["parity"] = measured
     else:
         version.verified_at = now
         version.verification = {
             "inputs": ["blank", "training.samples.SEVEN"],
-            "digits": [int(row.argmax()) for row in probabilities],
-            "probabilities": [[round(float(p), 6) for p in row] for row in probabilities],
+            "digits": [int(row.argmax()) for row in probabilities[:2]],
+            "probabilities": [[round(float(p), 6) for p in row] for row in probabilities[:2]],
+            "runtime": "litert",
+            "parity": {**measured, "inputs": f"blank, SEVEN, training.samples.digits({PARITY_SAMPLES})"},
         }
     version.save(update_fields=["verified_at", "verification"])
     return problem is None
@@ -179,6 +201,7 @@ def register(model, base, scores, epochs, weight, trained, held, seconds) -> Mod
         path = Path(folder) / "model.keras"
         model.save(path)
         artifact = path.read_bytes()
+    runtime_artifact = export_runtime(model)  # what the workers load; verify() checks it against the model
     name = f"cnn-{datetime.now(UTC):%Y%m%d-%H%M%S}-ft"
     metadata = {
         "version": name,
@@ -194,6 +217,7 @@ def register(model, base, scores, epochs, weight, trained, held, seconds) -> Mod
     version = ModelVersion.objects.create(
         version=name,
         artifact=artifact,
+        runtime_artifact=runtime_artifact,
         metadata=metadata,
         mnist_accuracy=scores["mnist"][1],
         reviewed_accuracy=scores["reviewed"][1],

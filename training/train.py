@@ -8,8 +8,9 @@ afresh every epoch (training/augment.py).
 Seeded and reproducible on a CPU. MNIST's last 5,000 training digits are held out: they
 watch training, fit the temperature that calibrates the confidence, and set the line below
 which an answer is flagged uncertain. MNIST test is only reported, never used to choose.
-Writes the model, a metadata JSON (accuracy, confusion matrix, calibration, curve) and
-the training curve as a PNG, all beside each other.
+Writes the model, its export for the workers (model.tflite, checked to answer as the model
+does), a metadata JSON (accuracy, confusion matrix, calibration, curve) and the training curve
+as a PNG, all beside each other.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from keras import layers
 from recognizer.model_files import SHIPPED_MODEL
 from training import calibration, curves, mnist, strokes
 from training.augment import augment
+from training.export import export_runtime, keras_probabilities, parity
 
 HOLDOUT = 5000
 SYNTHETIC = 6000  # pen-stroke digits (training/strokes.py) added to the training digits
@@ -143,6 +145,7 @@ def save(model: keras.Model, histories: list[dict], held, test, out: Path, param
     served = with_temperature(model, report["calibration"]["temperature"])
     out.parent.mkdir(parents=True, exist_ok=True)
     served.save(out)
+    runtime = check_export(served, out.with_suffix(".tflite"), test[0])
     version = f"cnn-{datetime.now(UTC):%Y%m%d-%H%M}"
     curve = {f"seed {h['seed']} {name}": values for h in histories for name, values in h["history"].items()}
     curves.plot(
@@ -161,11 +164,24 @@ def save(model: keras.Model, histories: list[dict], held, test, out: Path, param
         "training_seconds": round(sum(h["seconds"] for h in histories), 1),
         "members": histories,
         "curve": out.with_suffix(".png").name,
+        "runtime": runtime,
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
     out.with_suffix(".json").write_text(json.dumps(metadata, indent=2) + "\n")
     return metadata
+
+
+def check_export(served: keras.Model, path: Path, images: np.ndarray) -> dict:
+    """Export the served model for the workers (LiteRT, beside the .keras file); it must answer as the model does."""
+    from worker.inference import Predictor
+
+    export_runtime(served, path)
+    problem, measured = parity(keras_probabilities(served, images), Predictor(path, "export").predict(images))
+    if problem:
+        path.unlink()
+        raise RuntimeError(f"the exported model fails parity with the Keras model: {problem}")
+    return {"file": path.name, "format": "litert", "parity_on_mnist_test": measured}
 
 
 def evaluate(model: keras.Model, x_held, y_held, x_test, y_test) -> dict:

@@ -14,10 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 from redis import Redis, RedisError
 
@@ -29,7 +27,6 @@ from worker.inference import Predictor
 log = logging.getLogger(__name__)
 CHECK_EVERY = 2.0  # seconds between looks at which version is active
 RETRY_AFTER = 60.0  # seconds before a version that failed to load is tried again
-CACHE_DIR = Path(tempfile.gettempdir()) / "digits-models"
 _predictor: Predictor | None = None
 _wanted: str | None = None  # the active version last looked up; None: none is active (the shipped file)
 _failed_at: float | None = None  # when loading `_wanted` last failed; None: it is what this process serves
@@ -61,7 +58,7 @@ def switch(active: str | None) -> None:
     try:
         _predictor, _failed_at = load(active), None
         log.info("predicting with model %s", _predictor.version)
-    except Exception as exc:  # whatever a broken file makes Keras or TensorFlow raise
+    except Exception as exc:  # whatever a broken file makes the runtime raise
         error, _failed_at = f"{exc.__class__.__name__}: {exc}"[:300], time.monotonic()
         if _predictor is None:  # nothing held yet; if the shipped file fails too, nothing can predict
             _predictor = load(None)
@@ -91,18 +88,10 @@ def heartbeat() -> None:
 
 
 def load(version: str | None) -> Predictor:
+    """The shipped model (its .tflite beside the .keras file), or a version's export from the database."""
     if version is None:
         return Predictor.from_file(shipped_path())
-    path = CACHE_DIR / f"{version}.keras"
-    metadata = ModelVersion.objects.values_list("metadata", flat=True).get(version=version)
-    if not path.exists():
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        artifact = ModelVersion.objects.values_list("artifact", flat=True).get(version=version)
-        partial = path.with_name(f"{path.stem}.{time.monotonic_ns()}.keras")
-        partial.write_bytes(bytes(artifact))
-        partial.replace(path)  # whole files only, even with several workers on one machine
-    try:
-        return Predictor(path, version, metadata.get("uncertain_below"))
-    except Exception:
-        path.unlink(missing_ok=True)  # read from the database again on the next try: the row may be fixed
-        raise
+    metadata, runtime_artifact = ModelVersion.objects.values_list("metadata", "runtime_artifact").get(version=version)
+    if not runtime_artifact:
+        raise ValueError(f"{version} has no runtime export: run `manage.py verify_models {version}`")
+    return Predictor(bytes(runtime_artifact), version, metadata.get("uncertain_below"))

@@ -1,57 +1,79 @@
-"""A trained model behind one compiled call, as a worker process holds it."""
+"""A trained model as a worker process holds it: the Keras model's LiteRT export, on one thread.
+
+The worker never imports TensorFlow or Keras (DESIGN.md): training and retraining export
+every version to a .tflite file beside its .keras file (training/export.py), checked to
+answer the Keras model's probabilities, and the worker runs that file with ai-edge-litert.
+"""
 
 from __future__ import annotations
 
-import os
-from functools import cache
+import threading
 from pathlib import Path
 
 import numpy as np
+from ai_edge_litert.interpreter import Interpreter
 
 from recognizer.model_files import read_metadata
 
 # For a model whose metadata names no calibrated line (older versions): below this, uncertain.
 DEFAULT_UNCERTAIN_BELOW = 0.5
+# Batch sizes an interpreter is planned for: a batch is padded to the next one, so that
+# memory is planned once per size, not on every call. Larger batches go in pieces of the largest.
+BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+RUNTIME_SUFFIX = ".tflite"
 
 
-@cache
-def configure_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    # One drawing is far too small to gain from several threads; one thread per worker
-    # process leaves the other cores to other workers.
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+def runtime_path(model: Path) -> Path:
+    """The worker's file for a model file: model.keras -> model.tflite beside it."""
+    return Path(model).with_suffix(RUNTIME_SUFFIX)
 
 
 class Predictor:
-    """The Keras model behind one compiled function, with the version it reports."""
+    """The exported model, one interpreter per batch-size bucket, with the version it reports."""
 
-    def __init__(self, path: Path, version: str, uncertain_below: float | None = None) -> None:
-        # Imported here so that importing this module never pulls in TensorFlow.
-        configure_tensorflow()
-        import keras
-        import tensorflow as tf
-
+    def __init__(self, model: Path | bytes, version: str, uncertain_below: float | None = None) -> None:
+        """`model`: the exported model's bytes, or a model file (a .keras path means the .tflite beside it)."""
         self.version = version
         self.uncertain_below = uncertain_below or DEFAULT_UNCERTAIN_BELOW
-        self.model = keras.models.load_model(path, compile=False)
-        # model.predict() builds a dataset and a step function per call (~30 ms); a traced
-        # tf.function over any batch size answers one image in well under a millisecond.
-        # Calling the concrete function skips tf.function's argument matching: ~0.1 ms a call.
-        self._call = tf.function(lambda x: self.model(x, training=False)).get_concrete_function(
-            tf.TensorSpec([None, 28, 28, 1], tf.float32)
-        )
-        self._tensor = tf.constant
-        self.predict(np.zeros((1, 28, 28), np.float32))  # trace now, not on the first drawing
+        self._content = bytes(model) if isinstance(model, bytes | bytearray | memoryview) else None
+        if self._content is None:
+            self._content = runtime_path(model).read_bytes()
+        self._interpreters: dict[int, tuple[Interpreter, int, int]] = {}
+        self._lock = threading.Lock()  # an interpreter is not thread-safe; a pool child predicts on one thread
+        self.predict(np.zeros((1, 28, 28), np.float32))  # plan and check now, not on the first drawing
 
     @classmethod
     def from_file(cls, path: Path) -> Predictor:
         """A model file with its metadata JSON beside it (which names the version)."""
         metadata = read_metadata(path)
-        return cls(path, metadata["version"], metadata.get("uncertain_below"))
+        return cls(Path(path), metadata["version"], metadata.get("uncertain_below"))
+
+    def _interpreter(self, bucket: int) -> tuple[Interpreter, int, int]:
+        if bucket not in self._interpreters:
+            # One drawing is far too small to gain from several threads; one thread per worker
+            # process leaves the other cores to other workers.
+            interpreter = Interpreter(model_content=self._content, num_threads=1)
+            (image,), (output,) = interpreter.get_input_details(), interpreter.get_output_details()
+            if tuple(image["shape_signature"][1:]) != (28, 28, 1) or image["dtype"] != np.float32:
+                shape, dtype = image["shape_signature"], image["dtype"]
+                raise ValueError(f"the model takes {shape} {dtype}, not (N, 28, 28, 1) float32")
+            interpreter.resize_tensor_input(image["index"], [bucket, 28, 28, 1])
+            interpreter.allocate_tensors()
+            self._interpreters[bucket] = (interpreter, image["index"], output["index"])
+        return self._interpreters[bucket]
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Probabilities (N, 10) for images (N, 28, 28) scaled to [0, 1]."""
-        return self._call(self._tensor(images[..., None].astype(np.float32, copy=False))).numpy()
+        images = np.asarray(images, np.float32).reshape(-1, 28, 28, 1)
+        largest = BUCKETS[-1]
+        if len(images) > largest:
+            return np.concatenate([self.predict(images[i : i + largest]) for i in range(0, len(images), largest)])
+        n = len(images)
+        bucket = next(size for size in BUCKETS if size >= n)
+        if bucket != n:
+            images = np.concatenate([images, np.zeros((bucket - n, 28, 28, 1), np.float32)])
+        with self._lock:
+            interpreter, image, output = self._interpreter(bucket)
+            interpreter.set_tensor(image, np.ascontiguousarray(images))
+            interpreter.invoke()
+            return interpreter.get_tensor(output)[:n]

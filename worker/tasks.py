@@ -37,7 +37,7 @@ _push_loop: asyncio.AbstractEventLoop | None = None
 
 @worker_process_init.connect
 def load_model_before_the_first_drawing(**kwargs) -> None:
-    # In each pool child, after the fork (TensorFlow must not cross one): load and trace now.
+    # In each pool child, after the fork (an interpreter must not cross one): load and plan now.
     active_model.current()
 
 

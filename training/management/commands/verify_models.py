@@ -5,8 +5,9 @@ from recognizer.models import ModelVersion
 
 class Command(BaseCommand):
     help = (
-        "Load model versions back from the database and predict fixed inputs, as registering does. "
-        "Only a version that passed can be activated; versions registered before checks existed need this once."
+        "Load model versions' LiteRT exports back from the database, predict fixed inputs and compare with the "
+        "Keras model, as registering does (a version without an export is exported first). Only a version that "
+        "passed can be activated; versions registered before checks or exports existed need this once."
     )
 
     def add_arguments(self, parser) -> None:
