@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
@@ -163,9 +164,9 @@ def read_upload(request: HttpRequest) -> images.CheckedImage:
     )
 
 
-def accept(request: HttpRequest) -> Drawing:
+def accept(request: HttpRequest, reply_to: str) -> Drawing:
     # Decoding and storing run together in one thread hop, off the event loop.
-    return services.submit(read_upload(request), Drawing.Source.API)
+    return services.submit(read_upload(request), Drawing.Source.API, reply_to=reply_to)
 
 
 @api.post(
@@ -189,12 +190,15 @@ async def create_drawing(request: HttpRequest, wait: float = Query(0, ge=0, le=s
     length = request.META.get("CONTENT_LENGTH", "")
     if over_budget := await ratelimit.spend_bytes(client, int(length) if length.isdigit() else len(request.body)):
         return over_budget.response()
+    # A waiting request gives the worker a channel of its own to send the result to (a name
+    # made here, no Redis call).
+    reply_to = await get_channel_layer().new_channel() if wait else ""
     try:
-        drawing = await sync_to_async(accept)(request)
+        drawing = await sync_to_async(accept)(request, reply_to)
     except Refused as exc:
         metrics.DRAWINGS_REFUSED.labels(exc.code).inc()
         return Status(exc.status, exc.body())
-    if wait and (result := await services.wait_for_result(drawing.id, wait)):
+    if wait and (result := await services.wait_for_result(drawing.id, reply_to, wait)):
         metrics.observe_result(result)
         return Status(200, result)
     return Status(202, {"id": drawing.id, "status": "queued", "url": f"/api/drawings/{drawing.id}/"})
@@ -202,7 +206,7 @@ async def create_drawing(request: HttpRequest, wait: float = Query(0, ge=0, le=s
 
 async def find(drawing_id: uuid.UUID) -> Drawing:
     try:
-        return await Drawing.objects.defer("image").aget(pk=drawing_id)
+        return await Drawing.objects.without_payload().aget(pk=drawing_id)
     except Drawing.DoesNotExist:
         raise HttpError(404, "no drawing has this id") from None
 

@@ -1,13 +1,14 @@
 """The Celery queue's backlog: shedding load when it is too deep, and telling the sweeper what it holds.
 
 The queue is a Redis list (kombu's Redis transport); each message is JSON whose headers name
-the task and carry `argsrepr`, "['<drawing id>']". A message a worker has taken but not yet
+the task and whose base64 body holds its args: the ids of one or more drawings. A message a worker has taken but not yet
 acknowledged sits in the transport's `unacked` hash until the task ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import re
@@ -97,7 +98,7 @@ def waiting_drawing_ids(task: str, limit: int) -> set[str] | None:
         # Unacknowledged: [message, exchange, routing key]; one per worker process at most.
         taken = [_json(raw) for raw in channel.client.hvals(channel.unacked_key)]
     messages = [_json(raw) for raw in queued] + [entry[0] for entry in taken if isinstance(entry, list) and entry]
-    return {drawing_id for message in messages if (drawing_id := _drawing_id(message, task))}
+    return {drawing_id for message in messages for drawing_id in _drawing_ids(message, task)}
 
 
 def _json(raw: bytes) -> object:
@@ -107,9 +108,13 @@ def _json(raw: bytes) -> object:
         return None
 
 
-def _drawing_id(message: object, task: str) -> str | None:
+def _drawing_ids(message: object, task: str) -> list[str]:
+    """The drawing ids a `task` message carries: its args, read from the body (argsrepr is cut short)."""
     headers = message.get("headers") if isinstance(message, dict) else None
     if not isinstance(headers, dict) or headers.get("task") != task:
-        return None
-    found = UUID.search(str(headers.get("argsrepr")))
-    return found[0] if found else None
+        return []
+    try:
+        args = json.loads(base64.b64decode(message["body"]))[0]
+    except (KeyError, TypeError, ValueError, IndexError):
+        return []
+    return [arg for arg in args if isinstance(arg, str) and UUID.fullmatch(arg)] if isinstance(args, list) else []

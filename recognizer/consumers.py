@@ -5,20 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import uuid
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from redis.exceptions import RedisError
+from django.db import DatabaseError
 
 from recognizer import backlog, images, metrics, ratelimit, services
 from recognizer.errors import Refused
 from recognizer.images import InvalidImage
-from recognizer.models import Drawing, group_for
+from recognizer.models import Drawing
 
-log = logging.getLogger(__name__)
 MAX_REF_LENGTH = 200
 
 
@@ -30,19 +28,18 @@ def result_frame(result: dict, ref: object) -> dict:
 
 
 @database_sync_to_async
-def submit_data_url(value: object, drawing_id: uuid.UUID) -> None:
+def submit_data_url(value: object, drawing_id: uuid.UUID, reply_to: str) -> None:
     # Decoding and storing run together in one thread hop, off the event loop.
-    services.submit(images.from_data_url(value), Drawing.Source.WEBSOCKET, drawing_id)
+    services.submit(images.from_data_url(value), Drawing.Source.WEBSOCKET, drawing_id, reply_to)
 
 
-@database_sync_to_async
-def current_result(drawing_id: uuid.UUID) -> dict | None:
-    drawing = Drawing.objects.defer("image").filter(pk=drawing_id).first()
+async def current_result(drawing_id: uuid.UUID) -> dict | None:
+    drawing = await Drawing.objects.without_payload().filter(pk=drawing_id).afirst()
     return drawing.result() if drawing else None
 
 
 class RecognizeConsumer(AsyncJsonWebsocketConsumer):
-    """One handler per message type; results arrive on group `drawing.<id>`."""
+    """One handler per message type; workers send results to this consumer's own channel."""
 
     async def connect(self) -> None:
         self.refs: dict[str, object] = {}  # drawing id -> the client's ref, while awaited
@@ -62,8 +59,11 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         if self.holding:
             self.holding.cancel()
         await ratelimit.close_connection(self.client, self.slot)
-        for drawing_id in list(self.refs):
-            await self.forget(drawing_id)
+        if self.refs:
+            # Nobody reads this channel any more: results still to come go nowhere (and do not
+            # wait in this process's channel-layer buffer for a reader that left).
+            with contextlib.suppress(DatabaseError):
+                await Drawing.objects.filter(pk__in=list(self.refs)).send_results_to("")
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None:
@@ -104,13 +104,13 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         if over_budget := await ratelimit.spend_bytes(self.client, len(image) if isinstance(image, str) else 0):
             return await self.refuse(ref, over_budget)
         drawing_id = uuid.uuid4()
-        # Listen before the drawing is queued, so even the fastest result is heard.
-        await self.listen(drawing_id, ref)
+        # Awaited before the drawing is queued, so even the fastest result finds its ref.
+        self.refs[str(drawing_id)] = ref
         try:
-            await submit_data_url(message["image"], drawing_id)
+            await submit_data_url(message["image"], drawing_id, self.channel_name)
         except InvalidImage as exc:
             metrics.DRAWINGS_REFUSED.labels(exc.code).inc()
-            await self.forget(str(drawing_id))
+            del self.refs[str(drawing_id)]
             return await self.refuse(ref, exc)
         await self.send_json({"type": "queued", "id": str(drawing_id), "ref": ref})
 
@@ -122,39 +122,25 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
             return await self.refuse(ref, Refused("invalid_id", "id must be a drawing's UUID"))
         if retry_after := await ratelimit.read_retry_after(self.client):
             return await self.refuse(ref, ratelimit.refusal(retry_after, "requests"))
-        await self.listen(drawing_id, ref)
+        # Still queued: its result comes here from now on, whichever socket sent it. Set
+        # before it is read, so a result stored in between is read rather than missed.
+        self.refs[str(drawing_id)] = ref
+        if await Drawing.objects.filter(pk=drawing_id).send_results_to(self.channel_name):
+            return await self.send_json({"type": "queued", "id": str(drawing_id), "ref": ref})
+        del self.refs[str(drawing_id)]
         result = await current_result(drawing_id)
         if result is None:
-            await self.forget(str(drawing_id))
             return await self.refuse(ref, Refused("not_found", "no drawing has this id", 404))
-        if result["status"] == Drawing.Status.QUEUED:
-            return await self.send_json({"type": "queued", "id": result["id"], "ref": ref})
-        await self.forget(result["id"])
         await self.send_json(result_frame(result, ref))
 
     async def drawing_result(self, event: dict) -> None:
-        """A worker's push on a drawing's group (message type "drawing.result")."""
+        """A worker's result for one of this socket's drawings (message type "drawing.result")."""
         result = event["drawing"]
         if result["id"] not in self.refs:
-            return  # already answered (a redelivered task pushes again)
-        ref = self.refs[result["id"]]
-        await self.forget(result["id"])
+            return  # already answered (a redelivered task sends again)
+        ref = self.refs.pop(result["id"])
         await self.send_json(result_frame(result, ref))
         metrics.observe_result(result)
-
-    async def listen(self, drawing_id: uuid.UUID, ref: object) -> None:
-        self.refs[str(drawing_id)] = ref
-        try:
-            await self.channel_layer.group_add(group_for(drawing_id), self.channel_name)
-        except (RedisError, OSError):
-            # Redis is down: the drawing is still stored and queued; the client can ask
-            # for its status once Redis is back.
-            log.warning("cannot listen for drawing %s: the channel layer is unreachable", drawing_id)
-
-    async def forget(self, drawing_id: str) -> None:
-        self.refs.pop(drawing_id, None)
-        with contextlib.suppress(RedisError, OSError):
-            await self.channel_layer.group_discard(group_for(drawing_id), self.channel_name)
 
     async def refuse(self, ref: object, refused: Refused) -> None:
         """Answer the frame `ref` with an error frame (the connection stays open)."""

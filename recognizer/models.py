@@ -26,6 +26,17 @@ LABEL_CHOICES = [(digit, str(digit)) for digit in range(10)] + [(NOT_A_DIGIT, "n
 REVIEW_ORDER = (F("confidence").asc(nulls_last=True), "-created_at")
 
 
+def _within(drawings: list[Drawing], limit: int, pixels: int) -> list[Drawing]:
+    """The first of `drawings` that fit in `limit` drawings and `pixels` pixels; the first always fits."""
+    chosen: list[Drawing] = []
+    for drawing in drawings[:limit]:
+        pixels -= drawing.width * drawing.height
+        if chosen and pixels < 0:
+            break
+        chosen.append(drawing)
+    return chosen
+
+
 def label_fields(label: int | F | None, user) -> dict:
     """The columns a label writes. Clearing it clears who and when: the drawing is unreviewed again."""
     if label is None:
@@ -36,6 +47,14 @@ def label_fields(label: int | F | None, user) -> dict:
 class DrawingQuerySet(models.QuerySet):
     def queued(self) -> DrawingQuerySet:
         return self.filter(status=Drawing.Status.QUEUED)
+
+    def without_payload(self) -> DrawingQuerySet:
+        """Without the image and strokes: what answering about a drawing needs."""
+        return self.defer("image", "strokes")
+
+    async def send_results_to(self, channel: str) -> int:
+        """Send the results of these drawings, if still queued, to `channel` from now on; the count."""
+        return await self.queued().aupdate(reply_to=channel)
 
     # Reviewed means labeled by staff, here and everywhere else.
     def reviewed(self) -> DrawingQuerySet:
@@ -61,37 +80,43 @@ class DrawingQuerySet(models.QuerySet):
         self.filter(pk__in=ids).update(enqueued_at=now)
         return ids
 
-    def claim(self, own: Drawing | None, now: datetime, limit: int, hold: float, pixels: int) -> list[Drawing]:
-        """A task's own queued drawing, then the oldest other queued ones, marked as taken at `now`.
+    def claim(
+        self, own: list[Drawing], now: datetime, limit: int, hold: float, pixels: int
+    ) -> tuple[list[Drawing], list[Drawing]]:
+        """A task's own queued drawings, then the oldest other queued ones, marked as taken at `now`;
+        and the own drawings left out, which the caller queues again.
 
         A drawing another worker took less than `hold` seconds ago is left to it. Read, then
         take with one conditional UPDATE: of two workers reading the same drawing, the
         database lets only one change it, and the other learns from the row count. The same
         UPDATE counts an attempt on every drawing it takes.
 
-        Others join while the batch holds at most `limit` drawings and `pixels` pixels (the own
-        drawing always goes), so that no batch comes near the task's time limit. A drawing
-        tried before (its batch never finished: the worker died) is tried alone, so a drawing
-        that kills workers takes no others down with it.
+        The batch holds at most `limit` drawings and `pixels` pixels (the first always goes),
+        so that no batch comes near the task's time limit. A drawing tried before (its batch
+        never finished: the worker died) is tried alone, so a drawing that kills workers takes
+        no others down with it.
         """
         free = Q(started_at__isnull=True) | Q(started_at__lt=now - timedelta(seconds=hold))
         queued = self.queued().filter(free)
-        if own is None:
-            batch = self._batch(queued, limit, pixels)
-        elif own.attempts:  # tried before: alone
-            batch = [own]
+        if tried := [d for d in own if d.attempts]:  # alone
+            batch = tried[:1]
+        elif own:
+            batch = _within(own, limit, pixels)
+            spent = sum(d.width * d.height for d in batch)
+            others = queued.exclude(pk__in=[d.pk for d in own])
+            batch += self._batch(others, limit - len(batch), pixels - spent, joining=True)
         else:
-            others = queued.exclude(pk=own.pk)
-            batch = [own, *self._batch(others, limit - 1, pixels - own.width * own.height, joining=True)]
+            batch = self._batch(queued, limit, pixels)
+        left = [d for d in own if d not in batch]
         if not batch:
-            return []  # a batch-mate's task, the common case under load: no write
+            return [], left  # only batch-mates' messages, the common case under load: no write
         taken = queued.filter(pk__in=[d.pk for d in batch]).update(started_at=now, attempts=F("attempts") + 1)
         if taken < len(batch):  # another worker holds some (or took them meanwhile)
             batch = self._stamped(batch, started_at=now)
         for drawing in batch:
             drawing.started_at = now
             drawing.attempts += 1  # as the UPDATE wrote it: it changed only rows still as they were read
-        return batch
+        return batch, left
 
     def _batch(self, free: DrawingQuerySet, limit: int, pixels: int, joining: bool = False) -> list[Drawing]:
         """The oldest of the `free` drawings: at most `limit` of them, and `pixels` pixels in all.
@@ -187,12 +212,19 @@ class Drawing(models.Model):
         API = "api", "HTTP API"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # The submitted file exactly as received, and what validation read from it.
-    image = models.BinaryField()
-    content_type = models.CharField(max_length=16)
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
+    # What was submitted, exactly as received: an image file, or pen strokes (then no image).
+    image = models.BinaryField(blank=True, default=b"", help_text="the image file; empty for strokes")
+    content_type = models.CharField(max_length=16, blank=True, help_text="the image's type; empty for strokes")
+    strokes = models.JSONField(
+        null=True, blank=True, help_text="pen-down traces in the order drawn: [[[x, y] or [x, y, t], ...], ...]"
+    )
+    pen = models.FloatField(null=True, blank=True, help_text="the strokes' line width in canvas pixels")
+    width = models.PositiveIntegerField(help_text="the canvas (or image) width in pixels")
+    height = models.PositiveIntegerField(help_text="the canvas (or image) height in pixels")
     source = models.CharField(max_length=3, choices=Source.choices)
+    # The channel-layer channel of the socket or request awaiting the result: the worker sends
+    # there directly, without a group per drawing.
+    reply_to = models.CharField(max_length=100, blank=True)
 
     status = models.CharField(max_length=6, choices=Status.choices, default=Status.QUEUED)
     error = models.CharField(max_length=200, blank=True)
@@ -244,11 +276,6 @@ class Drawing(models.Model):
 
     def __str__(self) -> str:
         return str(self.id)
-
-    @property
-    def group(self) -> str:
-        """The channel-layer group that hears this drawing's result."""
-        return group_for(self.id)
 
     @property
     def latency_ms(self) -> float | None:
@@ -352,7 +379,3 @@ class ModelVersion(models.Model):
             self.version, user.get_username() if user else "a command", self.activated_at.isoformat(),
             ", ".join(previous) or "none",
         )  # fmt: skip
-
-
-def group_for(drawing_id: uuid.UUID | str) -> str:
-    return f"drawing.{drawing_id}"

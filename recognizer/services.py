@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 
-from channels.layers import BaseChannelLayer, get_channel_layer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import KombuError
@@ -16,20 +15,20 @@ from redis.exceptions import RedisError
 from digitsite.celery import app as celery_app
 from recognizer import backlog, metrics
 from recognizer.images import CheckedImage
-from recognizer.models import Drawing, group_for
+from recognizer.models import Drawing
+from recognizer.publisher import Publisher
 
 log = logging.getLogger(__name__)
 PREDICT_TASK = "worker.tasks.predict_drawing"
-# Joining a drawing's group takes a Redis round trip or two (and a connection, at first): a
-# Redis that has not answered in a second is not going to, and a worker cannot push through it
-# either, so the wait goes on by polling the database. Leaving the group gets DISCARD_SECONDS
-# after the wait, so the answer is at most that late.
-SUBSCRIBE_SECONDS = 1.0
-DISCARD_SECONDS = 0.2
+# A wait keeps this long (or a quarter of it, if shorter) for its last look at the database.
+LAST_LOOK_SECONDS = 0.25
 
 
-def submit(image: CheckedImage, source: str, drawing_id: uuid.UUID | None = None) -> Drawing:
-    """Store the drawing as queued, then queue its prediction once the row is committed."""
+def submit(image: CheckedImage, source: str, drawing_id: uuid.UUID | None = None, reply_to: str = "") -> Drawing:
+    """Store the drawing as queued, then queue its prediction once the row is committed.
+
+    `reply_to` is the channel-layer channel the worker sends the result to (empty: nobody waits).
+    """
     with transaction.atomic():
         drawing = Drawing.queue(
             id=drawing_id or uuid.uuid4(),
@@ -38,19 +37,29 @@ def submit(image: CheckedImage, source: str, drawing_id: uuid.UUID | None = None
             width=image.width,
             height=image.height,
             source=source,
+            reply_to=reply_to,
         )
         transaction.on_commit(lambda: enqueue(drawing.id))
     metrics.DRAWINGS_RECEIVED.labels(source).inc()
     return drawing
 
 
-def enqueue(drawing_id: uuid.UUID) -> None:
-    """Queue the prediction by name: the web process must not import the model code."""
+def send(drawing_ids: list[str]) -> None:
+    """One message that predicts these drawings, by the task's name: the web must not import the model code."""
     try:
-        celery_app.send_task(PREDICT_TASK, args=[str(drawing_id)])
+        celery_app.send_task(PREDICT_TASK, args=drawing_ids)
     except Exception:
-        # The drawing is stored and stays queued; it is not lost, only late.
-        log.exception("could not queue drawing %s", drawing_id)
+        # They are stored and stay queued: not lost, only late (the sweeper sends them again).
+        log.exception("could not queue %d drawing(s): %s", len(drawing_ids), ", ".join(drawing_ids))
+
+
+# The web's publisher; a process that never queues a drawing never starts its thread.
+publisher = Publisher(send, most=settings.PREDICT_BATCH)
+
+
+def enqueue(drawing_id: uuid.UUID) -> None:
+    """Queue the drawing's prediction, without waiting for the broker (see recognizer.publisher)."""
+    publisher.put(str(drawing_id))
 
 
 def requeue_stale(older_than: float, limit: int = 1000) -> int:
@@ -76,60 +85,56 @@ def requeue_stale(older_than: float, limit: int = 1000) -> int:
     if waiting is None:
         log.info("the queue is over %d messages: no stale drawing queued again", settings.SWEEP_READ_LIMIT)
         return 0
-    lost = [drawing_id for drawing_id in stale if str(drawing_id) not in waiting]
+    lost = [str(drawing_id) for drawing_id in stale if str(drawing_id) not in waiting]
     for drawing_id in lost:
-        enqueue(drawing_id)
+        send([drawing_id])  # one message each: a drawing tried before goes alone anyway
     return len(lost)
 
 
-async def wait_for_result(drawing_id: uuid.UUID, timeout: float) -> dict | None:
-    """The drawing's result once it is no longer queued, or None when `timeout` runs out.
+async def wait_for_result(drawing_id: uuid.UUID, reply_to: str, timeout: float) -> dict | None:
+    """The drawing's result once a worker sends it to `reply_to`, or None when `timeout` runs out.
 
-    Listens on the drawing's group instead of polling, so a waiting request holds no thread.
-    Subscribing, the database check and the wait share one deadline: a Redis that stops
-    answering (packets dropped, not refused) or a locked database cannot hold the request longer.
+    The drawing was stored with `reply_to` (see `submit`), so the worker sends there: no group to
+    join or leave, and a waiting request holds no thread. A Redis that fails makes the wait go on
+    by polling the database; one that stops answering (packets dropped) is waited out, and the
+    database has the last word a moment before the deadline.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     layer = get_channel_layer()
-    channel = await layer.new_channel()  # a name made here; no Redis call
-    group = group_for(drawing_id)
+    try:
+        async with asyncio.timeout_at(deadline - min(LAST_LOOK_SECONDS, timeout / 4)):
+            try:
+                return (await layer.receive(reply_to))["drawing"]
+            except (RedisError, OSError):  # Redis is down or went away while we listened
+                log.warning("the channel layer failed: polling for drawing %s", drawing_id)
+                return await poll_for_result(drawing_id, deadline - loop.time())
+    except TimeoutError:
+        pass
     try:
         async with asyncio.timeout_at(deadline):
-            try:
-                async with asyncio.timeout(SUBSCRIBE_SECONDS):
-                    await layer.group_add(group, channel)
-            except (RedisError, OSError):  # OSError includes TimeoutError: SUBSCRIBE_SECONDS ran out
-                log.warning("the channel layer is unreachable: polling for drawing %s", drawing_id)
-                return await poll_for_result(drawing_id, deadline - loop.time())
-            try:
-                # Subscribed first, then checked: a result stored in between is not missed.
-                drawing = await Drawing.objects.defer("image").aget(pk=drawing_id)
-                if drawing.status != Drawing.Status.QUEUED:
-                    return drawing.result()
-                try:
-                    return (await layer.receive(channel))["drawing"]
-                except (RedisError, OSError):  # Redis went away while we listened
-                    log.warning("the channel layer failed: polling for drawing %s", drawing_id)
-                    return await poll_for_result(drawing_id, deadline - loop.time())
-            finally:
-                await _leave(layer, group, channel)
+            return await last_look(drawing_id, reply_to)
     except TimeoutError:
         return None
 
 
-async def _leave(layer: BaseChannelLayer, group: str, channel: str) -> None:
-    """Leave the group, giving up after DISCARD_SECONDS: it also expires in Redis by itself."""
-    with contextlib.suppress(RedisError, OSError):  # TimeoutError is an OSError
-        async with asyncio.timeout(DISCARD_SECONDS):
-            await layer.group_discard(group, channel)
+async def last_look(drawing_id: uuid.UUID, reply_to: str) -> dict | None:
+    """The result if the database has one (its push was lost); else nobody waits at `reply_to` any more.
+
+    Unhooking the channel keeps a late result from waiting in this process for a reader that
+    left (channels-redis buffers messages for channels it does not know are gone).
+    """
+    if await Drawing.objects.filter(pk=drawing_id).send_results_to(""):
+        return None
+    drawing = await Drawing.objects.without_payload().filter(pk=drawing_id).afirst()
+    return drawing.result() if drawing else None
 
 
 async def poll_for_result(drawing_id: uuid.UUID, timeout: float, every: float = 0.1) -> dict | None:
     """The slow way to wait, for when Redis is down: look at the database until it has a result."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        drawing = await Drawing.objects.defer("image").aget(pk=drawing_id)
+        drawing = await Drawing.objects.without_payload().aget(pk=drawing_id)
         if drawing.status != Drawing.Status.QUEUED:
             return drawing.result()
         if asyncio.get_running_loop().time() + every > deadline:

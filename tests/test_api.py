@@ -2,12 +2,13 @@
 
 import base64
 import json
+import time
 import uuid
 
 import pytest
 import redis
 from asgiref.sync import sync_to_async
-from channels.layers import channel_layers
+from channels.layers import channel_layers, get_channel_layer
 from django.conf import settings
 
 from recognizer import services
@@ -45,6 +46,9 @@ def test_it_queues_the_prediction_on_the_broker_after_commit(client, django_capt
     before = broker.llen("celery")
     with django_capture_on_commit_callbacks(execute=True):
         response = post_json(client, {"image": samples.data_url(samples.SEVEN)})
+    deadline = time.monotonic() + 5  # the web's publisher thread sends it, without the request waiting
+    while broker.llen("celery") == before and time.monotonic() < deadline:
+        time.sleep(0.01)
     message = json.loads(broker.lindex("celery", 0))
     assert broker.llen("celery") == before + 1
     assert message["headers"]["task"] == "worker.tasks.predict_drawing"
@@ -193,7 +197,8 @@ async def test_a_wait_falls_back_to_the_database_when_the_channel_layer_is_down(
     try:
         done = await sync_to_async(drawing)()
         queued = await sync_to_async(drawing)(status="queued", digit=None, confidence=None)
-        assert (await services.wait_for_result(done.id, 2))["digit"] == 7
-        assert await services.wait_for_result(queued.id, 0.3) is None
+        reply_to = await get_channel_layer().new_channel()  # nobody sends to it
+        assert (await services.wait_for_result(done.id, reply_to, 2))["digit"] == 7
+        assert await services.wait_for_result(queued.id, reply_to, 0.3) is None
     finally:
         channel_layers.backends.clear()

@@ -29,15 +29,14 @@ def queued(image: bytes = SEVEN, **fields) -> Drawing:
 
 
 class Listening:
-    """Subscribed to some drawings' groups on the worker's own push loop; collects the pushes that come."""
+    """Waiting for some drawings' results on the worker's own push loop; collects the results sent."""
 
     def __init__(self, ids: list) -> None:
         if tasks._push_loop is None:
             tasks._push_loop = asyncio.new_event_loop()
         self.loop, self.layer = tasks._push_loop, get_channel_layer()
         self.channel = self.loop.run_until_complete(self.layer.new_channel())
-        for drawing_id in ids:
-            self.loop.run_until_complete(self.layer.group_add(f"drawing.{drawing_id}", self.channel))
+        Drawing.objects.filter(pk__in=ids).update(reply_to=self.channel)  # as submit stores it
 
     def received(self, wait: float = 0.5) -> list[dict]:
         results = []
@@ -226,6 +225,6 @@ def test_a_drawing_tried_before_is_tried_alone_and_answered():
 def test_every_claim_counts_an_attempt_in_its_one_update(django_assert_max_num_queries):
     batch = [queued(SEVEN), queued(ONE)]
     with django_assert_max_num_queries(3):  # sizes, rows, the conditional UPDATE
-        taken = Drawing.objects.claim(batch[0], timezone.now(), 64, 5, 10**9)
+        taken, _ = Drawing.objects.claim(batch[:1], timezone.now(), 64, 5, 10**9)
     assert [d.attempts for d in taken] == [1, 1]
     assert list(Drawing.objects.filter(pk__in=[d.pk for d in batch]).values_list("attempts", flat=True)) == [1, 1]

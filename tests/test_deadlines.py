@@ -16,7 +16,7 @@ import threading
 import time
 
 import pytest
-from channels.layers import channel_layers
+from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings as django_settings
@@ -102,11 +102,12 @@ def test_a_wait_answers_within_its_deadline_when_redis_drops_packets(client, dea
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_wait_still_finds_a_stored_result_when_redis_drops_packets(dead_layer):
+    """Its push never came (the worker could not send it): the database has the last word, in time."""
     done = await asyncio.to_thread(factories.drawing)
     started = time.monotonic()
-    result = await services.wait_for_result(done.id, 5)
+    result = await services.wait_for_result(done.id, await get_channel_layer().new_channel(), 2)
     assert result["digit"] == 7
-    assert time.monotonic() - started < services.SUBSCRIBE_SECONDS + MARGIN  # then from the database
+    assert time.monotonic() - started < 2 + MARGIN
 
 
 @pytest.mark.django_db(transaction=True)
@@ -152,7 +153,7 @@ async def test_a_wait_goes_on_from_the_database_when_redis_goes_away_while_it_li
     channel_layers.backends.clear()
     try:
         queued = await asyncio.to_thread(factories.drawing, status="queued", digit=None, confidence=None)
-        waiting = asyncio.create_task(services.wait_for_result(queued.id, 5))
+        waiting = asyncio.create_task(services.wait_for_result(queued.id, await get_channel_layer().new_channel(), 5))
         await asyncio.sleep(0.5)  # listening by now
         await asyncio.to_thread(redis_server.stop)
         await Drawing.objects.filter(pk=queued.id).aupdate(status="done", digit=3)  # a worker stored it

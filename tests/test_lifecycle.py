@@ -38,13 +38,29 @@ def test_a_claim_takes_its_own_drawing_first_then_the_oldest_free_ones():
     first, second, third = queued(), queued(), queued()
     taken = queued(started_at=timezone.now())  # another worker's, within its hold
     now = timezone.now()
-    claim = lambda own, at, limit: Drawing.objects.claim(own, at, limit=limit, hold=5, pixels=10**9)  # noqa: E731
-    batch = claim(third, now, 2)
+    claim = lambda own, at, limit: Drawing.objects.claim(own, at, limit=limit, hold=5, pixels=10**9)[0]  # noqa: E731
+    batch = claim([third], now, 2)
     assert batch == [third, first] and all(d.started_at == now for d in batch)
-    assert claim(None, now, 10) == [second]
-    assert claim(None, now, 10) == []
+    assert claim([], now, 10) == [second]
+    assert claim([], now, 10) == []
     later = now + timedelta(seconds=10)  # every hold ran out: the oldest come back, alone as they were tried
-    assert [claim(None, later, 10) for _ in range(4)] == [[first], [second], [third], [taken]]
+    assert [claim([], later, 10) for _ in range(4)] == [[first], [second], [third], [taken]]
+
+
+def test_a_message_of_several_drawings_takes_them_within_the_budget_and_leaves_the_rest():
+    older, *own = queued(), queued(), queued(), queued()
+    now = timezone.now()
+    size = own[0].width * own[0].height
+    batch, left = Drawing.objects.claim(own, now, limit=64, hold=5, pixels=2 * size)
+    assert (batch, left) == (own[:2], own[2:])  # its own first, the oldest other not at all: full
+    batch, left = Drawing.objects.claim(own[2:], now, limit=2, hold=5, pixels=10**9)
+    assert (batch, left) == ([own[2], older], [])
+
+
+def test_of_several_drawings_tried_before_the_first_goes_alone_and_the_rest_are_left():
+    tried, also_tried, fresh = queued(attempts=1), queued(attempts=1), queued()
+    batch, left = Drawing.objects.claim([tried, also_tried, fresh], timezone.now(), 64, 5, 10**9)
+    assert (batch, left) == ([tried], [also_tried, fresh])
 
 
 def test_outcomes_are_stored_only_on_drawings_still_queued():

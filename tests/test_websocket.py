@@ -8,8 +8,9 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from digitsite.asgi import application
-from recognizer.models import Drawing, group_for
+from recognizer.models import Drawing
 from training import samples
+from worker import replies
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SEVEN_URL = samples.data_url(samples.SEVEN)
@@ -30,12 +31,39 @@ async def test_it_queues_a_drawing_and_forwards_its_pushed_result():
     assert queued["type"] == "queued" and queued["ref"] == "a1"
     drawing = await Drawing.objects.aget(pk=queued["id"])
     assert drawing.status == "queued" and drawing.source == "ws"
-    # What a worker sends after storing the result:
-    result = {**drawing.result(), "status": "done", "digit": 7, "probabilities": [0.0] * 7 + [1.0] + [0.0] * 2}
-    await get_channel_layer().group_send(group_for(drawing.id), {"type": "drawing.result", "drawing": result})
+    await send_result_as_a_worker_would(drawing)
     prediction = await communicator.receive_json_from(timeout=5)
     assert prediction["type"] == "prediction" and prediction["ref"] == "a1" and prediction["digit"] == 7
     await communicator.disconnect()
+
+
+async def send_result_as_a_worker_would(drawing: Drawing) -> None:
+    """What a worker sends after storing the result: to the channel the drawing names."""
+    assert drawing.reply_to.startswith("specific.")
+    result = {**drawing.result(), "status": "done", "digit": 7, "probabilities": [0.0] * 7 + [1.0] + [0.0] * 2}
+    await replies.send_all(get_channel_layer(), [(drawing.reply_to, {"type": "drawing.result", "drawing": result})])
+
+
+async def test_a_status_from_another_socket_moves_the_result_there():
+    first, second = await connected(), await connected()
+    await first.send_json_to({"type": "drawing", "image": SEVEN_URL, "ref": "a"})
+    drawing_id = (await first.receive_json_from(timeout=5))["id"]
+    await first.disconnect()  # the page reloaded, say
+    await second.send_json_to({"type": "status", "id": drawing_id, "ref": "b"})
+    assert await second.receive_json_from(timeout=5) == {"type": "queued", "id": drawing_id, "ref": "b"}
+    await send_result_as_a_worker_would(await Drawing.objects.aget(pk=drawing_id))
+    prediction = await second.receive_json_from(timeout=5)
+    assert prediction["type"] == "prediction" and prediction["ref"] == "b" and prediction["id"] == drawing_id
+    await second.disconnect()
+
+
+async def test_a_socket_that_leaves_unhooks_its_drawings():
+    communicator = await connected()
+    await communicator.send_json_to({"type": "drawing", "image": SEVEN_URL})
+    drawing_id = (await communicator.receive_json_from(timeout=5))["id"]
+    assert (await Drawing.objects.aget(pk=drawing_id)).reply_to
+    await communicator.disconnect()
+    assert (await Drawing.objects.aget(pk=drawing_id)).reply_to == ""
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The prediction task: take queued drawings, predict them together, store, then push to their groups.
+"""The prediction task: take queued drawings, predict them together, store, then send each result to its waiter.
 
 Micro-batching without waiting: a task always starts at once, and takes with its own
 drawing any others queued behind it (up to PREDICT_BATCH drawings and PREDICT_BATCH_PIXELS
@@ -25,11 +25,12 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from recognizer import retention, services
 from recognizer.models import Drawing
 from recognizer.preprocessing import BlankDrawing, preprocess
-from worker import active_model
+from worker import active_model, replies
 
 log = logging.getLogger(__name__)
 _push_loop: asyncio.AbstractEventLoop | None = None
@@ -48,18 +49,27 @@ def drop_broken_connections(**kwargs) -> None:
 
 
 @shared_task(name="worker.tasks.predict_drawing")
-def predict_drawing(drawing_id: str) -> None:
-    """Predict this drawing and any queued behind it. Idempotent: an answered drawing is not stored again."""
+def predict_drawing(*drawing_ids: str) -> None:
+    """Predict these drawings and any queued behind them. Idempotent: an answered drawing is not stored again.
+
+    A message names one drawing, or several that reached the web's publisher together.
+    """
     now = timezone.now()
-    own = Drawing.objects.filter(pk=drawing_id).first()
-    if own is None:
-        log.warning("drawing %s does not exist", drawing_id)
-    elif own.status != Drawing.Status.QUEUED:
-        repush_if_lost(own, now)
-        own = None
-    batch = Drawing.objects.claim(
+    own, found = [], set()
+    for drawing in Drawing.objects.filter(pk__in=drawing_ids).order_by("enqueued_at"):
+        found.add(str(drawing.pk))
+        if drawing.status == Drawing.Status.QUEUED:
+            own.append(drawing)
+        else:
+            repush_if_lost(drawing, now)
+    for missing in set(drawing_ids) - found:
+        log.warning("drawing %s does not exist", missing)
+    batch, left = Drawing.objects.claim(
         own, now, settings.PREDICT_BATCH, settings.CLAIM_SECONDS, settings.PREDICT_BATCH_PIXELS
     )
+    if left:
+        # Over the batch's budget, or not to be tried with a drawing tried before: their own message.
+        services.send([str(d.pk) for d in left])
     if batch:
         push(record(batch))
 
@@ -186,20 +196,25 @@ def predict(ready: list[Outcome]) -> None:
         )
 
 
-async def send_results(drawings: list[Drawing]) -> list:
-    layer = get_channel_layer()
-    sends = [layer.group_send(d.group, {"type": "drawing.result", "drawing": d.result()}) for d in drawings]
-    return await asyncio.gather(*sends, return_exceptions=True)
-
-
 def push(drawings: list[Drawing]) -> None:
-    """Send each stored result to its drawing's group, all at once; the database already has them."""
+    """Send each stored result to whoever waits for it; the database already has them all.
+
+    The channel is read again now: a client that asked for a drawing's status from another
+    socket while it was predicted has moved it (`send_results_to`), and such a move either
+    happened before the results were stored, and is seen here, or found them stored.
+    """
     global _push_loop
+    waiting = dict(
+        Drawing.objects.filter(pk__in=[d.pk for d in drawings]).exclude(reply_to="").values_list("pk", "reply_to")
+    )
+    messages = [(waiting[d.pk], {"type": "drawing.result", "drawing": d.result()}) for d in drawings if d.pk in waiting]
+    if not messages:
+        return
     # One event loop per process, kept, so the channel layer's Redis connections are
     # reused rather than opened and closed for each batch (as async_to_sync would).
     if _push_loop is None:
         _push_loop = asyncio.new_event_loop()
-    outcomes = _push_loop.run_until_complete(send_results(drawings))
-    for drawing, outcome in zip(drawings, outcomes, strict=True):
-        if isinstance(outcome, Exception):
-            log.warning("could not push drawing %s (%s); clients can ask for it", drawing.id, outcome)
+    try:
+        _push_loop.run_until_complete(replies.send_all(get_channel_layer(), messages))
+    except (RedisError, OSError) as exc:
+        log.warning("could not send %d result(s) (%s); clients can ask for them", len(messages), exc)
