@@ -126,9 +126,11 @@ def stale_drawings(count: int) -> list[Drawing]:
 
 @pytest.mark.django_db
 def test_the_sweeper_publishes_only_what_the_broker_lost(broker, celery_on_broker):
-    *published, lost = stale_drawings(12)
+    *published, together, lost = stale_drawings(13)
     for drawing in published:
         celery_on_broker.send_task(services.PREDICT_TASK, args=[str(drawing.id)])
+    # The web's publisher puts drawings that arrived together in one message: all of them count.
+    celery_on_broker.send_task(services.PREDICT_TASK, args=[str(published[-1].id), str(together.id)])
     # A worker takes one: kombu keeps it in the `unacked` hash while the connection that took
     # it is open (and puts it back in the queue when that closes without an ack).
     with celery_on_broker.connection_for_read() as connection:
