@@ -12,8 +12,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from recognizer import review
-from recognizer.models import NOT_A_DIGIT, REVIEW_ORDER, Drawing, DrawingQuerySet, ModelVersion
+from recognizer import review, svg
+from recognizer.models import INPUT_FIELDS, NOT_A_DIGIT, REVIEW_ORDER, Drawing, DrawingQuerySet, ModelVersion
 
 LABEL_PERMISSION = "recognizer.label_drawing"
 
@@ -97,14 +97,14 @@ class DrawingAdmin(admin.ModelAdmin):
         ("digit", "confidence", "model_version"),
         ("feedback_label", "feedback_at"),
         ("label", "labeled_by", "labeled_at"),
-        ("source", "content_type", "width", "height"),
+        ("source", "content_type", "width", "height", "pen"),
         ("created_at", "started_at", "finished_at"),
         ("preprocess_ms", "predict_ms"),
     )
     # Everything but the staff label is a record of what happened.
     readonly_fields = (
         "picture", "model_input", "probability_bars", "status", "error", "digit", "confidence", "model_version",
-        "feedback_label", "feedback_at", "labeled_by", "labeled_at", "source", "content_type", "width", "height",
+        "feedback_label", "feedback_at", "labeled_by", "labeled_at", "source", "content_type", "width", "height", "pen",
         "created_at", "started_at", "finished_at", "preprocess_ms", "predict_ms",
     )  # fmt: skip
 
@@ -138,15 +138,21 @@ class DrawingAdmin(admin.ModelAdmin):
         ]
 
     def image_view(self, request: HttpRequest, drawing_id) -> HttpResponse:
-        """The stored file, with the image type validation found, never the client's claim."""
+        """The stored file, with the image type validation found, never the client's claim.
+
+        A stroke drawing has no file: it is served as the SVG the admin pages show inline.
+        """
         self.require(request, self.has_view_permission(request))
-        drawing = get_object_or_404(Drawing.objects.only("image", "content_type"), pk=drawing_id)
+        fields = ("image", "content_type", "strokes", "width", "height", "pen")
+        drawing = get_object_or_404(Drawing.objects.only(*fields), pk=drawing_id)
+        if drawing.strokes is not None:
+            return self.image_response(svg.drawing_svg(drawing).encode(), "image/svg+xml")
         return self.image_response(bytes(drawing.image), drawing.content_type)
 
     def input_view(self, request: HttpRequest, drawing_id) -> HttpResponse:
         """The 28x28 image the model saw."""
         self.require(request, self.has_view_permission(request))
-        png = review.model_input_png(get_object_or_404(Drawing.objects.only("image"), pk=drawing_id))
+        png = review.model_input_png(get_object_or_404(Drawing.objects.only(*INPUT_FIELDS), pk=drawing_id))
         if png is None:
             raise Http404("this drawing has no model input (blank or unreadable)")
         return self.image_response(png, "image/png")
@@ -168,6 +174,7 @@ class DrawingAdmin(admin.ModelAdmin):
             "left": left,
             "reviewed_today": Drawing.objects.filter(labeled_at__date=today).count(),
             "bars": self.probability_bars(drawing) if drawing else "",
+            "picture": self.picture(drawing) if drawing else "",
             "digits": range(10),
         }
         return TemplateResponse(request, "admin/recognizer/drawing/review.html", context)
@@ -206,6 +213,8 @@ class DrawingAdmin(admin.ModelAdmin):
     def image_response(data: bytes, content_type: str) -> HttpResponse:
         response = HttpResponse(data, content_type=content_type)
         response["X-Content-Type-Options"] = "nosniff"
+        # Opened on its own (an SVG in a new tab), a stored file may run nothing and load nothing.
+        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
         response["Content-Disposition"] = "inline"
         return response
 
@@ -221,11 +230,20 @@ class DrawingAdmin(admin.ModelAdmin):
 
     @admin.display(description="drawing")
     def thumbnail(self, obj: Drawing) -> str:
+        if obj.strokes is not None:  # pen strokes: drawn inline, crisp at any size
+            return svg.drawing_svg(obj, css_class="digits-thumb")
         url = reverse("admin:recognizer_drawing_image", args=[obj.pk])
         return format_html('<img src="{}" alt="drawing {}" width="48" height="48" class="digits-thumb">', url, obj.pk)
 
     @admin.display(description="drawing")
     def picture(self, obj: Drawing) -> str:
+        """The drawing on the change and review pages; pen strokes with their order and a replay button."""
+        if obj.strokes is not None:
+            return format_html(
+                '<span class="digits-drawing">{}<button type="button" class="digits-replay">Replay the strokes</button>'
+                "</span>",
+                svg.drawing_svg(obj, css_class="digits-picture", detail=True),
+            )
         url = reverse("admin:recognizer_drawing_image", args=[obj.pk])
         return format_html('<img src="{}" alt="the drawing" class="digits-picture">', url)
 
@@ -258,6 +276,7 @@ class DrawingAdmin(admin.ModelAdmin):
 
     class Media:
         css = {"all": ["recognizer/admin.css"]}
+        js = ["recognizer/strokes.js"]
 
 
 @admin.register(ModelVersion)

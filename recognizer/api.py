@@ -17,8 +17,9 @@ from ninja.errors import HttpError, ValidationError
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
-from recognizer import backlog, images, metrics, ratelimit, services
+from recognizer import backlog, images, ink, metrics, ratelimit, services
 from recognizer.errors import Refused, envelope
+from recognizer.ink import Ink
 from recognizer.models import Drawing
 
 api = NinjaAPI(
@@ -40,13 +41,59 @@ class ErrorOut(Schema):
     error: ErrorDetail
 
 
-class DrawingIn(Schema):
+class ImageIn(Schema):
     image: str = Field(
         description="a data URL: data:image/png;base64,... (PNG, JPEG or WebP); an image the pattern "
         "allows is still refused with 400 invalid_image when its bytes are not a readable image",
         pattern=images.DATA_URL_PATTERN,
         min_length=images.DATA_URL_MIN_LENGTH,
     )
+
+
+def _number(low: float, high: float, description: str) -> dict:
+    return {"type": "number", "minimum": low, "maximum": high, "description": description}
+
+
+def _optional(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}], "description": schema.pop("description")}
+
+
+# The strokes form of a drawing (DESIGN.md), with the limits recognizer.ink enforces. Written as
+# JSON Schema rather than a model: a point is a tuple (prefixItems), which it says exactly. A
+# body the schema allows can still be refused with 400 invalid_strokes: at most ink.MAX_POINTS
+# points in all, and t on every point of a drawing or on none.
+STROKES_IN = {
+    "title": "StrokesIn",
+    "type": "object",
+    "required": ["strokes"],
+    "properties": {
+        "strokes": {
+            "type": "array",
+            "maxItems": ink.MAX_STROKES,
+            "description": "pen-down traces in the order drawn; points in canvas pixels, origin top left, y down",
+            "items": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": ink.MAX_POINTS,
+                "items": {
+                    "type": "array",
+                    "description": "[x, y] or [x, y, t] (t in milliseconds)",
+                    "prefixItems": [
+                        _number(-ink.MAX_COORDINATE, ink.MAX_COORDINATE, "x"),
+                        _number(-ink.MAX_COORDINATE, ink.MAX_COORDINATE, "y"),
+                        _number(-ink.MAX_TIME, ink.MAX_TIME, "t"),
+                    ],
+                    "items": False,
+                    "minItems": 2,
+                    "maxItems": 3,
+                },
+            },
+        },
+        "width": _optional(_number(1, ink.MAX_COORDINATE, "the canvas width in pixels; default: holds every point")),
+        "height": _optional(_number(1, ink.MAX_COORDINATE, "the canvas height in pixels; default: holds every point")),
+        "pen": _optional(_number(ink.MIN_PEN, ink.MAX_PEN, "the line width in pixels; default: as the page draws")),
+    },
+}
 
 
 class QueuedOut(Schema):
@@ -98,7 +145,7 @@ ERRORS = {400: ErrorOut, 404: ErrorOut, 413: ErrorOut, 415: ErrorOut, 422: Error
 UPLOAD_BODY = {
     "required": True,
     "content": {
-        "application/json": {"schema": DrawingIn.json_schema()},
+        "application/json": {"schema": {"oneOf": [ImageIn.json_schema(), STROKES_IN]}},
         "multipart/form-data": {
             "schema": {
                 "type": "object",
@@ -128,10 +175,10 @@ def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return api.create_response(request, envelope(code, str(exc)), status=exc.status_code)
 
 
-def read_upload(request: HttpRequest) -> images.CheckedImage:
-    """The image of a POST: JSON with a data URL, a multipart field `image`, or a raw image body.
+def read_upload(request: HttpRequest) -> images.CheckedImage | Ink:
+    """The drawing of a POST: JSON with strokes or a data URL, a multipart field `image`, or a raw image body.
 
-    Raises Refused (InvalidImage for the image itself) with the status to answer.
+    Raises Refused (InvalidImage, InvalidStrokes for the drawing itself) with the status to answer.
     """
     length = int(request.META.get("CONTENT_LENGTH") or 0)
     if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
@@ -142,9 +189,9 @@ def read_upload(request: HttpRequest) -> images.CheckedImage:
             body = json.loads(request.body)
         except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's stack allows
             raise Refused("invalid_json", INVALID_JSON) from None
-        if not isinstance(body, dict) or "image" not in body:
-            raise Refused("missing_image", 'the JSON body needs an "image" field holding a data URL')
-        return images.from_data_url(body["image"])
+        if not isinstance(body, dict):
+            raise Refused("missing_image", 'the JSON body must be an object with "strokes" or an "image" data URL')
+        return services.read_drawing(body)
     if kind == "multipart/form-data":
         try:
             upload = request.FILES.get("image")

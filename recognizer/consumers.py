@@ -12,9 +12,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
 
-from recognizer import backlog, images, metrics, ratelimit, services
+from recognizer import backlog, metrics, ratelimit, services
 from recognizer.errors import Refused
-from recognizer.images import InvalidImage
 from recognizer.models import Drawing
 
 MAX_REF_LENGTH = 200
@@ -28,9 +27,9 @@ def result_frame(result: dict, ref: object) -> dict:
 
 
 @database_sync_to_async
-def submit_data_url(value: object, drawing_id: uuid.UUID, reply_to: str) -> None:
-    # Decoding and storing run together in one thread hop, off the event loop.
-    services.submit(images.from_data_url(value), Drawing.Source.WEBSOCKET, drawing_id, reply_to)
+def submit_frame(message: dict, drawing_id: uuid.UUID, reply_to: str) -> None:
+    # Checking and storing run together in one thread hop, off the event loop.
+    services.submit(services.read_drawing(message), Drawing.Source.WEBSOCKET, drawing_id, reply_to)
 
 
 async def current_result(drawing_id: uuid.UUID) -> dict | None:
@@ -87,34 +86,33 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         if handler is None:
             return await self.refuse(ref, Refused("unknown_type", 'type must be "drawing" or "status"'))
         try:
-            await handler(message, ref)
+            await handler(message, ref, len(text_data))
         except RecursionError:
             # A value parsed just under the stack's depth, then printed deeper (a status id): refused, not a crash.
             await self.refuse(ref, Refused("invalid_message", "the frame nests too deeply"))
 
-    async def on_drawing(self, message: dict, ref: object) -> None:
-        if "image" not in message:
-            return await self.refuse(ref, Refused("missing_image", 'a drawing needs an "image" data URL'))
+    async def on_drawing(self, message: dict, ref: object, size: int) -> None:
+        if "image" not in message and "strokes" not in message:
+            return await self.refuse(ref, Refused("missing_image", 'a drawing needs "strokes" or an "image" data URL'))
         # Shed load before anything is counted or stored; a figure read at most a second ago.
         if overloaded := await backlog.overloaded():
             return await self.refuse(ref, overloaded)
         if retry_after := await ratelimit.retry_after(self.client):
             return await self.refuse(ref, ratelimit.refusal(retry_after))
-        image = message["image"]
-        if over_budget := await ratelimit.spend_bytes(self.client, len(image) if isinstance(image, str) else 0):
+        if over_budget := await ratelimit.spend_bytes(self.client, size):
             return await self.refuse(ref, over_budget)
         drawing_id = uuid.uuid4()
         # Awaited before the drawing is queued, so even the fastest result finds its ref.
         self.refs[str(drawing_id)] = ref
         try:
-            await submit_data_url(message["image"], drawing_id, self.channel_name)
-        except InvalidImage as exc:
+            await submit_frame(message, drawing_id, self.channel_name)
+        except Refused as exc:
             metrics.DRAWINGS_REFUSED.labels(exc.code).inc()
             del self.refs[str(drawing_id)]
             return await self.refuse(ref, exc)
         await self.send_json({"type": "queued", "id": str(drawing_id), "ref": ref})
 
-    async def on_status(self, message: dict, ref: object) -> None:
+    async def on_status(self, message: dict, ref: object, size: int) -> None:
         """Where a drawing is now, for a client that missed its push (the layer is at-most-once)."""
         try:
             drawing_id = uuid.UUID(str(message.get("id")))

@@ -11,11 +11,15 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
+import numpy as np
 from django.conf import settings
 from django.core.validators import MaxValueValidator
 from django.db import connection, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+
+from recognizer import ink
+from recognizer.preprocessing import preprocess
 
 log = logging.getLogger(__name__)
 digit_validators = [MaxValueValidator(9)]
@@ -24,6 +28,8 @@ LABEL_CHOICES = [(digit, str(digit)) for digit in range(10)] + [(NOT_A_DIGIT, "n
 # The review queue's order: least confident first, then newest. The (label, confidence)
 # index serves it: the queue is the rows whose label is NULL.
 REVIEW_ORDER = (F("confidence").asc(nulls_last=True), "-created_at")
+# What Drawing.model_input reads.
+INPUT_FIELDS = ("image", "strokes", "pen", "width", "height")
 
 
 def _within(drawings: list[Drawing], limit: int, pixels: int) -> list[Drawing]:
@@ -298,6 +304,16 @@ class Drawing(models.Model):
 
     def label_as(self, label: int | None, user) -> None:
         self.save(update_fields=self.set_label(label, user))
+
+    def model_input(self) -> np.ndarray:
+        """The 28x28 input the model reads for this drawing, from its strokes or its image; or BlankDrawing.
+
+        The one way every reader (worker, review page, export, retraining) turns a stored drawing
+        into the model's input.
+        """
+        if self.strokes is not None:
+            return ink.rasterise(ink.Ink.from_stored(self.strokes, self.width, self.height, self.pen))
+        return preprocess(bytes(self.image))
 
     def result(self) -> dict:
         """The drawing as the API and the websocket describe it (JSON-ready)."""

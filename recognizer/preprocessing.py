@@ -61,25 +61,39 @@ def to_mnist(strength: np.ndarray) -> np.ndarray:
         raise BlankDrawing("the canvas is blank")
     rows = np.flatnonzero((strength >= EXTENT_SHARE * peak).any(axis=1))
     cols = np.flatnonzero((strength >= EXTENT_SHARE * peak).any(axis=0))
-    height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    height, width = int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
     if max(height, width) < MIN_EXTENT_SHARE * max(strength.shape):
         raise BlankDrawing("the canvas holds only a speck")
     digit = strength[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32) / peak
-    scale = BOX / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
     # Area averaging, as MNIST's anti-aliasing did; float mode keeps faint strokes.
-    small = np.asarray(Image.fromarray(digit).resize(size, Image.Resampling.BOX), dtype=np.float32)
-    return _centre_of_mass_in_field(np.clip(small / max(float(small.max()), 1e-6), 0, 1))
+    small = Image.fromarray(digit).resize(fitted_size(width, height), Image.Resampling.BOX)
+    return in_field(np.asarray(small, dtype=np.float32))
 
 
-def _centre_of_mass_in_field(digit: np.ndarray) -> np.ndarray:
+def fitted_size(width: float, height: float) -> tuple[int, int]:
+    """(width, height) in whole pixels of a digit whose longer side is fitted to the 20 px box, aspect kept.
+
+    Both paths to the model (an image's ink, pen strokes in recognizer/ink.py) use it, so a digit
+    comes out the same size, rounding included, whichever way it arrived.
+    """
+    scale = BOX / max(height, width)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def in_field(small: np.ndarray) -> np.ndarray:
+    """A digit fitted to the box (any non-negative ink) scaled to peak 1 and centred in 28x28 by its mass."""
+    return centre_of_mass_in_field(np.clip(small / max(float(small.max()), 1e-6), 0, 1))
+
+
+def centre_of_mass_in_field(digit: np.ndarray) -> np.ndarray:
     """Place the digit in a 28x28 field with its centre of mass at pixel (14, 14), as in MNIST."""
     h, w = digit.shape
-    total = digit.sum()
-    cy = (digit.sum(axis=1) @ np.arange(h)) / total
-    cx = (digit.sum(axis=0) @ np.arange(w)) / total
-    top = int(np.clip(round(SIZE / 2 - cy), 0, SIZE - h))
-    left = int(np.clip(round(SIZE / 2 - cx), 0, SIZE - w))
+    total = float(digit.sum())
+    cy = float(digit.sum(axis=1) @ np.arange(h)) / total
+    cx = float(digit.sum(axis=0) @ np.arange(w)) / total
+    # Python's min/max on plain floats: np.clip on scalars cost more than the rest of this function.
+    top = min(max(round(SIZE / 2 - cy), 0), SIZE - h)
+    left = min(max(round(SIZE / 2 - cx), 0), SIZE - w)
     field = np.zeros((SIZE, SIZE), np.float32)
     field[top : top + h, left : left + w] = digit
     return field

@@ -10,16 +10,17 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from PIL import Image
 
+from recognizer.errors import Refused
 from recognizer.model_files import read_metadata, shipped_path
 from recognizer.models import NOT_A_DIGIT, Drawing, ModelVersion
-from recognizer.preprocessing import BlankDrawing, preprocess
+from recognizer.preprocessing import BlankDrawing
 
 
 def model_input_png(drawing: Drawing) -> bytes | None:
     """The 28x28 image the model saw, as a PNG (white ink on black, as in MNIST)."""
     try:
-        pixels = preprocess(bytes(drawing.image))
-    except (BlankDrawing, OSError, ValueError):
+        pixels = drawing.model_input()
+    except (BlankDrawing, Refused, OSError, ValueError):  # nothing drawn, or unreadable
         return None
     buffer = io.BytesIO()
     Image.fromarray((pixels * 255).round().astype("uint8")).save(buffer, "PNG")

@@ -13,8 +13,10 @@ from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 from digitsite.celery import app as celery_app
-from recognizer import backlog, metrics
+from recognizer import backlog, images, ink, metrics
+from recognizer.errors import Refused
 from recognizer.images import CheckedImage
+from recognizer.ink import Ink
 from recognizer.models import Drawing
 from recognizer.publisher import Publisher
 
@@ -24,24 +26,34 @@ PREDICT_TASK = "worker.tasks.predict_drawing"
 LAST_LOOK_SECONDS = 0.25
 
 
-def submit(image: CheckedImage, source: str, drawing_id: uuid.UUID | None = None, reply_to: str = "") -> Drawing:
-    """Store the drawing as queued, then queue its prediction once the row is committed.
+def submit(drawn: CheckedImage | Ink, source: str, drawing_id: uuid.UUID | None = None, reply_to: str = "") -> Drawing:
+    """Store the drawing (an image or strokes) as queued, then queue its prediction once the row is committed.
 
     `reply_to` is the channel-layer channel the worker sends the result to (empty: nobody waits).
     """
     with transaction.atomic():
-        drawing = Drawing.queue(
-            id=drawing_id or uuid.uuid4(),
-            image=image.data,
-            content_type=image.content_type,
-            width=image.width,
-            height=image.height,
-            source=source,
-            reply_to=reply_to,
-        )
+        drawing = Drawing.queue(id=drawing_id or uuid.uuid4(), source=source, reply_to=reply_to, **stored_fields(drawn))
         transaction.on_commit(lambda: enqueue(drawing.id))
     metrics.DRAWINGS_RECEIVED.labels(source).inc()
     return drawing
+
+
+def stored_fields(drawn: CheckedImage | Ink) -> dict:
+    """The columns that keep what was drawn: the image file as sent, or the strokes (and no image)."""
+    if isinstance(drawn, Ink):
+        return {"strokes": drawn.to_json(), "pen": drawn.pen, "width": drawn.width, "height": drawn.height}
+    return {"image": drawn.data, "content_type": drawn.content_type, "width": drawn.width, "height": drawn.height}
+
+
+def read_drawing(body: dict) -> CheckedImage | Ink:
+    """The drawing in a JSON object (an HTTP body or a websocket frame): `image` or `strokes`, checked."""
+    if "strokes" in body:
+        if "image" in body:
+            raise Refused("image_and_strokes", 'send a drawing as "image" or as "strokes", not both')
+        return ink.parse(body)
+    if "image" not in body:
+        raise Refused("missing_image", 'a drawing needs "strokes" or an "image" data URL')
+    return images.from_data_url(body["image"])
 
 
 def send(drawing_ids: list[str]) -> None:

@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import channel_layers, get_channel_layer
 from django.conf import settings
 
-from recognizer import services
+from recognizer import ink, services
 from recognizer.models import Drawing
 from tests import crafted
 from tests.factories import drawing
@@ -53,6 +53,43 @@ def test_it_queues_the_prediction_on_the_broker_after_commit(client, django_capt
     assert broker.llen("celery") == before + 1
     assert message["headers"]["task"] == "worker.tasks.predict_drawing"
     assert message["headers"]["argsrepr"] == repr([response.json()["id"]])
+
+
+SEVEN_STROKES = {"strokes": [[[80, 70, 0], [200, 70, 90], [120, 230, 260]]], "width": 280, "height": 280, "pen": 18}
+
+
+def test_it_stores_strokes_without_an_image(client):
+    response = post_json(client, SEVEN_STROKES)
+    assert response.status_code == 202
+    drawing = Drawing.objects.get(pk=response.json()["id"])
+    assert drawing.strokes == SEVEN_STROKES["strokes"] and (drawing.width, drawing.height, drawing.pen) == (
+        280,
+        280,
+        18,
+    )
+    assert bytes(drawing.image) == b"" and drawing.content_type == ""
+    assert drawing.model_input().shape == (28, 28)
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "words"),
+    [
+        ({"strokes": "7"}, "invalid_strokes", "list"),
+        ({"strokes": [[[1, 2, 3, 4]]]}, "invalid_strokes", "stroke 0, point 0"),
+        ({"strokes": [[[1, True]]]}, "invalid_strokes", "stroke 0, point 0"),
+        ({"strokes": [[]]}, "invalid_strokes", "stroke 0"),
+        ({"strokes": [[[1, 2]]] * 65}, "invalid_strokes", "at most 64"),
+        ({"strokes": [[[1, 2]]], "pen": -1}, "invalid_strokes", "pen"),
+        ({"strokes": [[[1, 2]]], "image": "data:image/png;base64,AAAA"}, "image_and_strokes", "not both"),
+        ({"ink": []}, "missing_image", "strokes"),
+    ],
+)
+def test_it_refuses_bad_strokes_saying_what_is_wrong_and_stores_nothing(client, body, code, words):
+    response = post_json(client, body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == code and words in error["message"], error
+    assert not Drawing.objects.exists()
 
 
 def test_it_accepts_multipart_and_raw_png(client):
@@ -165,8 +202,12 @@ def test_it_takes_an_mpo_jpeg_as_a_jpeg(client):
 def test_the_openapi_document_says_what_is_accepted(client):
     schemas = client.get("/api/openapi.json").json()["components"]["schemas"]
     create = client.get("/api/openapi.json").json()["paths"]["/api/drawings/"]["post"]
-    image = create["requestBody"]["content"]["application/json"]["schema"]["properties"]["image"]
+    as_image, as_strokes = create["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    image = as_image["properties"]["image"]
     assert image["pattern"].startswith("^data:image/") and image["minLength"] == len("data:image/png;base64,AAAA")
+    assert as_strokes["required"] == ["strokes"] and as_strokes["properties"]["strokes"]["maxItems"] == ink.MAX_STROKES
+    point = as_strokes["properties"]["strokes"]["items"]["items"]
+    assert (point["minItems"], point["maxItems"], len(point["prefixItems"])) == (2, 3, 3)
     assert schemas["FeedbackIn"]["properties"]["label"] == {
         "description": "the digit the person meant", "maximum": 9, "minimum": 0, "title": "Label", "type": "integer",
     }  # fmt: skip

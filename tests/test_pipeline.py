@@ -18,12 +18,13 @@ def ws_url(base: str) -> str:
     return base.replace("http", "ws", 1) + "/ws/recognize/"
 
 
-async def recognise(base: str, images: list[bytes]) -> list[tuple[dict, dict]]:
-    """Send each drawing over one websocket; (queued frame, answer frame) for each."""
+async def recognise(base: str, drawings: list[bytes | dict]) -> list[tuple[dict, dict]]:
+    """Send each drawing (PNG bytes, or a strokes body) over one websocket; (queued frame, answer frame) for each."""
     answers = []
     async with websockets.connect(ws_url(base), origin=base) as socket:
-        for i, image in enumerate(images):
-            await socket.send(json.dumps({"type": "drawing", "image": samples.data_url(image), "ref": f"r{i}"}))
+        for i, drawing in enumerate(drawings):
+            body = drawing if isinstance(drawing, dict) else {"image": samples.data_url(drawing)}
+            await socket.send(json.dumps({"type": "drawing", **body, "ref": f"r{i}"}))
             queued = json.loads(await asyncio.wait_for(socket.recv(), 10))
             answer = json.loads(await asyncio.wait_for(socket.recv(), 30))
             answers.append((queued, answer))
@@ -45,6 +46,22 @@ def test_it_pushes_predictions_over_the_websocket_and_stores_them(live_server_ur
     stored = Drawing.objects.get(pk=answers[0][0]["id"])
     assert stored.status == "done" and stored.digit == predicted[0] and stored.model_version
     assert stored.created_at < stored.started_at < stored.finished_at and stored.predict_ms is not None
+
+
+def test_it_reads_strokes_over_the_websocket_and_http_and_keeps_them(live_server_url):
+    seven, one = samples.ink_digit(7, (60, 30, 220, 250)), samples.ink_digit(1, (120, 40, 160, 240), width=12)
+    [(_, answer_seven), (_, answer_one)] = asyncio.run(recognise(live_server_url, [seven, one]))
+    assert (answer_seven["digit"], answer_one["digit"]) == (7, 1)
+    response = requests.post(f"{live_server_url}/api/drawings/?wait=10", json=seven, timeout=20)
+    assert response.status_code == 200 and response.json()["digit"] == 7
+    stored = Drawing.objects.get(pk=answer_one["id"])
+    assert stored.strokes == one["strokes"] and stored.pen == 12 and bytes(stored.image) == b""
+    assert stored.preprocess_ms is not None and stored.preprocess_ms < 50
+
+
+def test_it_answers_an_empty_drawing_as_blank(live_server_url):
+    [(_, answer)] = asyncio.run(recognise(live_server_url, [{"strokes": [], "width": 280, "height": 280}]))
+    assert answer["type"] == "prediction" and answer["status"] == "blank" and answer["digit"] is None
 
 
 def test_it_answers_a_blank_canvas_as_blank(live_server_url):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
@@ -180,3 +182,21 @@ def test_a_version_never_checked_cannot_be_activated(admin_client):
 def test_a_reviewer_cannot_activate_model_versions(client):
     client.force_login(reviewer())
     assert client.get("/admin/recognizer/modelversion/").status_code == 403
+
+
+def test_the_review_page_draws_a_stroke_drawing_as_svg_with_a_replay(admin_client):
+    strokes = [[[84, 70, 0], [196, 70, 120], [126, 224, 260]], [[100, 150, 900], [170, 150, 1010]]]
+    drawing(image=b"", content_type="", strokes=strokes, pen=16.8, confidence=0.5)
+    page = admin_client.get(REVIEW).content.decode()
+    [picture] = re.findall(r'<svg [^>]*class="digits-strokes digits-picture".*?</svg>', page, re.S)
+    assert 'viewBox="0 0 280 280"' in picture and 'stroke-width="16.8"' in picture
+    assert picture.count("<path ") == 2 and picture.count("<text ") == 2  # one path and one number per stroke
+    assert "Replay the strokes" in page and "recognizer/strokes.js" in page
+    assert "/image/" not in page
+
+
+def test_the_review_page_still_shows_an_image_drawing_as_its_image(admin_client):
+    obj = drawing(confidence=0.5)
+    page = admin_client.get(REVIEW).content.decode()
+    assert f'<img src="/admin/recognizer/drawing/{obj.pk}/image/"' in page
+    assert "digits-strokes" not in page and "Replay the strokes" not in page

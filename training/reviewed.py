@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from recognizer.models import NOT_A_DIGIT, Drawing
-from recognizer.preprocessing import BlankDrawing, preprocess
+from recognizer.errors import Refused
+from recognizer.models import INPUT_FIELDS, NOT_A_DIGIT, Drawing
+from recognizer.preprocessing import BlankDrawing
 
 
 def labeled_inputs(include_not_a_digit: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -16,14 +17,14 @@ def labeled_inputs(include_not_a_digit: bool = False) -> tuple[np.ndarray, np.nd
     if not include_not_a_digit:
         drawings = drawings.exclude(label=NOT_A_DIGIT)
     inputs, labels, ids = [], [], []
-    rows = drawings.order_by("created_at").values_list("id", "image", "label")
-    for drawing_id, image, label in rows.iterator(chunk_size=500):
+    rows = drawings.order_by("created_at").only("id", "label", *INPUT_FIELDS)
+    for drawing in rows.iterator(chunk_size=500):
         try:
-            inputs.append(preprocess(bytes(image)))
-        except (BlankDrawing, OSError, ValueError):
+            inputs.append(drawing.model_input())  # strokes and images alike, as the worker reads them
+        except (BlankDrawing, Refused, OSError, ValueError):
             continue  # labeled, but nothing the model could learn from
-        labels.append(label)
-        ids.append(str(drawing_id))
+        labels.append(drawing.label)
+        ids.append(str(drawing.id))
     return np.array(inputs, np.float32).reshape(-1, 28, 28), np.array(labels, np.uint8), ids
 
 

@@ -45,13 +45,23 @@ def canvas(size: int = 280, style: str = "dark_on_light") -> Image.Image:
     return Image.new("RGBA", (size, size), STYLES[style][0])
 
 
+def stroke_points(digit: int, box: tuple[int, int, int, int]) -> list[tuple[float, float]]:
+    """The pen's path of a STROKES digit drawn into `box` (left, top, right, bottom), in canvas pixels."""
+    left, top, right, bottom = box
+    return [(left + x * (right - left), top + y * (bottom - top)) for x, y in STROKES[digit]]
+
+
 def stroke_digit(digit: int, style: str, box: tuple[int, int, int, int], width: int = 18, size: int = 280) -> bytes:
     """A pen-stroke digit drawn into `box` (left, top, right, bottom) of a canvas."""
     image = canvas(size, style)
-    left, top, right, bottom = box
-    points = [(left + x * (right - left), top + y * (bottom - top)) for x, y in STROKES[digit]]
-    ImageDraw.Draw(image).line(points, fill=STYLES[style][1], width=width, joint="curve")
+    ImageDraw.Draw(image).line(stroke_points(digit, box), fill=STYLES[style][1], width=width, joint="curve")
     return png(image)
+
+
+def ink_digit(digit: int, box: tuple[int, int, int, int], width: int = 18, size: int = 280) -> dict:
+    """The same digit as `stroke_digit`, as the strokes body of the API (and a websocket frame)."""
+    points = [[round(x, 1), round(y, 1)] for x, y in stroke_points(digit, box)]
+    return {"strokes": [points], "width": size, "height": size, "pen": width}
 
 
 @functools.cache

@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 
 from recognizer import retention, services
 from recognizer.models import Drawing
-from recognizer.preprocessing import BlankDrawing, preprocess
+from recognizer.preprocessing import BlankDrawing
 from worker import active_model, replies
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ def prepare(drawing: Drawing) -> Outcome:
         return outcome
     t0 = time.perf_counter()
     try:
-        outcome.image = preprocess(bytes(drawing.image))
+        outcome.image = drawing.model_input()
     except BlankDrawing as exc:
         outcome.fields.update(status=Drawing.Status.BLANK, error=str(exc))
     except SoftTimeLimitExceeded:

@@ -1,6 +1,10 @@
 // The canvas page: draw with any pointer, send the drawing over the websocket when a
 // stroke ends, show the pushed prediction. Falls back to the HTTP API while offline.
 // Pushes are at-most-once: after a reconnect the page asks for every drawing it still awaits.
+//
+// A drawing is sent as its pen strokes (vectors, a fraction of a PNG's size, and the order and
+// timing of the strokes are kept). To send a PNG of the canvas instead, as before, open the page
+// with ?send=image or put data-send="image" on the <canvas>.
 "use strict";
 
 const SEND_DELAY_MS = 150; // a pause this long after a stroke means "read it now"
@@ -10,6 +14,7 @@ const POLL_EVERY_MS = 1500; // the HTTP fallback's polling of a drawing still qu
 const POLL_TRIES = 20; // ... for at most this many tries (30 s) after the request's own 10 s wait
 
 const pad = document.getElementById("pad");
+const SEND_IMAGE = pad.dataset.send === "image" || new URLSearchParams(location.search).get("send") === "image";
 const ctx = pad.getContext("2d");
 const connection = document.getElementById("connection");
 const result = document.getElementById("result");
@@ -23,7 +28,7 @@ const historyList = document.getElementById("history");
 let socket = null;
 let reconnectDelay = 500;
 let sendTimer = null;
-let strokes = []; // the drawing, in canvas units (0..1), so it can be redrawn at any size
+let strokes = []; // the drawing, in canvas units (0..1) with event times, so it can be redrawn at any size
 let stroke = null; // the stroke being drawn
 let sequence = 0; // every send gets a ref; only the newest answer is shown
 let latestRef = null;
@@ -54,7 +59,11 @@ function paper() {
 
 function position(event) {
   const box = pad.getBoundingClientRect();
-  return { x: (event.clientX - box.left) / box.width, y: (event.clientY - box.top) / box.height };
+  return {
+    x: (event.clientX - box.left) / box.width,
+    y: (event.clientY - box.top) / box.height,
+    t: event.timeStamp,
+  };
 }
 
 function line(points) {
@@ -122,23 +131,40 @@ document.addEventListener("keydown", (event) => {
 
 function send() {
   if (!strokes.length) return;
-  const image = pad.toDataURL("image/png");
+  const image = pad.toDataURL("image/png"); // for the history, and the drawing itself in image mode
   latestRef = `c${canvasNumber}-${++sequence}`;
   result.dataset.state = "waiting";
   remember(image);
+  const drawing = SEND_IMAGE ? { image } : strokesBody();
   if (socket && socket.readyState === WebSocket.OPEN) {
-    socket.send(JSON.stringify({ type: "drawing", image, ref: latestRef }));
+    socket.send(JSON.stringify({ type: "drawing", ...drawing, ref: latestRef }));
   } else {
-    sendOverHttp(image, latestRef);
+    sendOverHttp(drawing, latestRef);
   }
 }
 
-async function sendOverHttp(image, ref) {
+function strokesBody() {
+  // In the bitmap's pixels, the size a PNG of the canvas would have, so the server sees the same
+  // shape with the same pen; points a stroke made outside the canvas are kept as they are.
+  // t: ms since the drawing's first point. One decimal is far below a pixel and keeps frames small.
+  const round = (value) => Math.round(value * 10) / 10;
+  const start = strokes[0][0].t;
+  return {
+    strokes: strokes.map((points) =>
+      points.map((p) => [round(p.x * pad.width), round(p.y * pad.height), Math.max(0, Math.round(p.t - start))]),
+    ),
+    width: pad.width,
+    height: pad.height,
+    pen: round(ctx.lineWidth),
+  };
+}
+
+async function sendOverHttp(drawing, ref) {
   try {
     const response = await fetch("/api/drawings/?wait=10", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ image }),
+      body: JSON.stringify(drawing),
     });
     const body = await readJson(response);
     if (!response.ok || !body) show({ type: "error", ref, message: errorText(response, body) });

@@ -1,0 +1,325 @@
+"""Pen strokes: checked as they arrive (web process), drawn straight into the model's 28x28 input (worker).
+
+A drawing may arrive as the pen's traces instead of a PNG (DESIGN.md, Contracts):
+`{"strokes": [[[x, y], [x, y], ...], ...], "width": 280, "height": 280, "pen": 18}`, points in
+canvas pixels (origin top left, y down), optionally `[x, y, t]` with t in milliseconds.
+
+`parse` checks such a body against the limits below and gives an `Ink`, or refuses it with
+`InvalidStrokes` (400 `invalid_strokes`) saying what is wrong and where. Strokes and points are
+counted from 0, as they are indexed in the JSON arrays: "stroke 3, point 7: x is not a finite number".
+
+`rasterise` turns an Ink into the model's input by the image path's own recipe
+(recognizer/preprocessing.py: the ink's box fitted to 20x20 keeping its aspect ratio, area-averaged
+anti-aliasing, normalised to peak 1, centre of mass at the centre of 28x28) without painting a
+canvas: the points go straight into the 20 px box and the pen is drawn there, so a drawing costs
+the worker a fraction of decoding its PNG.
+
+Limits, generous for people and tight for scripts: a 5-digit number written slowly on a 4K
+screen with a 1000 Hz mouse is a few thousand points; a digit on a phone is 30-200.
+
+- at most MAX_STROKES strokes and MAX_POINTS points in all; an empty list of strokes is a blank
+  drawing (answered `blank`, as a blank canvas is), a stroke with no points is refused;
+- every number is a JSON number (int or float; never a boolean, a string or null);
+- x and y within ±MAX_COORDINATE. Points may lie off the canvas (negative, or past width or
+  height): a pen dragged over the canvas's edge keeps drawing (the page captures the pointer).
+  They are kept and drawn: the strokes hold the whole digit, where an image would have cut it;
+- t, when given, finite and within ±MAX_TIME ms (an epoch in ms fits), on every point or on none;
+- width and height from 1 to MAX_COORDINATE (whole pixels: a fraction is rounded); missing (or
+  null), a side is the smallest canvas from the origin holding every point;
+- pen from MIN_PEN to MAX_PEN pixels; missing (or null), the page's pen: PEN_SHARE of the canvas's
+  longer side (18 px on 280).
+
+The worker's cost is bounded whatever the frame: the pen is drawn in the 20 px box, so a stroke
+costs by its length there (MAX_BETWEEN and MAX_WORK bound the rest).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from itertools import chain
+
+import numpy as np
+
+from recognizer.errors import Refused
+from recognizer.preprocessing import MIN_EXTENT_SHARE, BlankDrawing, fitted_size, in_field
+
+MAX_STROKES = 64
+MAX_POINTS = 10_000  # in all strokes together
+MAX_COORDINATE = 10_000  # pixels: |x|, |y|, and the largest width or height
+MAX_TIME = 1e13  # ms: |t| (epoch milliseconds until the year 2286)
+MIN_PEN, MAX_PEN = 0.5, 1_000.0  # pixels
+PEN_SHARE = 0.064  # the page's pen as a share of the canvas's longer side: 18 px on 280
+
+# Drawing: each pen position paints a disc, anti-aliased by its distance to each pixel's centre, on a
+# grid SUPERSAMPLE times finer than the 20 px box, then averaged down as MNIST's resizing did.
+SUPERSAMPLE = 2
+# A stroke is drawn as discs on its points and between them, close enough that their union falls
+# short of the round pen's stroke by at most this much (fine pixels) between two discs.
+DEPTH = 0.05
+# A frame made to be slow (thousands of long segments across the box) is drawn with discs further
+# apart: at most this many between its points ...
+MAX_BETWEEN = 10_000
+# ... and when the discs would touch more than this many fine pixels in all, discs close together
+# are merged on a grid just coarse enough. A digit touches ~15,000; the worker's cost stays bounded.
+MAX_WORK = 250_000
+
+
+class InvalidStrokes(Refused):
+    """Strokes that break the format or its limits: 400 `invalid_strokes` with what and where."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("invalid_strokes", message, 400)
+
+
+@dataclass(frozen=True, eq=False)
+class Ink:
+    """A checked drawing: pen-down traces in the order drawn, in canvas pixels."""
+
+    strokes: tuple[np.ndarray, ...]  # float32 (n, 2): x, y of each point
+    width: int  # the canvas, in pixels
+    height: int
+    pen: float  # the line's width, in pixels
+    times: tuple[np.ndarray, ...] | None = None  # float64 (n,): t of each point in ms, when sent
+
+    @property
+    def points(self) -> int:
+        return sum(len(stroke) for stroke in self.strokes)
+
+    def to_json(self) -> list[list[list[float]]]:
+        """The strokes as JSON-ready lists to store: x, y to 0.1 px (the page sends no finer), t to 1 ms."""
+        if self.times is None:
+            return [np.round(stroke.astype(np.float64), 1).tolist() for stroke in self.strokes]
+        return [
+            np.column_stack([np.round(stroke.astype(np.float64), 1), np.round(times)]).tolist()
+            for stroke, times in zip(self.strokes, self.times, strict=True)
+        ]
+
+    @classmethod
+    def from_stored(cls, strokes: list, width: int | None, height: int | None, pen: float | None) -> Ink:
+        """The Ink of a stored drawing (its `strokes` JSON, width, height and pen), checked again."""
+        return parse({"strokes": strokes, "width": width, "height": height, "pen": pen})
+
+
+# --- checking ------------------------------------------------------------------------------------
+
+
+def parse(body: dict) -> Ink:
+    """The Ink in a JSON-parsed body's `strokes`, `width`, `height` and `pen`, or InvalidStrokes."""
+    strokes = body.get("strokes")
+    if not isinstance(strokes, list):
+        raise InvalidStrokes(f"strokes must be a list of strokes, each a list of [x, y] points, not {_kind(strokes)}")
+    if len(strokes) > MAX_STROKES:
+        raise InvalidStrokes(f"at most {MAX_STROKES} strokes, not {len(strokes)}")
+    width = _number(body, "width", 1, MAX_COORDINATE)
+    height = _number(body, "height", 1, MAX_COORDINATE)
+    pen = _number(body, "pen", MIN_PEN, MAX_PEN)
+    values = _values(strokes)
+    xy = values[:, :2].astype(np.float32)
+    ends = np.cumsum([len(stroke) for stroke in strokes])
+    if width is None or height is None:
+        # The smallest canvas from the origin that holds every point.
+        far = xy.max(axis=0).tolist() if len(xy) else [1.0, 1.0]
+        width = width if width is not None else max(1.0, math.ceil(far[0]))
+        height = height if height is not None else max(1.0, math.ceil(far[1]))
+    width, height = max(1, round(width)), max(1, round(height))
+    if pen is None:
+        pen = min(max(PEN_SHARE * max(width, height), MIN_PEN), MAX_PEN)
+    times = tuple(np.split(values[:, 2], ends[:-1])) if values.shape[1] == 3 else None
+    return Ink(tuple(np.split(xy, ends[:-1])), width, height, pen, times)
+
+
+def _number(body: dict, key: str, low: float, high: float) -> float | None:
+    """An optional number in [low, high] (None when missing or null), or InvalidStrokes."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if type(value) not in (int, float):
+        raise InvalidStrokes(f"{key} must be a number, not {_kind(value)}")
+    if not low <= value <= high:  # also false for NaN
+        raise InvalidStrokes(f"{key} must be from {low:g} to {high:g}, not {value:g}")
+    return float(value)
+
+
+def _values(strokes: list) -> np.ndarray:
+    """Every point's numbers, checked, as one float64 array (points, 2 or 3).
+
+    The checks run over all points at once (C loops: `map`, `np.fromiter`, numpy comparisons);
+    only a drawing that fails one is walked point by point, to say where and what.
+    """
+    if not all(isinstance(stroke, list) and stroke for stroke in strokes):
+        raise _first_problem(strokes)
+    total = sum(map(len, strokes))
+    if total > MAX_POINTS:
+        raise InvalidStrokes(f"at most {MAX_POINTS} points in all strokes together, not {total}")
+    if not strokes:
+        return np.zeros((0, 2))
+    try:
+        sizes = set(map(len, chain.from_iterable(strokes)))
+        numbers = set(map(type, chain.from_iterable(chain.from_iterable(strokes))))
+    except TypeError:  # a point without a length, or not iterable
+        raise _first_problem(strokes) from None
+    if len(sizes) != 1 or not sizes <= {2, 3} or not numbers <= {int, float}:
+        raise _first_problem(strokes)
+    columns = sizes.pop()
+    try:
+        flat = np.fromiter(chain.from_iterable(chain.from_iterable(strokes)), np.float64, total * columns)
+    except OverflowError:  # an integer past float's range
+        raise _first_problem(strokes) from None
+    values = flat.reshape(total, columns)
+    # Comparisons with NaN are false, so these also catch non-finite numbers (Python's json reads
+    # NaN, Infinity and 1e400).
+    if not (np.abs(values[:, :2]) <= MAX_COORDINATE).all() or not (np.abs(values[:, 2:]) <= MAX_TIME).all():
+        raise _first_problem(strokes)
+    return values
+
+
+def _first_problem(strokes: list) -> InvalidStrokes:
+    """The first thing wrong with these strokes, in drawing order, said as precisely as we can."""
+    columns = None
+    for i, stroke in enumerate(strokes):
+        if not isinstance(stroke, list):
+            return InvalidStrokes(f"stroke {i}: must be a list of [x, y] points, not {_kind(stroke)}")
+        if not stroke:
+            return InvalidStrokes(f"stroke {i}: has no points (leave it out)")
+        for j, point in enumerate(stroke):
+            where = f"stroke {i}, point {j}"
+            if not isinstance(point, list):
+                return InvalidStrokes(f"{where}: must be a list [x, y] or [x, y, t], not {_kind(point)}")
+            if len(point) not in (2, 3):
+                return InvalidStrokes(f"{where}: has {len(point)} numbers; a point is [x, y] or [x, y, t]")
+            if columns is not None and len(point) != columns:
+                return InvalidStrokes(f"{where}: t must be on every point or on none (stroke 0, point 0 has {columns})")
+            columns = len(point)
+            for name, value in zip("xyt", point, strict=False):
+                problem = _value_problem(name, value)
+                if problem:
+                    return InvalidStrokes(f"{where}: {problem}")
+    return InvalidStrokes("strokes are not valid")  # not reached: callers found a problem first
+
+
+def _value_problem(name: str, value: object) -> str | None:
+    if isinstance(value, list):
+        return f"{name} is a list, not a number (nested too deep: a point is [x, y] or [x, y, t])"
+    if type(value) not in (int, float):
+        return f"{name} must be a number, not {_kind(value)}"
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        return f"{name} is not a finite number"
+    limit = MAX_TIME if name == "t" else MAX_COORDINATE
+    if abs(number) > limit:
+        return f"{name} is {number:g}, beyond ±{limit:g}"
+    return None
+
+
+def _kind(value: object) -> str:
+    """What a JSON value is, for messages."""
+    kinds = {bool: "a boolean", str: "a string", list: "a list", dict: "an object", type(None): "null"}
+    return kinds.get(type(value), "a number" if isinstance(value, int | float) else type(value).__name__)
+
+
+# --- drawing -------------------------------------------------------------------------------------
+
+
+def rasterise(ink: Ink) -> np.ndarray:
+    """The model's 28x28 float32 input in [0, 1] for an Ink, by the image path's recipe; or BlankDrawing.
+
+    Blank as an image would be: no points, or ink whose longer side (pen included) is under
+    MIN_EXTENT_SHARE of the canvas's longer side.
+    """
+    if not ink.strokes:
+        raise BlankDrawing("the canvas is blank")
+    points = np.concatenate(ink.strokes)
+    radius = ink.pen / 2
+    low = points.min(axis=0) - radius
+    width, height = (points.max(axis=0) + radius - low).tolist()
+    if max(width, height) < MIN_EXTENT_SHARE * max(ink.width, ink.height):
+        raise BlankDrawing("the canvas holds only a speck")
+    size = fitted_size(width, height)
+    # Into the fine grid, each axis scaled so that the ink's box fills the fitted size exactly: the
+    # image path stretches its crop to that size too (by under half a pixel; a thin 1 widens).
+    sx, sy = size[0] * SUPERSAMPLE / width, size[1] * SUPERSAMPLE / height
+    fine = (points - low) * np.array([sx, sy], np.float32)
+    ends = np.cumsum([len(stroke) for stroke in ink.strokes])
+    centres = _pen_positions(fine, ends, radius * min(sx, sy))
+    return in_field(_box_average(_discs(centres, (radius * sx, radius * sy), size), SUPERSAMPLE))
+
+
+def _pen_positions(points: np.ndarray, ends: np.ndarray, radius: float) -> np.ndarray:
+    """Where to put a disc of the pen: on every point, and along each segment close enough together
+    that the discs' union is the round pen's stroke, less a sliver of DEPTH at the edges."""
+    step = 2 * math.sqrt(max(2 * radius * DEPTH - DEPTH**2, 0.01))
+    steps = points[1:] - points[:-1]
+    lengths = np.hypot(steps[:, 0], steps[:, 1])
+    lengths[ends[:-1] - 1] = 0  # no ink between one stroke's end and the next one's start
+    along = np.empty(len(points))
+    along[0] = 0
+    np.cumsum(lengths, out=along[1:])
+    # A frame made to be slow (thousands of long segments) gets its discs further apart.
+    step = max(step, along[-1] / MAX_BETWEEN)
+    # Positions at equal steps along the path (none falls inside a zero-length jump between strokes).
+    at = np.arange(step, along[-1], step)
+    centres = np.empty((len(points) + len(at), 2), np.float32)
+    centres[: len(points)] = points
+    centres[len(points) :, 0] = np.interp(at, along, points[:, 0])
+    centres[len(points) :, 1] = np.interp(at, along, points[:, 1])
+    return centres
+
+
+def _discs(centres: np.ndarray, radius: tuple[float, float], size: tuple[int, int]) -> np.ndarray:
+    """Coverage (0..1) on the fine grid of the union of pen discs at `centres`.
+
+    A disc covers each pixel of its window by how far the pixel's centre lies inside its edge, over
+    a ramp 1 px wide (a straight edge's area coverage); the union takes the most any disc gives. The
+    pen is an ellipse by a hair when the two axes were scaled a little differently.
+    """
+    columns, rows = size[0] * SUPERSAMPLE, size[1] * SUPERSAMPLE
+    rx, ry = radius
+    r = (rx + ry) / 2
+    half = math.ceil(max(rx, ry) + 0.5)
+    if len(centres) * (2 * half + 1) ** 2 > MAX_WORK:
+        pitch = math.sqrt(columns * rows * (2 * half + 1) ** 2 / MAX_WORK)
+        centres = _merged(centres, max(pitch, 0.25))
+    stride = columns + 2 * half  # the canvas has a margin of `half` all round: no window falls outside
+    centres_in_pixel, window = _window(half, stride)
+    cells = np.floor(centres)
+    # Per axis, from each disc's centre to its window's pixel centres, measured where the pen is round.
+    reach = centres_in_pixel - (centres - cells)[:, :, None]  # (discs, 2, window)
+    reach *= np.array([[r / rx], [r / ry]], np.float32)
+    reach *= reach
+    coverage = reach[:, 0, None, :] + reach[:, 1, :, None]  # (discs, window rows, window columns)
+    np.sqrt(coverage, out=coverage)
+    np.subtract(r + 0.5, coverage, out=coverage)
+    np.minimum(coverage, 1, out=coverage)  # negatives leave the canvas's zeros as they are
+    corner = cells.astype(np.intp) @ np.array([1, stride])  # each window's top left in the flat canvas
+    canvas = np.zeros((rows + 2 * half) * stride, np.float32)
+    np.maximum.at(canvas, (corner[:, None] + window).ravel(), coverage.ravel())
+    return canvas.reshape(-1, stride)[half : half + rows, half : half + columns]
+
+
+@functools.lru_cache(maxsize=256)
+def _window(half: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """For a window of (2 half + 1)^2 pixels: its pixel centres from its top left cell's corner, per axis
+    (in pixels), and its pixels' offsets in a flat canvas `stride` wide from that cell's window corner."""
+    offsets = np.arange(-half, half + 1)
+    centres_in_pixel = (offsets + 0.5).astype(np.float32)
+    window = (offsets[:, None] * stride + offsets + half * stride + half).ravel()
+    return centres_in_pixel, window
+
+
+def _merged(centres: np.ndarray, pitch: float) -> np.ndarray:
+    """Centres snapped to a grid of `pitch` pixels, one for each occupied cell."""
+    cells = np.unique(np.floor(centres / pitch).astype(np.int64) @ np.array([1, 1 << 32]))
+    return np.column_stack([cells & 0xFFFFFFFF, cells >> 32]).astype(np.float32) * pitch + pitch / 2
+
+
+def _box_average(fine: np.ndarray, factor: int) -> np.ndarray:
+    """Each factor x factor block's mean: area averaging down to the box's pixels (strided sums, fast)."""
+    if factor == 1:
+        return fine
+    total = sum(fine[i::factor, j::factor] for i in range(factor) for j in range(factor))
+    return total / factor**2
