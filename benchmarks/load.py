@@ -33,10 +33,9 @@ from training import samples
 GRACE = 10.0  # seconds to wait for answers after the last send
 
 
-def payloads(count: int = 40) -> list[str]:
-    images, _ = samples.digits(count)
-    styles = list(samples.STYLES)
-    return [samples.data_url(samples.digit_canvas(image, styles[i % 4])) for i, image in enumerate(images)]
+def payloads(kind: str, count: int = 40) -> list[dict]:
+    """Drawing bodies as the page sends them: strokes, or PNG data URLs."""
+    return samples.page_bodies(count, kind)[0]
 
 
 class Tally:
@@ -47,7 +46,9 @@ class Tally:
         self.errors[code] = self.errors.get(code, 0) + 1
 
 
-async def ws_client(url: str, images: list[str], interval: float, until: float, tally: Tally) -> None:
+async def ws_client(url: str, bodies: list[dict], interval: float, until: float, tally: Tally) -> None:
+    # Each body's JSON without its braces, so a frame costs the generator one format, not a dumps.
+    fields = [json.dumps(body)[1:-1] for body in bodies]
     pending: dict[str, float] = {}
     async with websockets.connect(url, max_size=2**22) as socket:
 
@@ -67,7 +68,7 @@ async def ws_client(url: str, images: list[str], interval: float, until: float, 
             pending[ref] = time.perf_counter()
             tally.sent += 1
             # Formatted, not json.dumps'd: the generator shares the CPU with the service it measures.
-            await socket.send(f'{{"type": "drawing", "ref": "{ref}", "image": "{images[tally.sent % len(images)]}"}}')
+            await socket.send(f'{{"type": "drawing", "ref": "{ref}", {fields[tally.sent % len(fields)]}}}')
             next_send += interval
             await asyncio.sleep(max(0.0, next_send - time.perf_counter()))
         deadline = time.perf_counter() + GRACE
@@ -76,14 +77,14 @@ async def ws_client(url: str, images: list[str], interval: float, until: float, 
         reader.cancel()
 
 
-def http_client(url: str, images: list[str], interval: float, until: float, tally: Tally) -> None:
+def http_client(url: str, bodies: list[dict], interval: float, until: float, tally: Tally) -> None:
     session = requests.Session()
     next_send = time.perf_counter()
     while next_send < until:
         started = time.perf_counter()
         tally.sent += 1
         try:
-            response = session.post(url, json={"image": images[tally.sent % len(images)]}, timeout=30)
+            response = session.post(url, json=bodies[tally.sent % len(bodies)], timeout=30)
             if response.status_code == 200:
                 tally.latencies.append(time.perf_counter() - started)
             else:
@@ -159,7 +160,7 @@ def report(mode: str, clients: int, seconds: float, tally: Tally, cores: dict[st
 
 
 async def main_async(args) -> None:
-    images = payloads()
+    bodies = payloads(args.input)
     # The baseline first, on an idle stack: measured after the load it would share the CPU
     # with the backlog still draining.
     baseline = echo.measure(echo.stack_redis_url()) if args.echo else None
@@ -174,13 +175,13 @@ async def main_async(args) -> None:
     cpu_after: dict[str, float] = {}
     if args.mode == "ws":
         url = args.url.replace("http", "ws", 1).rstrip("/") + "/ws/recognize/"
-        await asyncio.gather(*(ws_client(url, images, interval, until, tally) for _ in range(args.clients)))
+        await asyncio.gather(*(ws_client(url, bodies, interval, until, tally) for _ in range(args.clients)))
     else:
         url = args.url.rstrip("/") + "/api/drawings/?wait=30"
         with ThreadPoolExecutor(args.clients) as pool:  # one thread per client: requests blocks
             await asyncio.gather(
                 *(
-                    loop.run_in_executor(pool, http_client, url, images, interval, until, tally)
+                    loop.run_in_executor(pool, http_client, url, bodies, interval, until, tally)
                     for _ in range(args.clients)
                 )
             )
@@ -201,6 +202,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--rate", type=float, default=400, help="drawings per second, all clients together")
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--input", choices=["strokes", "image"], default="strokes", help="what the page sends")
     parser.add_argument("--echo", action="store_true", help="first measure the bare Celery echo baseline")
     args = parser.parse_args()
     asyncio.run(main_async(args))

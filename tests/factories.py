@@ -26,3 +26,9 @@ def reviewer(username: str = "reviewer") -> User:
     user = User.objects.create_user(username, password="pw", is_staff=True)
     user.groups.add(Group.objects.get(name="reviewer"))
     return user
+
+
+def ink_drawing(body: dict, **fields) -> Drawing:
+    """A drawing that came as strokes (an API strokes body): no image, its strokes and pen stored."""
+    ink_fields = {"image": b"", "content_type": "", "strokes": body["strokes"], "pen": body.get("pen")}
+    return drawing(**{**ink_fields, "width": body["width"], "height": body["height"], **fields})

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 from django.conf import settings as django_settings
@@ -21,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.sync.client import connect
 
-from recognizer import images, preprocessing
+from recognizer import images, ink, preprocessing
 from tests import crafted
 from training import samples
 
@@ -42,7 +43,24 @@ data_urls = st.builds(
     st.one_of(st.text(max_size=60), broken_pngs.map(lambda data: samples.data_url(data).split(",", 1)[1])),
 )
 image_fields = st.one_of(json_values, data_urls, broken_pngs.map(samples.data_url))
+# Strokes that are almost right: numbers at and past the limits, points of the wrong length,
+# booleans, strings and nulls where numbers go, odd canvas sizes and pens.
+numbers = st.one_of(
+    st.integers(-20_000, 20_000),
+    st.floats(-1e5, 1e5, allow_nan=False),
+    st.sampled_from([1e308, -1e308, 0, 0.49, 10_000, 10_001, 1e13, True, "1", None]),
+)
+well_formed_points = st.lists(st.floats(-300, 600, allow_nan=False), min_size=2, max_size=2)
+strokes = st.one_of(
+    st.lists(st.lists(st.lists(numbers, max_size=4), max_size=20), max_size=5),
+    st.lists(st.lists(well_formed_points, min_size=1, max_size=40), max_size=5),
+    json_values,
+)
+stroke_bodies = st.fixed_dictionaries(
+    {"strokes": strokes}, optional={"width": numbers, "height": numbers, "pen": numbers}
+)
 bodies = st.one_of(
+    stroke_bodies.map(json.dumps),
     st.builds(
         lambda image, extra: json.dumps({"image": image, **extra}),
         image_fields,
@@ -97,6 +115,7 @@ def test_the_websocket_answers_every_malformed_frame(live_server_url):
             st.dictionaries(st.text(max_size=6), json_values, max_size=3),
         ),
         st.builds(lambda ident: json.dumps({"type": "status", "id": ident}), json_values),
+        stroke_bodies.map(lambda body: json.dumps({"type": "drawing", **body})),
     )  # fmt: skip
     answered = []
     url = live_server_url.replace("http", "ws", 1) + "/ws/recognize/"
@@ -115,6 +134,21 @@ def test_the_websocket_answers_every_malformed_frame(live_server_url):
         probe()
     print(f"websocket fuzz: {len(answered)} frames, {answered.count('error')} answered with an error")
     assert len(answered) >= 1000
+
+
+@given(body=stroke_bodies)
+@settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+def test_every_drawing_the_stroke_check_accepts_the_worker_can_draw(body):
+    """What the web accepts (and stores) the worker can always turn into the model's input."""
+    try:
+        drawn = ink.parse(body)
+    except ink.InvalidStrokes as exc:
+        assert exc.status == 400 and exc.message
+        return
+    stored = ink.Ink.from_stored(drawn.to_json(), drawn.width, drawn.height, drawn.pen)
+    with contextlib.suppress(preprocessing.BlankDrawing):
+        pixels = ink.rasterise(stored)
+        assert pixels.shape == (28, 28) and np.isfinite(pixels).all() and 0 <= pixels.min() <= pixels.max() <= 1
 
 
 def test_every_png_the_upload_check_accepts_the_worker_can_read():

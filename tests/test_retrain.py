@@ -11,7 +11,7 @@ from django.core.management import call_command
 
 from recognizer.model_files import shipped_path
 from recognizer.models import NOT_A_DIGIT, ModelVersion
-from tests.factories import drawing
+from tests.factories import drawing, ink_drawing
 from training import samples
 from training.retraining import gate, register_shipped, retrain, verify
 from training.samples import ONE, SEVEN
@@ -33,6 +33,15 @@ def test_it_exports_labeled_drawings_as_model_inputs(admin_user, tmp_path):
     assert sorted(exported["y"].tolist()) == [1] * 4 + [7] * 6 and len(exported["ids"]) == 10
     call_command("export_drawings", tmp_path / "all.npz", "--include-not-a-digit")
     assert NOT_A_DIGIT in np.load(tmp_path / "all.npz")["y"]
+
+
+@pytest.mark.django_db
+def test_it_exports_stroke_drawings_through_the_workers_rasteriser(admin_user, tmp_path):
+    stored = ink_drawing(samples.ink_digit(7, (60, 30, 220, 250)), label=7, labeled_by=admin_user)
+    call_command("export_drawings", tmp_path / "ink.npz")
+    exported = np.load(tmp_path / "ink.npz")
+    assert exported["y"].tolist() == [7] and exported["ids"].tolist() == [str(stored.id)]
+    assert np.array_equal(exported["x"][0], stored.model_input()) and exported["x"][0].max() == 1
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,16 @@ def digit_canvas(digit: np.ndarray, style: str, size: int = 280, side: int = 200
     return png(image)
 
 
+def page_bodies(count: int, kind: str = "strokes") -> tuple[list[dict], np.ndarray]:
+    """`count` digits as the canvas page sends them, as API bodies: `kind` "strokes" (pointer events),
+    or "image" (the MNIST-like digits on 280 px canvases in the four ink styles, as data URLs); and labels."""
+    if kind == "strokes":
+        return strokes.page_drawings(count, SEED)
+    images, labels = digits(count)
+    styles = list(STYLES)
+    return [{"image": data_url(digit_canvas(image, styles[i % 4]))} for i, image in enumerate(images)], labels
+
+
 def blank(size: int = 280, style: str = "transparent") -> bytes:
     return png(canvas(size, style))
 

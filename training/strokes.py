@@ -84,21 +84,57 @@ def digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def draw(strokes: list[Stroke], rng: np.random.Generator) -> np.ndarray:
     """One template, slanted and stretched at random, drawn with a random pen, then preprocessed."""
-    height = rng.uniform(0.45, 0.85) * CANVAS
+    points, pen = placed(strokes, rng, CANVAS)
+    image = Image.new("L", (CANVAS, CANVAS), 0)
+    pen_tool = ImageDraw.Draw(image)
+    for stroke in points:
+        pen_tool.line(stroke, fill=255, width=pen, joint="curve")
+        for x, y in (stroke[0], stroke[-1]):  # round caps, as the canvas page draws them
+            pen_tool.ellipse((x - pen / 2, y - pen / 2, x + pen / 2, y + pen / 2), fill=255)
+    return to_mnist(np.asarray(image))
+
+
+def placed(strokes: list[Stroke], rng: np.random.Generator, canvas: int) -> tuple[list[Stroke], int]:
+    """A template slanted, stretched, turned and jittered at random in the middle of a canvas: its points and pen."""
+    height = rng.uniform(0.45, 0.85) * canvas
     width = height * rng.uniform(0.55, 0.95)
     slant, angle = rng.uniform(-0.3, 0.2), math.radians(rng.uniform(-10, 10))
     pen = max(1, round(height * rng.uniform(0.03, 0.16)))
-    image = Image.new("L", (CANVAS, CANVAS), 0)
-    pen_tool = ImageDraw.Draw(image)
     jitter = rng.uniform(0, 1.5) if rng.random() < 0.5 else 0.0  # a mouse's jagged path
+    out = []
     for stroke in strokes:
         points = []
         for x, y in stroke:
             x, y = (x - 0.5) * width, (y - 0.5) * height
             x -= slant * y
             x, y = x * math.cos(angle) - y * math.sin(angle), x * math.sin(angle) + y * math.cos(angle)
-            points.append((CANVAS / 2 + x + rng.normal(0, jitter), CANVAS / 2 + y + rng.normal(0, jitter)))
-        pen_tool.line(points, fill=255, width=pen, joint="curve")
-        for x, y in (points[0], points[-1]):  # round caps, as the canvas page draws them
-            pen_tool.ellipse((x - pen / 2, y - pen / 2, x + pen / 2, y + pen / 2), fill=255)
-    return to_mnist(np.asarray(image))
+            points.append((canvas / 2 + x + rng.normal(0, jitter), canvas / 2 + y + rng.normal(0, jitter)))
+        out.append(points)
+    return out, pen
+
+
+def page_drawings(count: int, seed: int, size: int = 280, spacing: float = 4.0) -> tuple[list[dict], np.ndarray]:
+    """`count` synthetic digits as the canvas page sends them (pointer events `spacing` px apart, 0.1 px,
+    t in ms), as strokes bodies of the API on a size x size canvas, and their labels."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % 10
+    bodies = []
+    for digit in labels:
+        points, pen = placed(TEMPLATES[digit][rng.integers(len(TEMPLATES[digit]))], rng, size)
+        strokes, t = [], 0
+        for stroke in points:
+            events = _resampled(np.asarray(stroke), spacing)
+            times = t + 8 * np.arange(len(events))  # a pointer event every 8 ms
+            strokes.append(
+                [[round(float(x), 1), round(float(y), 1), int(ms)] for (x, y), ms in zip(events, times, strict=True)]
+            )
+            t = int(times[-1]) + 150  # the pen lifts for a moment
+        bodies.append({"strokes": strokes, "width": size, "height": size, "pen": pen})
+    return bodies, labels.astype(np.uint8)
+
+
+def _resampled(stroke: np.ndarray, spacing: float) -> np.ndarray:
+    """Points every `spacing` along the path, as pointer events report a steady hand."""
+    along = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(stroke, axis=0).T))])
+    at = np.linspace(0, along[-1], max(2, math.ceil(along[-1] / spacing) + 1))
+    return np.stack([np.interp(at, along, stroke[:, 0]), np.interp(at, along, stroke[:, 1])], axis=1)
