@@ -2,14 +2,18 @@
 
 MNIST accuracy says little about the service: people draw on canvases of any size, with any pen,
 anywhere on the canvas, in any colours, often on a transparent background. This module renders
-such canvases as PNG bytes, from two sources of digits:
+such canvases as PNG bytes, from three sources of digits:
 
 - held-out MNIST test digits, scaled up onto the canvas with the pen made bolder or finer;
 - pen strokes from templates of the shapes people write (a European 1 with its flag, a crossed
   7, an open 4, ...), wobbled as a hand would and bent by a random affine, sampled like pointer
   events, jagged as a mouse makes them for part of the drawings, drawn with round caps and
-  joins and anti-aliased.
+  joins and anti-aliased;
+- real pen digits of UNIPEN's held-out writers (training/unipen.py), their own points scaled
+  onto the canvas.
 
+A drawing made from strokes also carries them as the strokes body the API takes (`Drawing.body`,
+the points the PNG was drawn from), so the same drawing can be sent either way.
 Non-digits (scribbles, letters, a tap) check that the service does not answer them confidently.
 Every drawing takes its parameters from a numpy Generator seeded by (seed, index, kind), so
 drawing i is the same whatever the count, and a failure can be rendered again alone.
@@ -21,10 +25,12 @@ import colorsys
 import io
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
+
+from training import unipen
 
 Point = tuple[float, float]
 Stroke = list[Point]
@@ -53,13 +59,15 @@ class Drawing:
     png: bytes
     kind: str  # "digit", or one of OTHER_KINDS
     label: str  # "0".."9" for digits, the letter for letters, else ""
-    source: str  # "mnist" or "strokes" for digits, else the kind
-    variant: str  # template name ("7-crossbar"), "mnist-<test index>", ...
+    source: str  # "mnist", "strokes" (templates) or "unipen" for digits, else the kind
+    variant: str  # template name ("7-crossbar"), "mnist-<test index>", "unipen-<index>-<writer>", ...
     style: str
     size: tuple[int, int]  # width, height
     pen: float  # stroke width in pixels (measured on the canvas for MNIST digits)
     height_share: float  # ink height / canvas height
-    device: str  # "mouse" or "touch" for strokes, "" for MNIST
+    device: str  # "mouse" or "touch" for templates, "tablet" for UNIPEN, "" for MNIST
+    # The strokes body (recognizer.ink.parse) the PNG was drawn from; None for MNIST digits.
+    body: dict | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)
@@ -339,8 +347,9 @@ def place(rng: np.random.Generator, ink: tuple[float, float], canvas: Canvas) ->
     return rng.uniform(2, max(2, canvas.width - 2 - ink[0])), rng.uniform(2, max(2, canvas.height - 2 - ink[1]))
 
 
-def draw_strokes(strokes: list[np.ndarray], canvas: Canvas, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    """Strokes (one unit high) drawn on a canvas at a random height, pen, position and input device."""
+def pen_events(strokes: list[np.ndarray], canvas: Canvas, rng: np.random.Generator) -> tuple[list[np.ndarray], dict]:
+    """Strokes (one unit high) put on a canvas at a random height, pen, position and input device:
+    the pointer events in canvas pixels, to 0.1 px as the page sends them, and the facts."""
     ink_height = rng.uniform(*HEIGHT_SHARE) * canvas.height
     pen = sample_pen(rng, ink_height)
     path_width = max(float(np.concatenate(strokes)[:, 0].max()), 1e-6)
@@ -359,9 +368,20 @@ def draw_strokes(strokes: list[np.ndarray], canvas: Canvas, rng: np.random.Gener
             points = np.round(points + rng.normal(0, jitter, points.shape))
             # ... kept on the canvas (a wobble past the edge would be lost there anyway).
             points = np.clip(points, pen / 2 + 2, (canvas.width - pen / 2 - 2, canvas.height - pen / 2 - 2))
-        events.append(points)
-    coverage = rasterise(events, (canvas.width, canvas.height), pen)
-    return coverage, {"pen": pen, "height_share": ink[1] / canvas.height, "device": "mouse" if mouse else "touch"}
+        events.append(np.round(points, 1))
+    return events, {"pen": pen, "height_share": ink[1] / canvas.height, "device": "mouse" if mouse else "touch"}
+
+
+def draw_strokes(strokes: list[np.ndarray], canvas: Canvas, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Strokes (one unit high) drawn on a canvas at a random height, pen, position and input device."""
+    events, facts = pen_events(strokes, canvas, rng)
+    return rasterise(events, (canvas.width, canvas.height), facts["pen"]), facts
+
+
+def strokes_body(events: list[np.ndarray], canvas: Canvas, pen: float) -> dict:
+    """The strokes body of the API (recognizer.ink.parse) for pen events on a canvas."""
+    strokes = [np.asarray(stroke, np.float64).tolist() for stroke in events]
+    return {"strokes": strokes, "width": canvas.width, "height": canvas.height, "pen": pen}
 
 
 # --- MNIST digits on a canvas ----------------------------------------------------------------------
@@ -471,22 +491,58 @@ def draw_mnist(digit: np.ndarray, canvas: Canvas, rng: np.random.Generator) -> t
 # --- the drawings ---------------------------------------------------------------------------------
 
 
+def stroke_drawing(
+    events: list[np.ndarray], facts: dict, canvas: Canvas, kind: str, label: str, source: str, variant: str
+) -> Drawing:
+    """A drawing made of pen events: the canvas PNG drawn from them, and them as a strokes body."""
+    coverage = rasterise(events, (canvas.width, canvas.height), facts["pen"])
+    size = (canvas.width, canvas.height)
+    body = strokes_body(events, canvas, facts["pen"])
+    return Drawing(compose(coverage, canvas), kind, label, source, variant, canvas.style, size, **facts, body=body)
+
+
 def digit_drawing(index: int, seed: int, images: np.ndarray, labels: np.ndarray) -> Drawing:
     """Digit canvas number `index`: even ones from MNIST's test split, odd ones from stroke templates."""
+    if index % 2 == 0:
+        return mnist_drawing(index, seed, images, labels)
+    return template_drawing(index, seed)
+
+
+def mnist_drawing(index: int, seed: int, images: np.ndarray, labels: np.ndarray) -> Drawing:
+    """An MNIST test digit on canvas number `index` (the suite's are even)."""
     rng = np.random.default_rng([seed, index, 0])
     canvas = sample_canvas(rng)
-    if index % 2 == 0:
-        # The test split in an order fixed by the seed: no digit twice until all were drawn.
-        which = int(np.random.default_rng([seed, 0]).permutation(len(images))[index // 2 % len(images)])
-        coverage, facts = draw_mnist(images[which], canvas, rng)
-        label, source, variant = int(labels[which]), "mnist", f"mnist-{which}"
-    else:
-        label = int(rng.integers(10))
-        variant = str(rng.choice(VARIANTS[label]))
-        coverage, facts = draw_strokes(bend(DIGIT_TEMPLATES[variant][1], rng), canvas, rng)
-        source = "strokes"
-    size = (canvas.width, canvas.height)
-    return Drawing(compose(coverage, canvas), "digit", str(label), source, variant, canvas.style, size, **facts)
+    # The test split in an order fixed by the seed: no digit twice until all were drawn.
+    which = int(np.random.default_rng([seed, 0]).permutation(len(images))[index // 2 % len(images)])
+    coverage, facts = draw_mnist(images[which], canvas, rng)
+    label, size = str(int(labels[which])), (canvas.width, canvas.height)
+    return Drawing(compose(coverage, canvas), "digit", label, "mnist", f"mnist-{which}", canvas.style, size, **facts)
+
+
+def template_drawing(index: int, seed: int) -> Drawing:
+    """A stroke template digit on canvas number `index` (the suite's are odd), with its strokes body."""
+    rng = np.random.default_rng([seed, index, 0])
+    canvas = sample_canvas(rng)
+    label = int(rng.integers(10))
+    variant = str(rng.choice(VARIANTS[label]))
+    events, facts = pen_events(bend(DIGIT_TEMPLATES[variant][1], rng), canvas, rng)
+    return stroke_drawing(events, facts, canvas, "digit", str(label), "strokes", variant)
+
+
+def unipen_drawing(index: int, seed: int, digit: unipen.PenDigit) -> Drawing:
+    """A real pen digit (UNIPEN) on canvas number `index`: the suite's canvases, heights, pens and
+    places, and the writer's own points scaled onto the canvas (unipen.on_canvas), not resampled."""
+    rng = np.random.default_rng([seed, index, 1 + len(OTHER_KINDS)])
+    canvas = sample_canvas(rng)
+    ink_height = rng.uniform(*HEIGHT_SHARE) * canvas.height
+    pen = sample_pen(rng, ink_height)
+    # Placed in the canvas less two pixels a side, the room place() leaves for anti-aliasing.
+    inner = (canvas.width - 4, canvas.height - 4)
+    placed = unipen.on_canvas(digit, inner, ink_height / inner[1], (rng.random(), rng.random()), pen)
+    events = [np.round(np.asarray(stroke) + 2, 1) for stroke in placed["strokes"]]
+    every = np.concatenate(events)
+    facts = {"pen": pen, "height_share": float(np.ptp(every[:, 1]) + pen) / canvas.height, "device": "tablet"}
+    return stroke_drawing(events, facts, canvas, "digit", str(digit.label), "unipen", f"unipen-{index}-{digit.writer}")
 
 
 def other_drawing(index: int, seed: int, kind: str) -> Drawing:
@@ -495,17 +551,16 @@ def other_drawing(index: int, seed: int, kind: str) -> Drawing:
     canvas = sample_canvas(rng)
     label = ""
     if kind == "scribble":
-        coverage, facts = draw_strokes(normalise([np.asarray(s) for s in scribble(rng)]), canvas, rng)
+        events, facts = pen_events(normalise([np.asarray(s) for s in scribble(rng)]), canvas, rng)
     elif kind == "letter":
         label = str(rng.choice(list(LETTER_TEMPLATES)))
-        coverage, facts = draw_strokes(bend(LETTER_TEMPLATES[label], rng), canvas, rng)
+        events, facts = pen_events(bend(LETTER_TEMPLATES[label], rng), canvas, rng)
     else:
-        coverage, facts = draw_dot(canvas, rng)
-    size = (canvas.width, canvas.height)
-    return Drawing(compose(coverage, canvas), kind, label, kind, label or kind, canvas.style, size, **facts)
+        events, facts = dot_events(canvas, rng)
+    return stroke_drawing(events, facts, canvas, kind, label, kind, label or kind)
 
 
-def draw_dot(canvas: Canvas, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def dot_events(canvas: Canvas, rng: np.random.Generator) -> tuple[list[np.ndarray], dict]:
     """A tap, or a short slip of the pen, well under a tenth of the canvas: nothing meant."""
     longer = max(canvas.width, canvas.height)
     pen = rng.uniform(PEN[0], max(PEN[0], 0.05 * longer))
@@ -514,6 +569,5 @@ def draw_dot(canvas: Canvas, rng: np.random.Generator) -> tuple[np.ndarray, dict
     centre = np.array([x, y]) + (length + pen) / 2
     angle = rng.uniform(0, math.pi)
     half = length / 2 * np.array([math.cos(angle), math.sin(angle)])
-    points = np.stack([centre - half, centre + half])
-    coverage = rasterise([points], (canvas.width, canvas.height), pen)
-    return coverage, {"pen": pen, "height_share": pen / canvas.height, "device": ""}
+    points = np.round(np.stack([centre - half, centre + half]), 1)
+    return [points], {"pen": pen, "height_share": pen / canvas.height, "device": ""}

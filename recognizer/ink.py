@@ -38,12 +38,12 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from itertools import chain
+from itertools import accumulate, chain, pairwise
 
 import numpy as np
 
 from recognizer.errors import Refused
-from recognizer.preprocessing import MIN_EXTENT_SHARE, BlankDrawing, fitted_size, in_field
+from recognizer.preprocessing import BOX, MIN_EXTENT_SHARE, BlankDrawing, fitted_size, in_field
 
 MAX_STROKES = 64
 MAX_POINTS = 10_000  # in all strokes together
@@ -57,13 +57,16 @@ PEN_SHARE = 0.064  # the page's pen as a share of the canvas's longer side: 18 p
 SUPERSAMPLE = 2
 # A stroke is drawn as discs on its points and between them, close enough that their union falls
 # short of the round pen's stroke by at most this much (fine pixels) between two discs.
-DEPTH = 0.05
+DEPTH = 0.1
 # A frame made to be slow (thousands of long segments across the box) is drawn with discs further
 # apart: at most this many between its points ...
 MAX_BETWEEN = 10_000
 # ... and when the discs would touch more than this many fine pixels in all, discs close together
-# are merged on a grid just coarse enough. A digit touches ~15,000; the worker's cost stays bounded.
-MAX_WORK = 250_000
+# are merged on a grid just coarse enough. A digit on the page touches 3,000-7,000.
+MAX_WORK = 100_000
+
+
+_LIMITS = np.array([MAX_COORDINATE, MAX_COORDINATE, MAX_TIME])  # |x|, |y|, |t|
 
 
 class InvalidStrokes(Refused):
@@ -85,6 +88,7 @@ class Ink:
 
     @property
     def points(self) -> int:
+        """How many points, in all strokes."""
         return sum(len(stroke) for stroke in self.strokes)
 
     def to_json(self) -> list[list[list[float]]]:
@@ -117,7 +121,6 @@ def parse(body: dict) -> Ink:
     pen = _number(body, "pen", MIN_PEN, MAX_PEN)
     values = _values(strokes)
     xy = values[:, :2].astype(np.float32)
-    ends = np.cumsum([len(stroke) for stroke in strokes])
     if width is None or height is None:
         # The smallest canvas from the origin that holds every point.
         far = xy.max(axis=0).tolist() if len(xy) else [1.0, 1.0]
@@ -126,8 +129,10 @@ def parse(body: dict) -> Ink:
     width, height = max(1, round(width)), max(1, round(height))
     if pen is None:
         pen = min(max(PEN_SHARE * max(width, height), MIN_PEN), MAX_PEN)
-    times = tuple(np.split(values[:, 2], ends[:-1])) if values.shape[1] == 3 else None
-    return Ink(tuple(np.split(xy, ends[:-1])), width, height, pen, times)
+    # Each stroke a view of the one array (slices: np.split cost more than all the checks).
+    bounds = list(pairwise([0, *accumulate(map(len, strokes))]))
+    times = tuple(values[start:end, 2] for start, end in bounds) if values.shape[1] == 3 else None
+    return Ink(tuple(xy[start:end] for start, end in bounds), width, height, pen, times)
 
 
 def _number(body: dict, key: str, low: float, high: float) -> float | None:
@@ -170,7 +175,7 @@ def _values(strokes: list) -> np.ndarray:
     values = flat.reshape(total, columns)
     # Comparisons with NaN are false, so these also catch non-finite numbers (Python's json reads
     # NaN, Infinity and 1e400).
-    if not (np.abs(values[:, :2]) <= MAX_COORDINATE).all() or not (np.abs(values[:, 2:]) <= MAX_TIME).all():
+    if not (np.abs(values) <= _LIMITS[:columns]).all():
         raise _first_problem(strokes)
     return values
 
@@ -185,12 +190,14 @@ def _first_problem(strokes: list) -> InvalidStrokes:
             return InvalidStrokes(f"stroke {i}: has no points (leave it out)")
         for j, point in enumerate(stroke):
             where = f"stroke {i}, point {j}"
-            if not isinstance(point, list):
+            if not isinstance(point, list | tuple):
                 return InvalidStrokes(f"{where}: must be a list [x, y] or [x, y, t], not {_kind(point)}")
+            count = f"{len(point)} value" + ("" if len(point) == 1 else "s")
             if len(point) not in (2, 3):
-                return InvalidStrokes(f"{where}: has {len(point)} numbers; a point is [x, y] or [x, y, t]")
+                return InvalidStrokes(f"{where}: has {count}; a point is [x, y] or [x, y, t]")
             if columns is not None and len(point) != columns:
-                return InvalidStrokes(f"{where}: t must be on every point or on none (stroke 0, point 0 has {columns})")
+                values = f"this one has {len(point)} values, the first point {columns}"
+                return InvalidStrokes(f"{where}: t must be on every point or on none ({values})")
             columns = len(point)
             for name, value in zip("xyt", point, strict=False):
                 problem = _value_problem(name, value)
@@ -231,95 +238,110 @@ def rasterise(ink: Ink) -> np.ndarray:
     Blank as an image would be: no points, or ink whose longer side (pen included) is under
     MIN_EXTENT_SHARE of the canvas's longer side.
     """
-    if not ink.strokes:
+    if not ink.points:
         raise BlankDrawing("the canvas is blank")
-    points = np.concatenate(ink.strokes)
+    points = np.concatenate(ink.strokes, dtype=np.float32)
     radius = ink.pen / 2
-    low = points.min(axis=0) - radius
-    width, height = (points.max(axis=0) + radius - low).tolist()
+    (left, top), (right, bottom) = points.min(axis=0).tolist(), points.max(axis=0).tolist()
+    width, height = right - left + 2 * radius, bottom - top + 2 * radius
     if max(width, height) < MIN_EXTENT_SHARE * max(ink.width, ink.height):
         raise BlankDrawing("the canvas holds only a speck")
     size = fitted_size(width, height)
     # Into the fine grid, each axis scaled so that the ink's box fills the fitted size exactly: the
-    # image path stretches its crop to that size too (by under half a pixel; a thin 1 widens).
+    # image path stretches its crop to that size too (by under half a pixel). The pen keeps the
+    # longer side's scale: stretching it as well changed nothing measurable.
     sx, sy = size[0] * SUPERSAMPLE / width, size[1] * SUPERSAMPLE / height
-    fine = (points - low) * np.array([sx, sy], np.float32)
-    ends = np.cumsum([len(stroke) for stroke in ink.strokes])
-    centres = _pen_positions(fine, ends, radius * min(sx, sy))
-    return in_field(_box_average(_discs(centres, (radius * sx, radius * sy), size), SUPERSAMPLE))
+    fine = points * np.array([sx, sy], np.float32) - np.array([(left - radius) * sx, (top - radius) * sy], np.float32)
+    radius *= BOX * SUPERSAMPLE / max(width, height)
+    centres = _pen_positions(fine, list(accumulate(map(len, ink.strokes))), radius)
+    return in_field(_box_average(_discs(centres, radius, size), SUPERSAMPLE))
 
 
-def _pen_positions(points: np.ndarray, ends: np.ndarray, radius: float) -> np.ndarray:
+def _pen_positions(points: np.ndarray, ends: list[int], radius: float) -> np.ndarray:
     """Where to put a disc of the pen: on every point, and along each segment close enough together
     that the discs' union is the round pen's stroke, less a sliver of DEPTH at the edges."""
     step = 2 * math.sqrt(max(2 * radius * DEPTH - DEPTH**2, 0.01))
-    steps = points[1:] - points[:-1]
-    lengths = np.hypot(steps[:, 0], steps[:, 1])
-    lengths[ends[:-1] - 1] = 0  # no ink between one stroke's end and the next one's start
-    along = np.empty(len(points))
+    # Points as complex numbers x + iy (a view, no copy): one np.interp then moves along both axes.
+    path = points.view(np.complex64)[:, 0]
+    lengths = np.abs(path[1:] - path[:-1])
+    if len(ends) > 1:
+        lengths[[end - 1 for end in ends[:-1]]] = 0  # no ink between one stroke's end and the next one's start
+    along = np.empty(len(points), np.float32)
     along[0] = 0
-    np.cumsum(lengths, out=along[1:])
+    np.add.accumulate(lengths, out=along[1:])
     # A frame made to be slow (thousands of long segments) gets its discs further apart.
     step = max(step, along[-1] / MAX_BETWEEN)
     # Positions at equal steps along the path (none falls inside a zero-length jump between strokes).
     at = np.arange(step, along[-1], step)
     centres = np.empty((len(points) + len(at), 2), np.float32)
     centres[: len(points)] = points
-    centres[len(points) :, 0] = np.interp(at, along, points[:, 0])
-    centres[len(points) :, 1] = np.interp(at, along, points[:, 1])
+    centres[len(points) :].view(np.complex64)[:, 0] = np.interp(at, along, path)
     return centres
 
 
-def _discs(centres: np.ndarray, radius: tuple[float, float], size: tuple[int, int]) -> np.ndarray:
+def _discs(centres: np.ndarray, radius: float, size: tuple[int, int]) -> np.ndarray:
     """Coverage (0..1) on the fine grid of the union of pen discs at `centres`.
 
     A disc covers each pixel of its window by how far the pixel's centre lies inside its edge, over
-    a ramp 1 px wide (a straight edge's area coverage); the union takes the most any disc gives. The
-    pen is an ellipse by a hair when the two axes were scaled a little differently.
+    a ramp 1 px wide (a straight edge's area coverage); the union takes the most any disc gives.
     """
     columns, rows = size[0] * SUPERSAMPLE, size[1] * SUPERSAMPLE
-    rx, ry = radius
-    r = (rx + ry) / 2
-    half = math.ceil(max(rx, ry) + 0.5)
+    # A pixel is touched when its centre is within radius + 0.5 of the disc's centre, and that centre
+    # lies in its cell [0, 1)^2: pixels up to int(radius + 1) cells away on either side.
+    half = int(radius + 1)
     if len(centres) * (2 * half + 1) ** 2 > MAX_WORK:
         pitch = math.sqrt(columns * rows * (2 * half + 1) ** 2 / MAX_WORK)
-        centres = _merged(centres, max(pitch, 0.25))
-    stride = columns + 2 * half  # the canvas has a margin of `half` all round: no window falls outside
-    centres_in_pixel, window = _window(half, stride)
+        centres = _merged(centres, max(pitch, 0.25), (columns, rows))
+    # The canvas has a margin of half + 1 all round: no window falls outside, even from a centre a
+    # rounding error outside the grid.
+    margin = half + 1
+    stride = columns + 2 * margin
+    centres_in_pixel, window, flat = _window(half, margin, stride)
     cells = np.floor(centres)
-    # Per axis, from each disc's centre to its window's pixel centres, measured where the pen is round.
-    reach = centres_in_pixel - (centres - cells)[:, :, None]  # (discs, 2, window)
-    reach *= np.array([[r / rx], [r / ry]], np.float32)
+    # Discs on the last axis throughout: numpy's loops then run along them, not along 5-pixel rows.
+    reach = centres_in_pixel - (centres - cells).T[:, None, :]  # (2, window, discs): to its pixels, per axis
     reach *= reach
-    coverage = reach[:, 0, None, :] + reach[:, 1, :, None]  # (discs, window rows, window columns)
+    coverage = reach[0, None, :, :] + reach[1, :, None, :]  # (window rows, window columns, discs)
     np.sqrt(coverage, out=coverage)
-    np.subtract(r + 0.5, coverage, out=coverage)
+    np.subtract(radius + 0.5, coverage, out=coverage)
     np.minimum(coverage, 1, out=coverage)  # negatives leave the canvas's zeros as they are
-    corner = cells.astype(np.intp) @ np.array([1, stride])  # each window's top left in the flat canvas
-    canvas = np.zeros((rows + 2 * half) * stride, np.float32)
-    np.maximum.at(canvas, (corner[:, None] + window).ravel(), coverage.ravel())
-    return canvas.reshape(-1, stride)[half : half + rows, half : half + columns]
+    corners = (cells @ flat).astype(np.intp)  # each disc's cell in the flat canvas
+    canvas = np.zeros((rows + 2 * margin) * stride, np.float32)
+    np.maximum.at(canvas, (window + corners).ravel(), coverage.ravel())
+    return canvas.reshape(-1, stride)[margin : margin + rows, margin : margin + columns]
 
 
 @functools.lru_cache(maxsize=256)
-def _window(half: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """For a window of (2 half + 1)^2 pixels: its pixel centres from its top left cell's corner, per axis
-    (in pixels), and its pixels' offsets in a flat canvas `stride` wide from that cell's window corner."""
+def _window(half: int, margin: int, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For discs whose windows reach `half` pixels round their centre's cell, on a flat canvas `stride`
+    wide with `margin` pixels round the grid: the window's pixel centres from the cell's corner per
+    axis, its pixels' flat offsets from the cell's, and the weights that make a cell (x, y) flat."""
     offsets = np.arange(-half, half + 1)
-    centres_in_pixel = (offsets + 0.5).astype(np.float32)
-    window = (offsets[:, None] * stride + offsets + half * stride + half).ravel()
-    return centres_in_pixel, window
+    centres_in_pixel = (offsets + 0.5).astype(np.float32)[:, None]
+    window = (offsets[:, None] * stride + offsets + margin * stride + margin)[:, :, None]
+    return centres_in_pixel, window, np.array([1, stride], np.float32)
 
 
-def _merged(centres: np.ndarray, pitch: float) -> np.ndarray:
-    """Centres snapped to a grid of `pitch` pixels, one for each occupied cell."""
-    cells = np.unique(np.floor(centres / pitch).astype(np.int64) @ np.array([1, 1 << 32]))
-    return np.column_stack([cells & 0xFFFFFFFF, cells >> 32]).astype(np.float32) * pitch + pitch / 2
+def _merged(centres: np.ndarray, pitch: float, size: tuple[int, int]) -> np.ndarray:
+    """Centres snapped to the middle of their cell on a grid of `pitch` pixels, one per occupied cell,
+    kept within the fine grid of `size` (x, y): a cell's middle may lie past its edge."""
+    # (Centres may lie a rounding error below 0; cells must not, to pack x and y into one integer.)
+    cells = np.unique(np.floor(np.maximum(centres, 0) / pitch).astype(np.int64) @ np.array([1, 1 << 32]))
+    merged = np.column_stack([cells & 0xFFFFFFFF, cells >> 32]).astype(np.float32) * pitch + pitch / 2
+    return np.minimum(merged, np.array(size, np.float32))
 
 
 def _box_average(fine: np.ndarray, factor: int) -> np.ndarray:
-    """Each factor x factor block's mean: area averaging down to the box's pixels (strided sums, fast)."""
+    """Each factor x factor block's mean: area averaging down to the box's pixels.
+
+    Rows, then columns, summed by strided views: a few times faster than a reshaped mean here.
+    """
     if factor == 1:
         return fine
-    total = sum(fine[i::factor, j::factor] for i in range(factor) for j in range(factor))
-    return total / factor**2
+    tall = fine[0::factor]
+    for i in range(1, factor):
+        tall = tall + fine[i::factor]
+    small = tall[:, 0::factor]
+    for j in range(1, factor):
+        small = small + tall[:, j::factor]
+    return small * (1 / factor**2)

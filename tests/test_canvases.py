@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from benchmarks import canvas_suite, canvases
+from recognizer import ink
 from recognizer.model_files import shipped_path
 from recognizer.preprocessing import BlankDrawing, preprocess
 from worker.inference import Predictor
@@ -95,3 +96,67 @@ def test_the_shipped_model_reads_nine_in_ten_canvas_digits(test_digits):
     labels = np.array([int(d.label) for d in drawings])
     assert not blank.any()
     assert (probabilities.argmax(axis=1) == labels).mean() >= 0.9
+
+
+# --- drawings made of strokes, sent either way ----------------------------------------------------
+
+
+def on_ink(drawing: canvases.Drawing) -> float:
+    """The share of the strokes body's points that lie on ink in the drawing's PNG: 1 when they are its points."""
+    ink = ink_mask(drawing)
+    points = np.concatenate([np.asarray(stroke)[:, :2] for stroke in drawing.body["strokes"]])
+    columns, rows = np.clip(np.floor(points).astype(int).T, 0, [[drawing.size[0] - 1], [drawing.size[1] - 1]])
+    return float(ink[rows, columns].mean())
+
+
+def agreement(drawings: list[canvases.Drawing]) -> float:
+    """The share of drawings the shipped model reads as the same digit from their strokes and from their PNG."""
+    predictor = Predictor.from_file(shipped_path())
+    answers = [canvas_suite.classify(predictor, drawings, via)[0].argmax(axis=1) for via in ("strokes", "image")]
+    return float((answers[0] == answers[1]).mean())
+
+
+def test_a_template_digit_carries_the_strokes_it_was_drawn_from():
+    drawings = [canvases.template_drawing(2 * i + 1, 7) for i in range(100)]
+    for drawing in drawings:
+        parsed = ink.parse(drawing.body)
+        assert (parsed.width, parsed.height) == drawing.size and parsed.pen == pytest.approx(drawing.pen)
+        assert on_ink(drawing) == 1.0, drawing.variant
+    assert agreement(drawings) >= 0.95
+
+
+def test_an_mnist_canvas_has_no_strokes_and_non_digits_have_theirs(test_digits):
+    assert canvases.digit_drawing(0, 7, *test_digits).body is None
+    for kind in canvases.OTHER_KINDS:
+        drawing = canvases.other_drawing(3, 7, kind)
+        ink.parse(drawing.body)
+        assert on_ink(drawing) == 1.0, kind
+
+
+@pytest.fixture(scope="module")
+def held_out() -> list:
+    """The first digits of UNIPEN's held-out writers; skipped where the file is absent."""
+    digits, reason = canvas_suite.held_out(12)
+    if not digits:
+        pytest.skip(f"needs UNIPEN's digits, which a bare clone lacks: {reason}")
+    return digits
+
+
+def test_held_out_unipen_digits_are_drawn_both_ways(held_out):
+    drawings = [canvases.unipen_drawing(i, 7, digit) for i, digit in enumerate(held_out)]
+    for drawing, digit in zip(drawings, held_out, strict=True):
+        assert (drawing.source, drawing.label) == ("unipen", str(digit.label))
+        parsed = ink.parse(drawing.body)
+        assert (parsed.width, parsed.height) == drawing.size and pixels(drawing.png).shape[:2] == drawing.size[::-1]
+        ink_on_canvas = ink_mask(drawing)
+        assert not np.concatenate(
+            [ink_on_canvas[0], ink_on_canvas[-1], ink_on_canvas[:, 0], ink_on_canvas[:, -1]]
+        ).any()
+        assert on_ink(drawing) == 1.0
+    assert agreement(drawings) >= 10 / 12
+
+
+def test_the_suite_says_why_it_skips_unipen_without_its_file(monkeypatch, tmp_path):
+    monkeypatch.setenv("UNIPEN_PATH", str(tmp_path / "absent.json.gz"))
+    digits, reason = canvas_suite.held_out(None)
+    assert digits == [] and "absent.json.gz" in reason and reason.startswith("UNIPEN: skipped")
