@@ -82,7 +82,10 @@ def fitted_size(width: float, height: float) -> tuple[int, int]:
 
 def in_field(small: np.ndarray) -> np.ndarray:
     """A digit fitted to the box (any non-negative ink) scaled to peak 1 and centred in 28x28 by its mass."""
-    digit = small / max(float(small.max()), 1e-6)
+    peak = float(small.max())
+    if peak <= 0:  # ink too faint to survive the fitting (a hair-thin line far from the box's pixels)
+        raise BlankDrawing("the canvas is blank")
+    digit = small / peak
     # np.clip's own checks cost more here than the two comparisons; the result is the same.
     return centre_of_mass_in_field(np.minimum(np.maximum(digit, 0, out=digit), 1, out=digit))
 

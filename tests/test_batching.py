@@ -128,7 +128,7 @@ def test_any_exception_while_reading_fails_that_drawing_alone(monkeypatch, error
             raise error
         return preprocessing.preprocess(data)
 
-    monkeypatch.setattr(tasks, "preprocess", reader)
+    monkeypatch.setattr(Drawing, "model_input", lambda drawing: reader(bytes(drawing.image)))
     batch = [queued(SEVEN), queued(ONE), queued(SEVEN)]
     tasks.predict_drawing(str(batch[0].pk))
     assert statuses(batch) == ["done", "failed", "done"]
@@ -146,7 +146,7 @@ def test_a_drawing_that_hits_the_soft_time_limit_fails_and_the_rest_are_answered
     def soft_time_limit(signum, frame):
         raise SoftTimeLimitExceeded()
 
-    monkeypatch.setattr(tasks, "preprocess", reader)
+    monkeypatch.setattr(Drawing, "model_input", lambda drawing: reader(bytes(drawing.image)))
     batch = [queued(SEVEN), queued(slow), queued(ONE), queued(SEVEN)]
     previous = signal.signal(signal.SIGALRM, soft_time_limit)
     signal.setitimer(signal.ITIMER_REAL, 0.5)
@@ -173,7 +173,7 @@ def test_a_batch_starts_no_drawing_past_half_its_time_and_leaves_the_rest_queued
         time.sleep(0.3)  # two reads fit in the half second, the third would not start
         return preprocessing.preprocess(data)
 
-    monkeypatch.setattr(tasks, "preprocess", reader)
+    monkeypatch.setattr(Drawing, "model_input", lambda drawing: reader(bytes(drawing.image)))
     batch = [queued(SEVEN), queued(ONE), queued(SEVEN), queued(ONE)]
     tasks.predict_drawing(str(batch[0].pk))
     assert statuses(batch) == ["done", "done", "queued", "queued"]

@@ -166,7 +166,7 @@ def test_the_default_limits_refuse_what_no_canvas_sends(client):
 @pytest.mark.django_db(transaction=True)
 async def test_it_limits_bytes_per_client_over_the_websocket(settings):
     image = samples.data_url(samples.SEVEN)
-    settings.BYTE_BUDGET = 2 * len(image)
+    settings.BYTE_BUDGET = 2 * len(json.dumps({"type": "drawing", "image": image, "ref": "r"}))  # frames count
     communicator = WebsocketCommunicator(application, "/ws/recognize/")
     communicator.scope["client"] = (f"ws-{uuid.uuid4()}", 1234)  # a budget of its own
     assert (await communicator.connect())[0]
