@@ -215,11 +215,11 @@ MAX_ATTEMPTS = envint("MAX_ATTEMPTS", 3)
 # after they were last queued are queued again (Redis restarted empty, a publish failed).
 SWEEP_INTERVAL = envint("SWEEP_INTERVAL", 10)
 STALE_AFTER = envint("STALE_AFTER", 30)
-# Backpressure: while more than MAX_BACKLOG messages wait in the Celery queue, new drawings
-# are refused (503 with Retry-After; an `overloaded` frame) before they are stored. 3,000 is
-# about 9 s of work at the ~350 drawings/s that one 2-core machine sustains (BENCHMARKS.md):
-# as long as a person waits for an answer, and ~3 MB of messages in Redis. Raise it with the
-# workers. 0 turns it off. The web reads the queue's length at most once a second per process.
+# Backpressure: while more than MAX_BACKLOG drawings wait for a prediction, new drawings are
+# refused (503 with Retry-After; an `overloaded` frame) before they are stored. 3,000 is about
+# 9 s of work at the ~350 drawings/s that one 2-core machine sustained on a good day
+# (BENCHMARKS.md): as long as a person waits for an answer. Raise it with the workers. 0 turns
+# it off. The web counts the queued drawings at most once a second per process.
 MAX_BACKLOG = envint("MAX_BACKLOG", 3000)
 # The sweeper re-publishes only drawings whose messages are gone, so it reads the queue's
 # messages (~1 KB each) first; backpressure keeps the queue near MAX_BACKLOG, and past this

@@ -1,75 +1,60 @@
-"""The Celery queue's backlog: shedding load when it is too deep, and telling the sweeper what it holds.
+"""The backlog: shedding load when too many drawings wait, and telling the sweeper what the queue holds.
 
-The queue is a Redis list (kombu's Redis transport); each message is JSON whose headers name
-the task and whose base64 body holds its args: the ids of one or more drawings. A message a worker has taken but not yet
-acknowledged sits in the transport's `unacked` hash until the task ends.
+The Celery queue is a Redis list (kombu's Redis transport); each message is JSON whose headers
+name the task and whose base64 body holds its args: the ids of one or more drawings. A message
+a worker has taken but not yet acknowledged sits in the transport's `unacked` hash until the
+task ends.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
 import re
 import time
-import weakref
 
-import redis.asyncio as aioredis
 from django.conf import settings
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from django.db import DatabaseError, connection
 
 from digitsite.celery import app as celery_app
 from recognizer import metrics
 from recognizer.errors import Refused
+from recognizer.models import Drawing
 
 log = logging.getLogger(__name__)
 QUEUE = metrics.QUEUE  # Celery's default queue
-# A reading of the queue's depth serves every drawing of this process for this long: the
-# check costs one Redis round trip a second per process, not one per drawing.
+# A reading of the backlog serves every drawing of this process for this long: the check costs
+# one indexed count a second per process, not one per drawing.
 READING_SECONDS = 1.0
 RETRY_AFTER = 5  # seconds; the backlog is about 9 s of work, so a retry soon may get in
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
-# url -> (monotonic time of the reading, depth). Kept per URL so that tests on another broker
-# get readings of their own.
+# database name -> (monotonic time of the reading, depth). Kept per database so that tests on
+# another one get readings of their own.
 _readings: dict[str, tuple[float, int]] = {}
-# One client per event loop and URL: an asyncio connection pool cannot cross loops.
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]] = weakref.WeakKeyDictionary()
-
-
-def _redis(url: str) -> aioredis.Redis:
-    clients = _clients.setdefault(asyncio.get_running_loop(), {})
-    if url not in clients:
-        # No retries: redis-py's default (3, with backoff) would turn a silent Redis into
-        # seconds of waiting for a figure that only decides whether to shed load.
-        clients[url] = aioredis.Redis.from_url(
-            url, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
-        )
-    return clients[url]
 
 
 async def depth() -> int:
-    """Messages waiting in the queue, as read at most READING_SECONDS ago by this process.
+    """Drawings waiting for a prediction, as read at most READING_SECONDS ago by this process.
 
-    0 when Redis cannot say: an outage must not turn people away (the drawings are stored
-    and the sweeper queues them once Redis is back).
+    Counted in the database, not in the broker: a message carries one drawing or several
+    that arrived together (recognizer.publisher), so the queue's length says little about
+    the work waiting. 0 when the database cannot say: the check only decides whether to shed load.
     """
-    url = settings.CELERY_BROKER_URL
-    read_at, last = _readings.get(url, (float("-inf"), 0))
+    key = connection.settings_dict["NAME"]
+    read_at, last = _readings.get(key, (float("-inf"), 0))
     if time.monotonic() - read_at < READING_SECONDS:
         return last
     # Stamped before the read, so that the drawings arriving meanwhile use the last figure
-    # instead of each reading it again (or each waiting on a Redis that does not answer).
-    _readings[url] = (time.monotonic(), last)
+    # instead of each reading it again.
+    _readings[key] = (time.monotonic(), last)
     try:
-        current = await _redis(url).llen(QUEUE)
-    except (RedisError, OSError):
-        log.warning("the queue's depth is unknown: Redis is unreachable")
+        current = await Drawing.objects.queued().acount()
+    except DatabaseError:
+        log.warning("the backlog is unknown: the database did not answer")
         current = 0
-    _readings[url] = (time.monotonic(), current)
+    _readings[key] = (time.monotonic(), current)
     return current
 
 
