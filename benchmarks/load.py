@@ -33,11 +33,6 @@ from training import samples
 GRACE = 10.0  # seconds to wait for answers after the last send
 
 
-def payloads(kind: str, count: int = 40) -> list[dict]:
-    """Drawing bodies as the page sends them: strokes, or PNG data URLs."""
-    return samples.page_bodies(count, kind)[0]
-
-
 class Tally:
     def __init__(self) -> None:
         self.sent, self.latencies, self.errors = 0, [], {}
@@ -160,7 +155,7 @@ def report(mode: str, clients: int, seconds: float, tally: Tally, cores: dict[st
 
 
 async def main_async(args) -> None:
-    bodies = payloads(args.input)
+    bodies, _ = samples.page_bodies(40, args.input)  # as the page sends them: strokes, or PNG data URLs
     # The baseline first, on an idle stack: measured after the load it would share the CPU
     # with the backlog still draining.
     baseline = echo.measure(echo.stack_redis_url()) if args.echo else None

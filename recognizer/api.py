@@ -189,8 +189,6 @@ def read_upload(request: HttpRequest) -> images.CheckedImage | Ink:
             body = json.loads(request.body)
         except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's stack allows
             raise Refused("invalid_json", INVALID_JSON) from None
-        if not isinstance(body, dict):
-            raise Refused("missing_image", 'the JSON body must be an object with "strokes" or an "image" data URL')
         return services.read_drawing(body)
     if kind == "multipart/form-data":
         try:

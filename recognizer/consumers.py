@@ -92,8 +92,10 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
             await self.refuse(ref, Refused("invalid_message", "the frame nests too deeply"))
 
     async def on_drawing(self, message: dict, ref: object, size: int) -> None:
-        if "image" not in message and "strokes" not in message:
-            return await self.refuse(ref, Refused("missing_image", 'a drawing needs "strokes" or an "image" data URL'))
+        try:
+            services.check_present(message)
+        except Refused as exc:
+            return await self.refuse(ref, exc)
         # Shed load before anything is counted or stored; a figure read at most a second ago.
         if overloaded := await backlog.overloaded():
             return await self.refuse(ref, overloaded)

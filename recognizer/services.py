@@ -45,14 +45,19 @@ def stored_fields(drawn: CheckedImage | Ink) -> dict:
     return {"image": drawn.data, "content_type": drawn.content_type, "width": drawn.width, "height": drawn.height}
 
 
-def read_drawing(body: dict) -> CheckedImage | Ink:
+def check_present(body: object) -> None:
+    """Refuse a body that holds no drawing: cheap, so the websocket checks it before counting the frame."""
+    if not isinstance(body, dict) or ("image" not in body and "strokes" not in body):
+        raise Refused("missing_image", 'a drawing is a JSON object with "strokes" or an "image" data URL')
+
+
+def read_drawing(body: object) -> CheckedImage | Ink:
     """The drawing in a JSON object (an HTTP body or a websocket frame): `image` or `strokes`, checked."""
+    check_present(body)
     if "strokes" in body:
         if "image" in body:
             raise Refused("image_and_strokes", 'send a drawing as "image" or as "strokes", not both')
         return ink.parse(body)
-    if "image" not in body:
-        raise Refused("missing_image", 'a drawing needs "strokes" or an "image" data URL')
     return images.from_data_url(body["image"])
 
 

@@ -111,14 +111,3 @@ def on_canvas(
     corner = room * np.asarray(position) + pen / 2  # where the path's box starts
     strokes = [np.round((stroke - low) * scale + corner, 1).tolist() for stroke in digit.strokes]
     return {"strokes": strokes, "width": width_px, "height": height_px, "pen": pen}
-
-
-def random_canvas(digit: PenDigit, rng: np.random.Generator) -> dict:
-    """`on_canvas` with what people vary drawn at random: the canvas (280-800 px a side, a fifth of
-    them not square), the ink's height (40-90 %), its position, and the pen (3-8 % of the longer side)."""
-    side = int(rng.integers(280, 801))
-    other = side if rng.random() < 0.8 else int(side * rng.uniform(0.75, 1.33))
-    canvas = (side, other) if rng.random() < 0.5 else (other, side)
-    pen = float(rng.uniform(0.03, 0.08) * max(canvas))
-    position = (float(rng.random()), float(rng.random()))
-    return on_canvas(digit, canvas, float(rng.uniform(0.4, 0.9)), position, pen)
