@@ -1,4 +1,8 @@
-"""The websocket contract, in process, on the real Redis channel layer (no worker here)."""
+"""The websocket contract, in process, on the real Redis channel layer.
+
+No worker answers here: the session's live worker (started by other modules) would race the fake
+results these tests send, so drawings are recorded as queued instead of published.
+"""
 
 import json
 import uuid
@@ -8,12 +12,20 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from digitsite.asgi import application
+from recognizer import services
 from recognizer.models import Drawing
 from training import samples
 from worker import replies
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SEVEN_URL = samples.data_url(samples.SEVEN)
+
+
+@pytest.fixture(autouse=True)
+def queued_ids(monkeypatch) -> list:
+    ids: list = []
+    monkeypatch.setattr(services, "enqueue", ids.append)
+    return ids
 
 
 async def connected(origin: bytes | None = b"http://127.0.0.1:8000") -> WebsocketCommunicator:
@@ -24,11 +36,12 @@ async def connected(origin: bytes | None = b"http://127.0.0.1:8000") -> Websocke
     return communicator
 
 
-async def test_it_queues_a_drawing_and_forwards_its_pushed_result():
+async def test_it_queues_a_drawing_and_forwards_its_pushed_result(queued_ids):
     communicator = await connected()
     await communicator.send_json_to({"type": "drawing", "image": SEVEN_URL, "ref": "a1"})
     queued = await communicator.receive_json_from(timeout=5)
     assert queued["type"] == "queued" and queued["ref"] == "a1"
+    assert [str(i) for i in queued_ids] == [queued["id"]]
     drawing = await Drawing.objects.aget(pk=queued["id"])
     assert drawing.status == "queued" and drawing.source == "ws"
     await send_result_as_a_worker_would(drawing)
