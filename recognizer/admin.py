@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import F, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -13,7 +13,15 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from recognizer import review, svg
-from recognizer.models import INPUT_FIELDS, NOT_A_DIGIT, REVIEW_ORDER, Drawing, DrawingQuerySet, ModelVersion
+from recognizer.models import (
+    INPUT_FIELDS,
+    NOT_A_DIGIT,
+    NUMBER_MAX_DIGITS,
+    REVIEW_ORDER,
+    Drawing,
+    DrawingQuerySet,
+    ModelVersion,
+)
 
 LABEL_PERMISSION = "recognizer.label_drawing"
 
@@ -53,11 +61,13 @@ class FeedbackDisagreesFilter(admin.SimpleListFilter):
         return (("disagrees", "disagrees with the prediction"), ("agrees", "agrees"))
 
     def queryset(self, request, queryset):
-        given = queryset.filter(feedback_label__isnull=False)
+        # A digit said against the digit read, or (number mode) a number said against the number read.
         if self.value() == "disagrees":
-            return given.filter(~Q(feedback_label=F("digit")) | Q(digit__isnull=True))
+            digit = Q(feedback_label__isnull=False) & (~Q(feedback_label=F("digit")) | Q(digit__isnull=True))
+            number = Q(feedback_number__isnull=False) & (~Q(feedback_number=F("number")) | Q(number__isnull=True))
+            return queryset.filter(digit | number)
         if self.value() == "agrees":
-            return given.filter(feedback_label=F("digit"))
+            return queryset.filter(Q(feedback_label=F("digit")) | Q(feedback_number=F("number")))
         return queryset
 
 
@@ -74,13 +84,13 @@ def label_action(label: int, description: str):
 @admin.register(Drawing)
 class DrawingAdmin(admin.ModelAdmin):
     list_display = (
-        "thumbnail", "digit", "confidence_percent", "feedback_label", "label", "status", "model_version",
-        "latency", "created_at",
+        "thumbnail", "digit", "number", "confidence_percent", "feedback", "label", "label_number", "status",
+        "model_version", "latency", "created_at",
     )  # fmt: skip
     list_display_links = ("thumbnail", "digit")
     list_filter = (
-        ReviewedFilter, "status", "digit", "label", ConfidenceFilter, FeedbackDisagreesFilter, "model_version",
-        "source", "created_at",
+        ReviewedFilter, "mode", "status", "digit", "label", ConfidenceFilter, FeedbackDisagreesFilter,
+        "model_version", "source", "created_at",
     )  # fmt: skip
     search_fields = ("=id",)
     date_hierarchy = "created_at"
@@ -94,18 +104,20 @@ class DrawingAdmin(admin.ModelAdmin):
         ("picture", "model_input"),
         "probability_bars",
         ("status", "error"),
+        ("mode", "number", "digits_read"),
         ("digit", "confidence", "model_version"),
-        ("feedback_label", "feedback_at"),
-        ("label", "labeled_by", "labeled_at"),
+        ("feedback_label", "feedback_number", "feedback_at"),
+        ("label", "label_number", "labeled_by", "labeled_at"),
         ("source", "content_type", "width", "height", "pen"),
         ("created_at", "started_at", "finished_at"),
         ("preprocess_ms", "predict_ms"),
     )
-    # Everything but the staff label is a record of what happened.
+    # Everything but the staff label (a digit, or a number's digits) is a record of what happened.
     readonly_fields = (
-        "picture", "model_input", "probability_bars", "status", "error", "digit", "confidence", "model_version",
-        "feedback_label", "feedback_at", "labeled_by", "labeled_at", "source", "content_type", "width", "height", "pen",
-        "created_at", "started_at", "finished_at", "preprocess_ms", "predict_ms",
+        "picture", "model_input", "probability_bars", "status", "error", "mode", "number", "digits_read", "digit",
+        "confidence", "model_version", "feedback_label", "feedback_number", "feedback_at", "labeled_by", "labeled_at",
+        "source", "content_type", "width", "height", "pen", "created_at", "started_at", "finished_at", "preprocess_ms",
+        "predict_ms",
     )  # fmt: skip
 
     def get_ordering(self, request: HttpRequest):
@@ -175,21 +187,23 @@ class DrawingAdmin(admin.ModelAdmin):
             "reviewed_today": Drawing.objects.filter(labeled_at__date=today).count(),
             "bars": self.probability_bars(drawing) if drawing else "",
             "picture": self.picture(drawing) if drawing else "",
+            "digits_read": self.digits_read(drawing) if drawing else "",
             "digits": range(10),
+            "number_max_digits": NUMBER_MAX_DIGITS,
         }
         return TemplateResponse(request, "admin/recognizer/drawing/review.html", context)
 
     def label_view(self, request: HttpRequest, drawing_id) -> HttpResponse:
-        """Label one drawing from the review page: 0-9, "confirm" (the prediction) or "x" (not a digit)."""
+        """Label one drawing from the review page: 0-9, "confirm" (the prediction), "x" (not a digit), or
+        "number" with the corrected digits in `number` (a number drawing)."""
         self.require(request, self.has_label_permission(request) and request.method == "POST")
         drawing = get_object_or_404(Drawing.objects.defer("image"), pk=drawing_id)
-        choice = request.POST.get("label", "")
-        labels = {str(d): d for d in range(10)} | {"x": NOT_A_DIGIT, "confirm": drawing.digit}
-        label = labels.get(choice)
-        if label is None:
-            messages.error(request, f"{choice!r} is not a label; use 0-9, Enter or X.")
+        try:
+            label, number = review.chosen_label(drawing, request.POST)
+        except ValidationError as exc:
+            messages.error(request, exc.message)
         else:
-            drawing.label_as(label, request.user)
+            drawing.label_as(label, request.user, number)
         offset = request.POST.get("offset", "0")
         return HttpResponseRedirect(f"{reverse('admin:recognizer_drawing_review')}?offset={offset}")
 
@@ -219,8 +233,8 @@ class DrawingAdmin(admin.ModelAdmin):
         return response
 
     def save_model(self, request: HttpRequest, obj: Drawing, form, change: bool) -> None:
-        if "label" in form.changed_data:
-            obj.set_label(obj.label, request.user)
+        if {"label", "label_number"} & set(form.changed_data):
+            obj.set_label(obj.label, request.user, obj.label_number)
         super().save_model(request, obj, form, change)
 
     @admin.action(description="Confirm the prediction as the label", permissions=["label"])
@@ -237,19 +251,25 @@ class DrawingAdmin(admin.ModelAdmin):
 
     @admin.display(description="drawing")
     def picture(self, obj: Drawing) -> str:
-        """The drawing on the change and review pages; pen strokes with their order and a replay button."""
+        """The drawing on the change and review pages; pen strokes with their order and a replay button;
+        a number drawing with the box of each digit read."""
+        css_class = "digits-picture digits-number" if obj.mode == Drawing.Mode.NUMBER else "digits-picture"
+        if obj.strokes is None and obj.digits:
+            url = reverse("admin:recognizer_drawing_image", args=[obj.pk])
+            return svg.image_boxes_svg(obj, url, css_class=css_class)
         if obj.strokes is not None:
             return format_html(
                 '<span class="digits-drawing">{}<button type="button" class="digits-replay">Replay the strokes</button>'
                 "</span>",
-                svg.drawing_svg(obj, css_class="digits-picture", detail=True),
+                svg.drawing_svg(obj, css_class=css_class, detail=True),
             )
         url = reverse("admin:recognizer_drawing_image", args=[obj.pk])
         return format_html('<img src="{}" alt="the drawing" class="digits-picture">', url)
 
     @admin.display(description="what the model saw (28×28)")
     def model_input(self, obj: Drawing) -> str:
-        if obj.status != Drawing.Status.DONE:
+        # A number's digits were each cut out and read on their own: no one input shows them.
+        if obj.status != Drawing.Status.DONE or obj.mode == Drawing.Mode.NUMBER:
             return "—"
         url = reverse("admin:recognizer_drawing_input", args=[obj.pk])
         return format_html('<img src="{}" alt="the 28x28 model input" class="digits-input">', url)
@@ -265,6 +285,21 @@ class DrawingAdmin(admin.ModelAdmin):
             ((" top" if d == top else "", d, f"{p:.1%}", f"{p * 100:.1f}", d) for d, p in enumerate(obj.probabilities)),
         )
         return format_html('<span class="digits-bars">{}</span>', cells)
+
+    @admin.display(description="digits read")
+    def digits_read(self, obj: Drawing) -> str:
+        """Each digit of a number drawing, left to right, with its confidence."""
+        cells = format_html_join(
+            "",
+            '<span class="digits-read"><b>{}</b>{}</span>',
+            ((digit, "" if sure is None else f"{sure:.1%}") for digit, sure, _ in svg.clean_digits(obj.digits)),
+        )
+        return cells or "—"
+
+    @admin.display(description="feedback")
+    def feedback(self, obj: Drawing) -> str:
+        """What the person said: a digit, or a number's digits."""
+        return obj.feedback_number or ("" if obj.feedback_label is None else str(obj.feedback_label))
 
     @admin.display(description="confidence", ordering="confidence")
     def confidence_percent(self, obj: Drawing) -> str:

@@ -14,18 +14,18 @@ from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
 from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError, ValidationError
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
 from recognizer import backlog, images, ink, metrics, ratelimit, services
 from recognizer.errors import Refused, envelope
 from recognizer.ink import Ink
-from recognizer.models import Drawing
+from recognizer.models import NUMBER_PATTERN, Drawing
 
 api = NinjaAPI(
     title="digits",
     version="1",
-    description="Handwritten-digit recognition: send a canvas drawing, get the digit back.",
+    description="Handwritten-digit recognition: send a canvas drawing, get the digit (or the number) back.",
     urls_namespace="api",
     docs_url="/docs/",
     openapi_url="/openapi.json",
@@ -41,6 +41,16 @@ class ErrorOut(Schema):
     error: ErrorDetail
 
 
+# A drawing's mode, wherever it is sent (JSON body, query string, websocket frame); checked by
+# services.read_mode, which refuses anything else with 400 invalid_mode.
+MODE = {
+    "type": "string",
+    "enum": Drawing.Mode.values,
+    "default": Drawing.Mode.DIGIT,
+    "description": "digit: read one digit; number: read several, left to right",
+}
+
+
 class ImageIn(Schema):
     image: str = Field(
         description="a data URL: data:image/png;base64,... (PNG, JPEG or WebP); an image the pattern "
@@ -48,6 +58,7 @@ class ImageIn(Schema):
         pattern=images.DATA_URL_PATTERN,
         min_length=images.DATA_URL_MIN_LENGTH,
     )
+    mode: Annotated[str, WithJsonSchema(MODE)] = Drawing.Mode.DIGIT
 
 
 def _number(low: float, high: float, description: str) -> dict:
@@ -92,6 +103,7 @@ STROKES_IN = {
         "width": _optional(_number(1, ink.MAX_COORDINATE, "the canvas width in pixels; default: holds every point")),
         "height": _optional(_number(1, ink.MAX_COORDINATE, "the canvas height in pixels; default: holds every point")),
         "pen": _optional(_number(ink.MIN_PEN, ink.MAX_PEN, "the line width in pixels; default: as the page draws")),
+        "mode": MODE,
     },
 }
 
@@ -102,14 +114,32 @@ class QueuedOut(Schema):
     url: str
 
 
+class DigitOut(Schema):
+    digit: int = Field(ge=0, le=9)
+    confidence: float
+    probabilities: list[float] = Field(description="ten probabilities, for digits 0 to 9")
+    box: list[float] = Field(
+        min_length=4,
+        max_length=4,
+        description="[x0, y0, x1, y1] in the drawing's own pixels; in digit mode the whole drawing",
+    )
+
+
 class DrawingOut(Schema):
     id: uuid.UUID
     status: Literal["queued", "done", "blank", "failed"] = Field(
-        description="done: digit predicted; blank: nothing drawn; failed: see error"
+        description="done: digit (or number) read; blank: nothing drawn; failed: see error"
     )
-    digit: int | None = Field(ge=0, le=9)
-    confidence: float | None
-    probabilities: list[float] | None = Field(description="ten probabilities, for digits 0 to 9")
+    mode: Literal["digit", "number"]
+    digit: int | None = Field(ge=0, le=9, description="the digit, when exactly one was read")
+    confidence: float | None = Field(description="the probability that the whole number is right")
+    probabilities: list[float] | None = Field(
+        description="ten probabilities, for digits 0 to 9, when exactly one digit was read"
+    )
+    number: str | None = Field(
+        pattern=NUMBER_PATTERN, description="the digits read, left to right; null when queued, blank or failed"
+    )
+    digits: list[DigitOut] | None = Field(description="each digit read, left to right")
     uncertain: bool | None = Field(
         description="true when the confidence is below the model's calibrated line: a scribble, a letter, "
         "or a digit drawn too unlike any it knows"
@@ -131,13 +161,34 @@ def json_integer(value: object) -> object:
 JsonInteger = Annotated[int, BeforeValidator(json_integer)]
 
 
+def no_default(schema: dict) -> None:
+    """Leave out the schema's `"default": null`: a field left out is not a field sent as null."""
+    schema.pop("default", None)
+
+
 class FeedbackIn(Schema):
-    label: JsonInteger = Field(ge=0, le=9, description="the digit the person meant")
+    """Exactly one of `label` and `number`. A field sent as null is refused: left out is how to leave it out."""
+
+    model_config = {"json_schema_extra": {"oneOf": [{"required": ["label"]}, {"required": ["number"]}]}}
+    label: JsonInteger = Field(None, ge=0, le=9, description="the digit the person meant", json_schema_extra=no_default)
+    number: str = Field(
+        None,
+        pattern=NUMBER_PATTERN,
+        description="the digits the person meant, left to right (a number drawing)",
+        json_schema_extra=no_default,
+    )
+
+    @model_validator(mode="after")
+    def one_answer(self) -> FeedbackIn:
+        if len(self.model_fields_set & {"label", "number"}) != 1:
+            raise ValueError('send either "label" (a digit) or "number" (a string of digits)')
+        return self
 
 
 class FeedbackOut(Schema):
     id: uuid.UUID
-    feedback_label: int
+    feedback_label: int | None
+    feedback_number: str | None
 
 
 INVALID_JSON = "the body is not valid JSON (or nests too deeply)"
@@ -175,11 +226,25 @@ def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return api.create_response(request, envelope(code, str(exc)), status=exc.status_code)
 
 
-def read_upload(request: HttpRequest) -> images.CheckedImage | Ink:
-    """The drawing of a POST: JSON with strokes or a data URL, a multipart field `image`, or a raw image body.
+def read_mode(body: dict, query_mode: str | None) -> str:
+    """The mode a POST names: its JSON body's `mode`, else its query's, else digit; or Refused invalid_mode.
+
+    A body and a query that name different modes are refused rather than one chosen silently.
+    """
+    query = {} if query_mode is None else {"mode": query_mode}
+    named = {services.read_mode(sent) for sent in (body, query) if "mode" in sent}
+    if len(named) > 1:
+        raise Refused("invalid_mode", "the body and the query string name different modes: send one")
+    return named.pop() if named else Drawing.Mode.DIGIT
+
+
+def read_upload(request: HttpRequest, query_mode: str | None = None) -> tuple[images.CheckedImage | Ink, str]:
+    """The drawing of a POST: JSON with strokes or a data URL, a multipart field `image`, or a raw image body;
+    and the mode to read it in (see read_mode).
 
     Raises Refused (InvalidImage, InvalidStrokes for the drawing itself) with the status to answer.
     """
+    mode = read_mode({}, query_mode)  # checked before the body is read: it costs nothing
     length = int(request.META.get("CONTENT_LENGTH") or 0)
     if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
         raise Refused("request_too_large", f"the request is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes", 413)
@@ -189,7 +254,7 @@ def read_upload(request: HttpRequest) -> images.CheckedImage | Ink:
             body = json.loads(request.body)
         except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's stack allows
             raise Refused("invalid_json", INVALID_JSON) from None
-        return services.read_drawing(body)
+        return services.read_drawing(body), read_mode(body if isinstance(body, dict) else {}, query_mode)
     if kind == "multipart/form-data":
         try:
             upload = request.FILES.get("image")
@@ -199,9 +264,9 @@ def read_upload(request: HttpRequest) -> images.CheckedImage | Ink:
             raise Refused("missing_image", "the form needs a file field named image")
         if upload.size > settings.MAX_IMAGE_BYTES:
             raise images.InvalidImage("image_too_large", f"the image is over {settings.MAX_IMAGE_BYTES} bytes", 413)
-        return images.from_bytes(upload.read())
+        return images.from_bytes(upload.read()), mode
     if kind in images.FORMATS.values():
-        return images.from_bytes(request.body)
+        return images.from_bytes(request.body), mode
     raise Refused(
         "unsupported_media_type",
         "send application/json with a data URL, multipart/form-data, or an image/png, image/jpeg or image/webp body",
@@ -209,9 +274,10 @@ def read_upload(request: HttpRequest) -> images.CheckedImage | Ink:
     )
 
 
-def accept(request: HttpRequest, reply_to: str) -> Drawing:
+def accept(request: HttpRequest, reply_to: str, query_mode: str | None) -> Drawing:
     # Decoding and storing run together in one thread hop, off the event loop.
-    return services.submit(read_upload(request), Drawing.Source.API, reply_to=reply_to)
+    drawn, mode = read_upload(request, query_mode)
+    return services.submit(drawn, Drawing.Source.API, reply_to=reply_to, mode=mode)
 
 
 @api.post(
@@ -220,9 +286,15 @@ def accept(request: HttpRequest, reply_to: str) -> Drawing:
     openapi_extra={"requestBody": UPLOAD_BODY},
     summary="Submit a drawing",
     description="Stores the drawing and queues its prediction (202). With `wait`, answers 200 with the "
-    "result as soon as it exists, or 202 when the wait ran out.",
+    "result as soon as it exists, or 202 when the wait ran out. `mode` (in a JSON body, or in the query "
+    "string for a multipart or raw image body) says whether to read one digit or a number.",
 )
-async def create_drawing(request: HttpRequest, wait: float = Query(0, ge=0, le=settings.MAX_WAIT_SECONDS)):
+async def create_drawing(
+    request: HttpRequest,
+    wait: float = Query(0, ge=0, le=settings.MAX_WAIT_SECONDS),
+    # Checked by read_mode (400 invalid_mode, as in a body or a frame), not by Ninja (422).
+    mode: Annotated[str | None, WithJsonSchema(MODE)] = Query(None),
+):
     # Shed load before anything is counted or stored; a figure read at most a second ago.
     if overloaded := await backlog.overloaded():
         return overloaded.response()  # 503 with Retry-After
@@ -239,7 +311,7 @@ async def create_drawing(request: HttpRequest, wait: float = Query(0, ge=0, le=s
     # made here, no Redis call).
     reply_to = await get_channel_layer().new_channel() if wait else ""
     try:
-        drawing = await sync_to_async(accept)(request, reply_to)
+        drawing = await sync_to_async(accept)(request, reply_to, mode)
     except Refused as exc:
         metrics.DRAWINGS_REFUSED.labels(exc.code).inc()
         return Status(exc.status, exc.body())
@@ -266,11 +338,11 @@ async def get_drawing(request: HttpRequest, drawing_id: uuid.UUID):
 @api.post(
     "/drawings/{uuid:drawing_id}/feedback/",
     response={200: FeedbackOut, **ERRORS},
-    summary="Say which digit the drawing really is",
+    summary="Say which digit (or number) the drawing really is",
 )
 async def give_feedback(request: HttpRequest, drawing_id: uuid.UUID, feedback: FeedbackIn):
     if retry_after := await ratelimit.read_retry_after(ratelimit.request_client(request)):
         return ratelimit.refusal(retry_after, "requests").response()
-    if not await Drawing.objects.filter(pk=drawing_id).give_feedback(feedback.label):
+    if not await Drawing.objects.filter(pk=drawing_id).give_feedback(feedback.label, feedback.number):
         raise HttpError(404, "no drawing has this id")
-    return {"id": drawing_id, "feedback_label": feedback.label}
+    return {"id": drawing_id, "feedback_label": feedback.label, "feedback_number": feedback.number}

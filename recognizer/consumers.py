@@ -29,7 +29,8 @@ def result_frame(result: dict, ref: object) -> dict:
 @database_sync_to_async
 def submit_frame(message: dict, drawing_id: uuid.UUID, reply_to: str) -> None:
     # Checking and storing run together in one thread hop, off the event loop.
-    services.submit(services.read_drawing(message), Drawing.Source.WEBSOCKET, drawing_id, reply_to)
+    mode = services.read_mode(message)
+    services.submit(services.read_drawing(message), Drawing.Source.WEBSOCKET, drawing_id, reply_to, mode)
 
 
 async def current_result(drawing_id: uuid.UUID) -> dict | None:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import connection, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -23,6 +23,12 @@ from recognizer.preprocessing import preprocess
 
 log = logging.getLogger(__name__)
 digit_validators = [MaxValueValidator(9)]
+NUMBER_MAX_DIGITS = 32  # the longest number a drawing stores, read or corrected
+NUMBER_DIGITS = rf"[0-9]{{1,{NUMBER_MAX_DIGITS}}}"  # a number as a drawing stores it: digits, nothing else
+NUMBER_PATTERN = f"^{NUMBER_DIGITS}$"  # as JSON Schema (ECMA) says it
+number_validators = [
+    RegexValidator(rf"\A{NUMBER_DIGITS}\Z", f"a number is 1 to {NUMBER_MAX_DIGITS} digits, 0 to 9, and nothing else")
+]
 NOT_A_DIGIT = 10  # the staff label for scribbles, letters and the like
 LABEL_CHOICES = [(digit, str(digit)) for digit in range(10)] + [(NOT_A_DIGIT, "not a digit")]
 # The review queue's order: least confident first, then newest. The (label, confidence)
@@ -43,11 +49,12 @@ def _within(drawings: list[Drawing], limit: int, pixels: int) -> list[Drawing]:
     return chosen
 
 
-def label_fields(label: int | F | None, user) -> dict:
-    """The columns a label writes. Clearing it clears who and when: the drawing is unreviewed again."""
-    if label is None:
-        return {"label": None, "labeled_by": None, "labeled_at": None}
-    return {"label": label, "labeled_by": user, "labeled_at": timezone.now()}
+def label_fields(label: int | F | None, user, number: str | F | None = None) -> dict:
+    """The columns a label writes: a digit (or not a digit) as `label`, or, for a number drawing, the
+    digits as `number`. Clearing both clears who and when: the drawing is unreviewed again."""
+    if label is None and number is None:
+        return {"label": None, "label_number": None, "labeled_by": None, "labeled_at": None}
+    return {"label": label, "label_number": number, "labeled_by": user, "labeled_at": timezone.now()}
 
 
 class DrawingQuerySet(models.QuerySet):
@@ -62,12 +69,12 @@ class DrawingQuerySet(models.QuerySet):
         """Send the results of these drawings, if still queued, to `channel` from now on; the count."""
         return await self.queued().aupdate(reply_to=channel)
 
-    # Reviewed means labeled by staff, here and everywhere else.
+    # Reviewed means labeled by staff (a digit, not a digit, or a number), here and everywhere else.
     def reviewed(self) -> DrawingQuerySet:
-        return self.filter(label__isnull=False)
+        return self.filter(Q(label__isnull=False) | Q(label_number__isnull=False))
 
     def unreviewed(self) -> DrawingQuerySet:
-        return self.filter(label__isnull=True)
+        return self.filter(label__isnull=True, label_number__isnull=True)
 
     def review_queue(self) -> DrawingQuerySet:
         """Answered drawings waiting for a label, least confident first."""
@@ -187,14 +194,17 @@ class DrawingQuerySet(models.QuerySet):
         mine = set(self.filter(pk__in=[d.pk for d in drawings], **stamp).values_list("pk", flat=True))
         return [d for d in drawings if d.pk in mine]
 
-    async def give_feedback(self, label: int) -> int:
-        """Record the digit the person says these drawings are; the count changed.
+    async def give_feedback(self, label: int | None = None, number: str | None = None) -> int:
+        """Record the digit (or, for a number, the digits) the person says these drawings are; the count changed.
 
-        One feedback in effect: a later one replaces it and is counted, so that a review can
-        tell a person's one answer from a label flipped again and again.
+        One feedback in effect: a later one replaces it (a digit replaces a number, too) and is
+        counted, so that a review can tell a person's one answer from a label flipped again and again.
         """
         return await self.aupdate(
-            feedback_label=label, feedback_at=timezone.now(), feedback_count=F("feedback_count") + 1
+            feedback_label=label,
+            feedback_number=number,
+            feedback_at=timezone.now(),
+            feedback_count=F("feedback_count") + 1,
         )
 
     def label(self, label: int | None, user) -> int:
@@ -202,8 +212,10 @@ class DrawingQuerySet(models.QuerySet):
         return self.update(**label_fields(label, user))
 
     def confirm(self, user) -> int:
-        """Take the prediction as the label, for the drawings that have one."""
-        return self.filter(digit__isnull=False).update(**label_fields(F("digit"), user))
+        """Take the prediction as the label (a number drawing's: the number read), for the drawings that have one."""
+        digits = self.filter(mode=Drawing.Mode.DIGIT, digit__isnull=False).update(**label_fields(F("digit"), user))
+        numbers = self.filter(mode=Drawing.Mode.NUMBER, number__isnull=False)
+        return digits + numbers.update(**label_fields(None, user, number=F("number")))
 
 
 class Drawing(models.Model):
@@ -217,6 +229,10 @@ class Drawing(models.Model):
         WEBSOCKET = "ws", "websocket"
         API = "api", "HTTP API"
 
+    class Mode(models.TextChoices):
+        DIGIT = "digit", "one digit"
+        NUMBER = "number", "a number"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # What was submitted, exactly as received: an image file, or pen strokes (then no image).
     image = models.BinaryField(blank=True, default=b"", help_text="the image file; empty for strokes")
@@ -228,6 +244,9 @@ class Drawing(models.Model):
     width = models.PositiveIntegerField(help_text="the canvas (or image) width in pixels")
     height = models.PositiveIntegerField(help_text="the canvas (or image) height in pixels")
     source = models.CharField(max_length=3, choices=Source.choices)
+    mode = models.CharField(
+        max_length=6, choices=Mode.choices, default=Mode.DIGIT, help_text="read one digit, or several left to right"
+    )
     # The channel-layer channel of the socket or request awaiting the result: the worker sends
     # there directly, without a group per drawing.
     reply_to = models.CharField(max_length=100, blank=True)
@@ -239,6 +258,18 @@ class Drawing(models.Model):
     probabilities = models.JSONField(null=True, blank=True)
     uncertain = models.BooleanField(
         null=True, blank=True, help_text="confidence below the model's calibrated line: perhaps not a digit"
+    )
+    # Number mode only (digit mode derives both in result(), so its hot path writes nothing more).
+    # The number columns are NULL when nothing was read or said, as `digit` and `label` are: the
+    # API's null, and what "not reviewed" filters on.
+    number = models.CharField(  # noqa: DJ001
+        max_length=NUMBER_MAX_DIGITS, null=True, blank=True, help_text="the digits read, left to right"
+    )
+    digits = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='per digit, left to right: {"digit", "confidence", "probabilities", "box": [x0, y0, x1, y1]} '
+        "in the drawing's pixels",
     )
     model_version = models.CharField(max_length=64, blank=True)
 
@@ -255,12 +286,26 @@ class Drawing(models.Model):
     feedback_label = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=digit_validators, help_text="what the person said it was"
     )
+    feedback_number = models.CharField(  # noqa: DJ001 (see number)
+        max_length=NUMBER_MAX_DIGITS,
+        null=True,
+        blank=True,
+        validators=number_validators,
+        help_text="the number the person said it was",
+    )
     feedback_at = models.DateTimeField(null=True, blank=True)
     feedback_count = models.PositiveIntegerField(
         default=0, help_text="how often the person gave feedback; the last one is kept"
     )
     label = models.PositiveSmallIntegerField(
         null=True, blank=True, choices=LABEL_CHOICES, help_text="what staff say it is"
+    )
+    label_number = models.CharField(  # noqa: DJ001 (see number)
+        max_length=NUMBER_MAX_DIGITS,
+        null=True,
+        blank=True,
+        validators=number_validators,
+        help_text="what staff say a number drawing reads, left to right",
     )
     labeled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     labeled_at = models.DateTimeField(null=True, blank=True)
@@ -295,15 +340,16 @@ class Drawing(models.Model):
         now = timezone.now()
         return cls.objects.create(created_at=now, enqueued_at=now, status=cls.Status.QUEUED, **fields)
 
-    def set_label(self, label: int | None, user) -> list[str]:
-        """Record what staff say the drawing is (None clears it) and who said so; the fields it set."""
-        fields = label_fields(label, user)
+    def set_label(self, label: int | None, user, number: str | None = None) -> list[str]:
+        """Record what staff say the drawing is, a digit or a number (both None clears it), and who
+        said so; the fields it set."""
+        fields = label_fields(label, user, number)
         for name, value in fields.items():
             setattr(self, name, value)
         return list(fields)
 
-    def label_as(self, label: int | None, user) -> None:
-        self.save(update_fields=self.set_label(label, user))
+    def label_as(self, label: int | None, user, number: str | None = None) -> None:
+        self.save(update_fields=self.set_label(label, user, number))
 
     def model_input(self) -> np.ndarray:
         """The 28x28 input the model reads for this drawing, from its strokes or its image; or BlankDrawing.
@@ -317,18 +363,35 @@ class Drawing(models.Model):
 
     def result(self) -> dict:
         """The drawing as the API and the websocket describe it (JSON-ready)."""
+        number, digits = (self.number, self.digits) if self.mode == self.Mode.NUMBER else self.one_digit_read()
         return {
             "id": str(self.id),
             "status": self.status,
+            "mode": self.mode,
             "digit": self.digit,
             "confidence": self.confidence,
             "probabilities": self.probabilities,
+            "number": number,
+            "digits": digits,
             "uncertain": self.uncertain,
             "model_version": self.model_version or None,
             "created_at": self.created_at.isoformat(),
             "latency_ms": self.latency_ms,
             "error": self.error or None,
         }
+
+    def one_digit_read(self) -> tuple[str | None, list[dict] | None]:
+        """A digit-mode drawing's `number` and `digits`, made from its digit as it is answered.
+
+        The worker stores neither in digit mode, so that its hot path writes what it always did.
+        The box is the whole drawing: digit mode does not locate the ink, and a result read
+        without the strokes (as lookups read it) could not.
+        """
+        if self.digit is None:  # queued, blank or failed
+            return None, None
+        box = [0, 0, self.width, self.height]
+        read = {"digit": self.digit, "confidence": self.confidence, "probabilities": self.probabilities, "box": box}
+        return str(self.digit), [read]
 
 
 class ModelVersion(models.Model):

@@ -5,14 +5,16 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, F, Q
 from django.db.models.functions import TruncDate
+from django.http import QueryDict
 from django.utils import timezone
 from PIL import Image
 
 from recognizer.errors import Refused
 from recognizer.model_files import read_metadata, shipped_path
-from recognizer.models import NOT_A_DIGIT, Drawing, ModelVersion
+from recognizer.models import NOT_A_DIGIT, Drawing, ModelVersion, number_validators
 from recognizer.preprocessing import BlankDrawing
 
 
@@ -27,6 +29,26 @@ def model_input_png(drawing: Drawing) -> bytes | None:
     return buffer.getvalue()
 
 
+def chosen_label(drawing: Drawing, form: QueryDict) -> tuple[int | None, str | None]:
+    """The (label, number) a review-page form chose, or ValidationError saying why it is none.
+
+    `label` is 0-9, "x" (not a digit), "confirm" (what the model read: a number drawing's number)
+    or "number", with the corrected digits in `number`.
+    """
+    choice = form.get("label", "")
+    if choice == "number":
+        number = form.get("number", "").strip()
+        for check in number_validators:
+            check(number)
+        return None, number
+    if choice == "confirm" and drawing.mode == Drawing.Mode.NUMBER and drawing.number:
+        return None, drawing.number
+    labels = {str(d): d for d in range(10)} | {"x": NOT_A_DIGIT, "confirm": drawing.digit}
+    if labels.get(choice) is None:
+        raise ValidationError(f"{choice!r} is not a label; use 0-9, Enter or X.")
+    return labels[choice], None
+
+
 def live_version() -> str:
     active = ModelVersion.active()
     if active:
@@ -37,7 +59,11 @@ def live_version() -> str:
 def quality(days: int = 30) -> dict:
     """Accuracy on reviewed drawings (overall, live model, per version), confusion matrix, volume per day."""
     # Drawings staff labeled as a digit, that the model read as one.
-    reviewed = Drawing.objects.reviewed().exclude(label=NOT_A_DIGIT).filter(digit__isnull=False)
+    reviewed = Drawing.objects.filter(label__isnull=False).exclude(label=NOT_A_DIGIT).filter(digit__isnull=False)
+    # Number drawings staff gave the digits of, and how many the model read whole.
+    numbers = Drawing.objects.filter(label_number__isnull=False).aggregate(
+        total=Count("id"), right=Count("id", filter=Q(number=F("label_number")))
+    )
     live = live_version()
     per_version = [
         {**row, "accuracy": row["right"] / row["total"]}
@@ -64,6 +90,7 @@ def quality(days: int = 30) -> dict:
         "matrix": matrix,
         "per_day": per_day,
         "busiest_day": max((row["n"] for row in per_day), default=0),
-        "reviewed": reviewed.count(),
+        "numbers": numbers,
+        "reviewed": Drawing.objects.reviewed().count(),
         "to_review": Drawing.objects.review_queue().count(),
     }

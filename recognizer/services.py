@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Mapping
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -26,13 +27,22 @@ PREDICT_TASK = "worker.tasks.predict_drawing"
 LAST_LOOK_SECONDS = 0.25
 
 
-def submit(drawn: CheckedImage | Ink, source: str, drawing_id: uuid.UUID | None = None, reply_to: str = "") -> Drawing:
+def submit(
+    drawn: CheckedImage | Ink,
+    source: str,
+    drawing_id: uuid.UUID | None = None,
+    reply_to: str = "",
+    mode: str = Drawing.Mode.DIGIT,
+) -> Drawing:
     """Store the drawing (an image or strokes) as queued, then queue its prediction once the row is committed.
 
-    `reply_to` is the channel-layer channel the worker sends the result to (empty: nobody waits).
+    `reply_to` is the channel-layer channel the worker sends the result to (empty: nobody waits);
+    `mode` says whether to read one digit or a number (checked: see read_mode).
     """
     with transaction.atomic():
-        drawing = Drawing.queue(id=drawing_id or uuid.uuid4(), source=source, reply_to=reply_to, **stored_fields(drawn))
+        drawing = Drawing.queue(
+            id=drawing_id or uuid.uuid4(), source=source, reply_to=reply_to, mode=mode, **stored_fields(drawn)
+        )
         transaction.on_commit(lambda: enqueue(drawing.id))
     metrics.DRAWINGS_RECEIVED.labels(source).inc()
     return drawing
@@ -49,6 +59,18 @@ def check_present(body: object) -> None:
     """Refuse a body that holds no drawing: cheap, so the websocket checks it before counting the frame."""
     if not isinstance(body, dict) or ("image" not in body and "strokes" not in body):
         raise Refused("missing_image", 'a drawing is a JSON object with "strokes" or an "image" data URL')
+
+
+def read_mode(sent: Mapping[str, object]) -> str:
+    """The `mode` a JSON body, frame or query string names ("digit" when it names none), or Refused.
+
+    Named, it must be "digit" or "number" exactly: null, "" or "Number" is refused, as the
+    OpenAPI document says.
+    """
+    mode = sent.get("mode", Drawing.Mode.DIGIT)
+    if not (isinstance(mode, str) and mode in Drawing.Mode.values):
+        raise Refused("invalid_mode", 'mode must be "digit" or "number"')
+    return mode
 
 
 def read_drawing(body: object) -> CheckedImage | Ink:

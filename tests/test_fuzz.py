@@ -56,9 +56,19 @@ strokes = st.one_of(
     st.lists(st.lists(well_formed_points, min_size=1, max_size=40), max_size=5),
     json_values,
 )
+# A mode as sent: right, nearly right, or anything.
+modes = st.one_of(st.sampled_from(["digit", "number", "Number", "", "digits", None]), json_values)
 stroke_bodies = st.fixed_dictionaries(
-    {"strokes": strokes}, optional={"width": numbers, "height": numbers, "pen": numbers}
+    {"strokes": strokes}, optional={"width": numbers, "height": numbers, "pen": numbers, "mode": modes}
 )
+# Feedback: a digit, a number's digits, both, or something like them.
+feedback_bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "label": st.one_of(st.integers(-2, 12), json_values),
+        "number": st.one_of(st.text("0123456789", max_size=40), st.text(max_size=8), json_values),
+    },
+).map(json.dumps)
 bodies = st.one_of(
     stroke_bodies.map(json.dumps),
     st.builds(
@@ -67,6 +77,7 @@ bodies = st.one_of(
         st.dictionaries(st.text(max_size=8), json_values, max_size=2),
     ),
     json_values.map(json.dumps),
+    feedback_bodies,
     st.binary(max_size=300),
     st.text(max_size=300),
 )  # fmt: skip
@@ -77,9 +88,11 @@ content_types = st.sampled_from(
 paths = st.one_of(
     st.just("/api/drawings/"),
     st.builds(lambda q: f"/api/drawings/?wait={q}", st.sampled_from(["-1", "x", "31", "1e9", "nan", "0.01", ""])),
+    st.builds(lambda m: f"/api/drawings/?mode={m}", st.sampled_from(["number", "digit", "Number", "", "%00", "x"])),
     st.builds(lambda t: f"/api/drawings/{t}/", st.text("0123456789abcdef-", max_size=40)),
     st.builds(lambda t: f"/api/drawings/{t}/feedback/", st.text("0123456789abcdef-", max_size=40)),
 )
+SEVEN_URL = samples.data_url(samples.SEVEN)
 FUZZ = settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
 
@@ -116,6 +129,7 @@ def test_the_websocket_answers_every_malformed_frame(live_server_url):
         ),
         st.builds(lambda ident: json.dumps({"type": "status", "id": ident}), json_values),
         stroke_bodies.map(lambda body: json.dumps({"type": "drawing", **body})),
+        modes.map(lambda mode: json.dumps({"type": "drawing", "image": SEVEN_URL, "mode": mode})),
     )  # fmt: skip
     answered = []
     url = live_server_url.replace("http", "ws", 1) + "/ws/recognize/"

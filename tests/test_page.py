@@ -416,7 +416,7 @@ def test_it_sends_the_drawing_as_strokes(browser, live_server_url):
     page.wait_for_selector('#connection[data-state="online"]')
     draw_with_mouse(page, PLUS)
     drawing = drawing_frame(page, sent, strokes=2)
-    assert "image" not in drawing and drawing["ref"]
+    assert "image" not in drawing and drawing["ref"] and drawing["mode"] == "digit"
     side = page.evaluate("document.getElementById('pad').width")
     assert side == 2 * round(page.locator("#pad").bounding_box()["width"])
     assert (drawing["width"], drawing["height"]) == (side, side)
@@ -434,8 +434,11 @@ def test_it_sends_the_drawing_as_strokes(browser, live_server_url):
     assert times[0] == 0 and times == sorted(times)  # ms since the first point, in the order drawn
 
 
-def test_it_sends_strokes_over_http_when_the_websocket_is_down(browser, live_server_url):
-    page = offline_context(browser).new_page()
+@pytest.mark.parametrize("mode", ["digit", "number"])
+def test_it_sends_strokes_over_http_when_the_websocket_is_down(browser, live_server_url, mode):
+    context = offline_context(browser)
+    context.add_init_script(f"localStorage.setItem('digits.mode', '{mode}')")  # as chosen on an earlier visit
+    page = context.new_page()
     posted = []
     page.on("request", lambda r: r.method == "POST" and "/api/drawings/" in r.url and posted.append(r.post_data_json))
     page.goto(live_server_url + "/")
@@ -443,8 +446,9 @@ def test_it_sends_strokes_over_http_when_the_websocket_is_down(browser, live_ser
     draw_with_mouse(page, STROKES[1])
     page.wait_for_function("document.getElementById('result').dataset.state !== 'waiting'")
     [body] = posted
-    assert set(body) == {"strokes", "width", "height", "pen"} and len(body["strokes"]) == 1
-    assert body["width"] == page.evaluate("document.getElementById('pad').width")
+    assert set(body) == {"strokes", "width", "height", "pen", "mode"} and len(body["strokes"]) == 1
+    assert body["width"] == page.evaluate("document.getElementById('pad').width") and body["mode"] == mode
+    assert Drawing.objects.get(source="api").mode == mode
 
 
 # data-send="image" on the canvas as the page is parsed, before canvas.js reads it (a page served
@@ -501,3 +505,186 @@ def test_the_admin_replays_a_drawings_strokes(browser, live_server_url, django_u
     page.wait_for_function(f"{offsets}.every(offset => offset === '0px')", timeout=5000)
     page.get_by_role("button", name="Replay the strokes").click()  # and again
     assert page.evaluate(offsets)[1] == "1.05px" and not errors
+
+
+# ---- number mode: the switch, the wide pad, and the answer as a number --------------------------------
+
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+
+
+def pad_ratio(page) -> float:
+    box = page.locator("#pad").bounding_box()
+    return box["width"] / box["height"]
+
+
+def choose(page, mode_label: str) -> None:
+    page.get_by_text(mode_label, exact=True).click()
+
+
+def test_the_number_switch_widens_the_pad_and_is_remembered(browser, live_server_url):
+    context = browser.new_context(viewport={"width": 1000, "height": 760})
+    page = context.new_page()
+    page.goto(live_server_url + "/")
+    assert page.locator("input[value=digit]").is_checked() and pad_ratio(page) == pytest.approx(1, abs=0.02)
+    square = page.locator("#pad").bounding_box()["width"]
+    choose(page, "A number")
+    assert page.locator("body").get_attribute("data-mode") == "number"
+    assert pad_ratio(page) == pytest.approx(3, abs=0.05) and page.locator("#pad").bounding_box()["width"] > square
+    assert page.evaluate("[document.getElementById('pad').width, document.getElementById('pad').height]") == [
+        round(page.locator("#pad").bounding_box()["width"]),
+        round(page.locator("#pad").bounding_box()["height"]),
+    ]  # the bitmap follows the wide pad, so nothing drawn is stretched
+    assert "number" in page.locator("#hint").text_content()
+    page.reload()
+    assert page.locator("input[value=number]").is_checked() and pad_ratio(page) == pytest.approx(3, abs=0.05)
+    choose(page, "One digit")
+    assert pad_ratio(page) == pytest.approx(1, abs=0.02)
+    page.reload()
+    assert page.locator("input[value=digit]").is_checked()
+
+
+def test_a_phone_gets_a_wide_pad_for_a_number_too(browser, live_server_url):
+    page = browser.new_context(**PHONE).new_page()
+    page.goto(live_server_url + "/")
+    choose(page, "A number")
+    assert pad_ratio(page) == pytest.approx(2, abs=0.05)
+    assert page.locator("#pad").bounding_box()["width"] > 300  # the page's width, less its margins
+
+
+# What a worker answers about a three-digit number; the boxes in the pixels of the drawing sent.
+READ = [(1, 0.99, 0.2), (4, 0.95, 0.45), (7, 0.62, 0.7)]  # digit, confidence, left edge as a share of the width
+
+
+def number_answer(frame: dict, drawing_id: str) -> dict:
+    width, height = frame["width"], frame["height"]
+    digits = [
+        {"digit": d, "confidence": sure, "probabilities": [sure if i == d else (1 - sure) / 9 for i in range(10)],
+         "box": [left * width, 0.2 * height, (left + 0.1) * width, 0.8 * height]}
+        for d, sure, left in READ
+    ]  # fmt: skip
+    return {
+        "type": "prediction", "ref": frame["ref"], "id": drawing_id, "status": "done", "mode": "number",
+        "digit": None, "confidence": 0.58, "probabilities": None, "number": "147", "digits": digits,
+        "uncertain": False, "model_version": "cnn-test", "created_at": "2026-11-29T00:00:00+00:00",
+        "latency_ms": 3.0, "error": None,
+    }  # fmt: skip
+
+
+def test_it_shows_a_number_with_each_digits_confidence_and_box(browser, live_server_url):
+    """The page against a websocket that answers as a worker would about a number: the rendering alone."""
+    page = browser.new_context(viewport={"width": 1000, "height": 760}).new_page()
+    sent: list[dict] = []
+
+    def answer_as_a_worker(socket) -> None:
+        def on_message(message: str) -> None:
+            frame = json.loads(message)
+            if frame.get("type") == "drawing":
+                sent.append(frame)
+                drawing_id = str(uuid.uuid4())
+                socket.send(json.dumps({"type": "queued", "id": drawing_id, "ref": frame["ref"]}))
+                socket.send(json.dumps(number_answer(frame, drawing_id)))
+
+        socket.on_message(on_message)
+
+    page.route_web_socket("**/ws/recognize/", answer_as_a_worker)
+    feedback = []
+    page.route("**/feedback/", lambda route: (feedback.append(route.request.post_data_json), route.fulfill(json={})))
+    page.goto(live_server_url + "/")
+    page.wait_for_selector('#connection[data-state="online"]')
+    choose(page, "A number")
+    draw_with_mouse(page, [[(0.25, 0.2), (0.25, 0.8)]])
+    assert answer(page) == "147"
+    [frame] = sent
+    assert frame["mode"] == "number" and frame["width"] == pytest.approx(3 * frame["height"], rel=0.02)
+    assert page.locator("#summary").text_content() == "It reads 147 (58.0 % sure)."
+    assert page.locator("#digits li").all_text_contents() == ["199.0 %", "495.0 %", "762.0 %"]
+    assert page.locator("#bars").is_hidden() and page.locator("#digits").is_visible()
+    pad = page.locator("#pad").bounding_box()
+    for rect, (_, _, left) in zip(page.locator("#boxes rect").all(), READ, strict=True):
+        box = rect.bounding_box()  # over the ink it boxes, wherever the pad is drawn on the screen (give or
+        # take the line's width)
+        assert box["x"] + box["width"] / 2 == pytest.approx(pad["x"] + (left + 0.05) * pad["width"], abs=2)
+        assert box["y"] + box["height"] / 2 == pytest.approx(pad["y"] + 0.5 * pad["height"], abs=2)
+        assert (box["width"], box["height"]) == pytest.approx((0.1 * pad["width"], 0.6 * pad["height"]), abs=3)
+    assert page.input_value("#feedback-digits") == "147"  # offered to correct, not typed again
+    page.fill("#feedback-digits", "148")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_selector("#feedback-status:has-text('Thanks: noted as 148.')")
+    assert feedback == [{"number": "148"}]
+    page.mouse.move(pad["x"] + 10, pad["y"] + 10)
+    page.mouse.down()  # drawing more: the boxes were about the drawing as it was
+    assert page.locator("#boxes rect").count() == 0
+    page.mouse.up()
+
+
+def in_place(strokes: list, place: int, places: int, ratio: float) -> list:
+    """A digit's strokes, drawn in a square, moved to slot `place` of `places` on a pad `ratio` times as wide."""
+    centre = (place + 1) / (places + 1)
+    return [[(centre + (x - 0.5) / ratio, y) for x, y in stroke] for stroke in strokes]
+
+
+@pytest.mark.parametrize(
+    ("how", "draw", "context", "shot"),
+    [
+        ("mouse", draw_with_mouse, {"viewport": {"width": 1000, "height": 760}}, "canvas-number-desktop.png"),
+        ("touch", draw_with_touch, PHONE, "canvas-number-phone.png"),
+        ("pen", draw_with_pen, {"viewport": {"width": 1000, "height": 760}}, None),
+    ],
+)
+def test_it_reads_a_number_drawn_with_a_mouse_a_finger_and_a_pen(
+    browser, live_server_url, screenshots, how, draw, context, shot
+):
+    page = browser.new_context(**context).new_page()
+    sent, received = [], []
+    page.on(
+        "websocket",
+        lambda ws: (ws.on("framesent", lambda f: sent.append(f)), ws.on("framereceived", lambda f: received.append(f))),
+    )
+    page.goto(live_server_url + "/")
+    page.wait_for_selector('#connection[data-state="online"]')
+    choose(page, "A number")
+    ratio = pad_ratio(page)
+    number = "147"
+    for place, digit in enumerate(number):
+        draw(page, in_place(STROKES[int(digit)], place, len(number), ratio))
+    whole = drawing_frame(page, sent, strokes=3)  # a frame goes whenever the pen rests: the last has all three
+    assert whole["mode"] == "number" and whole["width"] == pytest.approx(ratio * whole["height"], rel=0.02)
+    shown = answer(page)  # the answer to that frame: the page shows no older one once it was sent
+    assert page.locator("#pad").get_attribute("data-pointer") == how
+    [drawing_id] = [m["id"] for m in map(json.loads, received) if m["type"] == "queued" and m["ref"] == whole["ref"]]
+    stored = Drawing.objects.get(pk=drawing_id)
+    assert (stored.mode, stored.status) == ("number", "done")
+    assert shown == stored.number == number
+    assert page.locator("#boxes rect").count() == len(stored.digits) == len(number)
+    if shot:
+        page.screenshot(path=screenshots / shot, full_page=True)
+
+
+def test_the_admin_review_corrects_a_number_typed_from_the_keyboard(
+    browser, live_server_url, screenshots, django_user_model
+):
+    digits = [
+        {"digit": digit, "confidence": 0.9, "probabilities": [0.1] * 10, "box": [left, 50, left + 60, 210]}
+        for digit, left in ((1, 30), (7, 140))
+    ]
+    drawing = Drawing.objects.create(
+        image=b"", content_type="", strokes=[[[60, 60], [60, 200]], [[140, 60], [200, 60], [160, 200]]], pen=18,
+        width=560, height=280, source="ws", status="done", mode="number", number="17", digits=digits, confidence=0.81,
+    )  # fmt: skip
+    page = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    log_in(page, live_server_url, django_user_model, "/admin/recognizer/drawing/review/")
+    picture = page.locator("#review svg.digits-picture")
+    assert picture.locator(".digits-boxes rect").count() == 2 and picture.bounding_box()["width"] > 400
+    assert page.locator("#digits-read .digits-read").all_inner_texts() == ["1\n90.0%", "7\n90.0%"]
+    assert page.evaluate("document.activeElement.id") == "number"  # typing corrects the number at once
+    page.screenshot(path=screenshots / "admin-review-number.png")
+    page.keyboard.press("End")
+    page.keyboard.press("Backspace")
+    page.keyboard.type("9")  # a digit typed into the field, not a label for the whole drawing
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=Nothing left to review")
+    drawing.refresh_from_db()
+    assert (drawing.label_number, drawing.label) == ("19", None) and drawing.labeled_by and not errors

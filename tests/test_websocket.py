@@ -57,6 +57,27 @@ async def send_result_as_a_worker_would(drawing: Drawing) -> None:
     await replies.send_all(get_channel_layer(), [(drawing.reply_to, {"type": "drawing.result", "drawing": result})])
 
 
+async def test_a_drawing_frame_names_its_mode_and_its_prediction_carries_the_number(queued_ids):
+    communicator = await connected()
+    strokes = [[[40, 60], [60, 200]], [[150, 60], [200, 60], [160, 200]]]
+    frame = {"type": "drawing", "strokes": strokes, "width": 560, "height": 280, "mode": "number", "ref": "n"}
+    await communicator.send_json_to(frame)
+    queued = await communicator.receive_json_from(timeout=5)
+    drawing = await Drawing.objects.aget(pk=queued["id"])
+    assert drawing.mode == "number"
+    digits = [
+        {"digit": d, "confidence": 0.9, "probabilities": [0.9 if i == d else 0.01 for i in range(10)], "box": box}
+        for d, box in ((1, [31, 51, 69, 209]), (7, [141, 51, 209, 209]))
+    ]
+    result = {**drawing.result(), "status": "done", "number": "17", "digits": digits, "confidence": 0.81}
+    await replies.send_all(get_channel_layer(), [(drawing.reply_to, {"type": "drawing.result", "drawing": result})])
+    prediction = await communicator.receive_json_from(timeout=5)
+    assert prediction["type"] == "prediction" and prediction["ref"] == "n"
+    assert (prediction["mode"], prediction["number"], prediction["digit"]) == ("number", "17", None)
+    assert [entry["box"] for entry in prediction["digits"]] == [[31, 51, 69, 209], [141, 51, 209, 209]]
+    await communicator.disconnect()
+
+
 async def test_a_status_from_another_socket_moves_the_result_there():
     first, second = await connected(), await connected()
     await first.send_json_to({"type": "drawing", "image": SEVEN_URL, "ref": "a"})
@@ -92,6 +113,9 @@ async def test_a_socket_that_leaves_unhooks_its_drawings():
         ('{"type": "drawing", "image": "data:text/html;base64,PGgxPg=="}', "unsupported_media_type"),
         ('{"type": "drawing", "image": "x", "ref": {"a": 1}}', "invalid_ref"),
         ('{"type": "status", "id": "nope"}', "invalid_id"),
+        ('{"type": "drawing", "strokes": [[[1, 2]]], "mode": "Number"}', "invalid_mode"),
+        ('{"type": "drawing", "strokes": [[[1, 2]]], "mode": null}', "invalid_mode"),
+        ('{"type": "drawing", "image": "x", "mode": ["number"]}', "invalid_mode"),
     ],
 )
 async def test_it_answers_bad_frames_with_an_error_and_stays_open(frame, code):

@@ -2,6 +2,9 @@
 // stroke ends, show the pushed prediction. Falls back to the HTTP API while offline.
 // Pushes are at-most-once: after a reconnect the page asks for every drawing it still awaits.
 //
+// Two modes, switched on the page and remembered in localStorage: one digit (a square pad), or a
+// number (a wide pad; the answer is the number, each digit's confidence, and its box over the ink).
+//
 // A drawing is sent as its pen strokes (vectors, a fraction of a PNG's size, and the order and
 // timing of the strokes are kept). To send a PNG of the canvas instead, as before, open the page
 // with ?send=image or put data-send="image" on the <canvas>.
@@ -10,6 +13,20 @@
 const SEND_DELAY_MS = 150; // a pause this long after a stroke means "read it now"
 const STROKE_SHARE = 0.06; // stroke width as a share of the canvas, like MNIST's pen
 const HISTORY_SIZE = 12;
+const MODE_KEY = "digits.mode"; // localStorage: the mode last chosen
+const SVG_NS = "http://www.w3.org/2000/svg";
+const WORDS = {
+  digit: {
+    hint: "Draw one digit, 0 to 9. It is read when you lift the pen.",
+    pad: "Draw one digit here with a mouse, finger or pen",
+    what: "a digit",
+  },
+  number: {
+    hint: "Write a number: its digits side by side, left to right. It is read when you lift the pen.",
+    pad: "Write a number here, its digits left to right, with a mouse, finger or pen",
+    what: "a number",
+  },
+};
 const POLL_EVERY_MS = 1500; // the HTTP fallback's polling of a drawing still queued ...
 const POLL_TRIES = 20; // ... for at most this many tries (30 s) after the request's own 10 s wait
 
@@ -24,6 +41,11 @@ const bars = document.getElementById("bars");
 const feedback = document.getElementById("feedback");
 const feedbackStatus = document.getElementById("feedback-status");
 const historyList = document.getElementById("history");
+const modes = document.getElementById("modes");
+const hint = document.getElementById("hint");
+const digitsList = document.getElementById("digits");
+const boxes = document.getElementById("boxes");
+const feedbackDigits = document.getElementById("feedback-digits");
 
 let socket = null;
 let reconnectDelay = 500;
@@ -34,6 +56,8 @@ let sequence = 0; // every send gets a ref; only the newest answer is shown
 let latestRef = null;
 let currentId = null; // the drawing that feedback refers to
 let canvasNumber = 0; // one history entry per canvas, updated as strokes are added
+let mode = "digit"; // what the pad reads: "digit" or "number"
+let sentSize = null; // the latest drawing's size as sent: the pixels its digits' boxes are in
 const awaited = new Map(); // drawing id -> ref: queued over the socket, not answered yet
 
 // ---- canvas ---------------------------------------------------------------
@@ -41,9 +65,12 @@ const awaited = new Map(); // drawing id -> ref: queued over the socket, not ans
 function resizePad() {
   // Keep the bitmap at the screen's resolution while the element scales with the layout;
   // the strokes are redrawn, never the old bitmap stretched.
-  const size = Math.round(pad.getBoundingClientRect().width * (window.devicePixelRatio || 1));
-  if (size > 0 && size !== pad.width) {
-    pad.width = pad.height = size;
+  const box = pad.getBoundingClientRect();
+  const scale = window.devicePixelRatio || 1;
+  const [width, height] = [Math.round(box.width * scale), Math.round(box.height * scale)];
+  if (width > 0 && height > 0 && (width !== pad.width || height !== pad.height)) {
+    pad.width = width;
+    pad.height = height;
     paper();
     strokes.forEach(drawStroke);
   }
@@ -54,7 +81,8 @@ function paper() {
   ctx.fillRect(0, 0, pad.width, pad.height);
   ctx.strokeStyle = ctx.fillStyle = "#000";
   ctx.lineCap = ctx.lineJoin = "round";
-  ctx.lineWidth = Math.max(2, pad.width * STROKE_SHARE);
+  // A share of the pad's height on a wide pad too: a digit is as high as the pad, whatever its width.
+  ctx.lineWidth = Math.max(2, Math.min(pad.width, pad.height) * STROKE_SHARE);
 }
 
 function position(event) {
@@ -86,6 +114,7 @@ pad.addEventListener("pointerdown", (event) => {
   pad.setPointerCapture(event.pointerId); // a stroke that leaves the canvas keeps drawing
   pad.dataset.pointer = event.pointerType;
   clearTimeout(sendTimer);
+  boxes.replaceChildren(); // they belong to the drawing as it was
   stroke = [position(event)];
   strokes.push(stroke);
   drawStroke(stroke);
@@ -121,8 +150,37 @@ function clearPad() {
   summary.textContent = "Waiting for a drawing.";
   feedback.hidden = true;
   showBars(null);
+  showDigits(null);
 }
 document.getElementById("clear").addEventListener("click", clearPad);
+
+function storedMode() {
+  try {
+    return localStorage.getItem(MODE_KEY);
+  } catch (err) {
+    return null; // storage blocked (a privacy setting): the page still works, it only forgets
+  }
+}
+
+function setMode(chosen) {
+  // A new mode is a new drawing: the pad changes shape, and what it held was meant for the other mode.
+  mode = chosen === "number" ? "number" : "digit";
+  document.body.dataset.mode = mode;
+  modes.querySelector(`input[value="${mode}"]`).checked = true;
+  hint.textContent = WORDS[mode].hint;
+  pad.setAttribute("aria-label", WORDS[mode].pad);
+  clearPad();
+  resizePad();
+}
+
+modes.addEventListener("change", (event) => {
+  setMode(event.target.value);
+  try {
+    localStorage.setItem(MODE_KEY, mode);
+  } catch (err) {
+    // not remembered; see storedMode
+  }
+});
 document.addEventListener("keydown", (event) => {
   if (event.key === "Escape") clearPad();
 });
@@ -135,7 +193,8 @@ function send() {
   latestRef = `c${canvasNumber}-${++sequence}`;
   result.dataset.state = "waiting";
   remember(image);
-  const drawing = SEND_IMAGE ? { image } : strokesBody();
+  const drawing = { ...(SEND_IMAGE ? { image } : strokesBody()), mode };
+  sentSize = { width: pad.width, height: pad.height }; // a PNG of the canvas has the same size
   if (socket && socket.readyState === WebSocket.OPEN) {
     socket.send(JSON.stringify({ type: "drawing", ...drawing, ref: latestRef }));
   } else {
@@ -229,22 +288,56 @@ function show(message) {
   if (message.status === "blank") {
     result.dataset.state = "blank";
     digitOut.textContent = "–";
-    summary.textContent = "The canvas looks blank: draw a digit.";
+    summary.textContent = `The canvas looks blank: draw ${WORDS[mode].what}.`;
     feedback.hidden = true;
     showBars(null);
+    showDigits(null);
     return;
   }
   result.dataset.state = "answered";
-  digitOut.textContent = message.digit;
+  const number = message.mode === "number";
+  const read = number ? message.number : String(message.digit);
+  digitOut.textContent = read;
   const sure = `${(message.confidence * 100).toFixed(1)} % sure`;
-  summary.textContent = message.uncertain
-    ? `Perhaps a ${message.digit} (only ${sure}): is it a digit?`
-    : `It is a ${message.digit} (${sure}).`;
+  if (number) {
+    summary.textContent = message.uncertain
+      ? `Perhaps ${read} (only ${sure}): is it a number?`
+      : `It reads ${read} (${sure}).`;
+  } else {
+    summary.textContent = message.uncertain
+      ? `Perhaps a ${read} (only ${sure}): is it a digit?`
+      : `It is a ${read} (${sure}).`;
+  }
   result.dataset.uncertain = message.uncertain ? "true" : "false";
   showBars(message.probabilities);
+  showDigits(number ? message.digits : null);
+  feedbackDigits.value = number ? read : ""; // to correct a digit or two, not type them all
   feedback.hidden = false;
   feedbackStatus.textContent = "";
-  recordAnswer(message.digit);
+  recordAnswer(read);
+}
+
+function showDigits(digits) {
+  // A number's digits, left to right with their confidences, and their boxes over the ink. Digit
+  // mode shows none: its one box is the whole drawing.
+  digitsList.replaceChildren();
+  boxes.replaceChildren();
+  if (!digits || !sentSize) return;
+  boxes.setAttribute("viewBox", `0 0 ${sentSize.width} ${sentSize.height}`);
+  boxes.setAttribute("preserveAspectRatio", "none"); // stretched exactly as the canvas is
+  digits.forEach((read, index) => {
+    const sure = `${(read.confidence * 100).toFixed(1)} %`;
+    const item = document.createElement("li");
+    item.append(Object.assign(document.createElement("b"), { textContent: read.digit }), sure);
+    item.title = `digit ${index + 1}: ${read.digit}, ${sure} sure`;
+    digitsList.appendChild(item);
+    const [x0, y0, x1, y1] = read.box;
+    const rect = document.createElementNS(SVG_NS, "rect");
+    for (const [name, value] of Object.entries({ x: x0, y: y0, width: x1 - x0, height: y1 - y0 })) {
+      rect.setAttribute(name, value);
+    }
+    boxes.appendChild(rect);
+  });
 }
 
 function buildBars() {
@@ -274,22 +367,28 @@ function buildFeedback() {
     button.type = "button";
     button.textContent = d;
     button.setAttribute("aria-label", `It was a ${d}`);
-    button.addEventListener("click", () => sendFeedback(d));
+    button.addEventListener("click", () => sendFeedback({ label: d }));
     holder.appendChild(button);
   }
+  // A number is typed: its digits, left to right (the browser checks the pattern before submitting).
+  document.getElementById("feedback-number").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendFeedback({ number: feedbackDigits.value });
+  });
 }
 
-async function sendFeedback(label) {
+async function sendFeedback(answer) {
   if (!currentId) return;
+  const said = answer.number ?? answer.label;
   try {
     const response = await fetch(`/api/drawings/${currentId}/feedback/`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ label }),
+      body: JSON.stringify(answer),
     });
     if (response.ok) {
-      feedbackStatus.textContent = `Thanks: noted as ${label}.`;
-      recordAnswer(label, true);
+      feedbackStatus.textContent = `Thanks: noted as ${said}.`;
+      recordAnswer(said, true);
     } else {
       feedbackStatus.textContent = `Could not save that: ${errorText(response, await readJson(response))}`;
     }
@@ -311,13 +410,15 @@ function historyEntry() {
 }
 
 function remember(image) {
-  historyEntry().querySelector("img").src = image;
+  const item = historyEntry();
+  item.dataset.mode = mode; // a number's picture is wide
+  item.querySelector("img").src = image;
 }
 
-function recordAnswer(digit, corrected = false) {
+function recordAnswer(read, corrected = false) {
   const item = historyEntry();
-  item.querySelector("b").textContent = corrected ? `${digit} ✓` : digit;
-  item.querySelector("img").alt = `drawing read as ${digit}`;
+  item.querySelector("b").textContent = corrected ? `${read} ✓` : read;
+  item.querySelector("img").alt = `drawing read as ${read}`;
 }
 
 // ---- websocket ----------------------------------------------------------------
@@ -355,7 +456,6 @@ function connect() {
 
 buildBars();
 buildFeedback();
-resizePad();
-paper();
+setMode(storedMode()); // draws the paper at the pad's size
 window.addEventListener("resize", resizePad);
 connect();

@@ -1,9 +1,16 @@
 // The review page from the keyboard: 0-9 label, Enter confirms, X is not a digit, arrows move.
+// A number drawing's page opens with the focus in its digits field: typing corrects the number.
 "use strict";
 
 document.addEventListener("keydown", (event) => {
   const form = document.getElementById("label-form");
   if (!form || event.ctrlKey || event.metaKey || event.altKey) return;
+  // A number drawing's field takes the keys typed into it (Enter submits it as the form does);
+  // Esc leaves it, for the keys below.
+  if (event.target.matches && event.target.matches("input")) {
+    if (event.key === "Escape") event.target.blur();
+    return;
+  }
   const submit = (value) => {
     const button = form.querySelector(`button[value="${value}"]`);
     if (button) {
