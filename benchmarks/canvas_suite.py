@@ -18,23 +18,31 @@ and without UNIPEN's file its part is skipped; the report says so at the top.
 from __future__ import annotations
 
 import argparse
+import io
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageOps
 
 from benchmarks import canvases
 from benchmarks.canvases import Drawing
-from recognizer import ink
+from recognizer import ink, preprocessing
 from recognizer.model_files import shipped_path
 from recognizer.preprocessing import BlankDrawing, preprocess
-from training import calibration, mnist, samples, unipen
+from training import calibration, mnist, samples, unipen, usps
 from worker.inference import Predictor
 
 BATCH = 500
-SOURCE_NAMES = {"mnist": "mnist", "strokes": "synthetic strokes", "unipen": "unipen (held out)"}
+SOURCE_NAMES = {
+    "mnist": "mnist",
+    "strokes": "synthetic strokes",
+    "unipen": "unipen (held out)",
+    "usps": "usps (held out)",
+}
+GRID_COLUMNS, GRID_CELL = 12, 96  # the misread grid: cells a row, and a cell's side in pixels
 # Bucket edges: a value goes to the last bucket whose lower edge it reaches. The pen of an MNIST
 # digit is measured on the canvas, so it can come out a little outside 4-30 px.
 PEN_BUCKETS = {"4-8": 0, "8-16": 8, "16-30": 16}
@@ -209,7 +217,7 @@ def source_table(strokes: Results, image: Results) -> list[str]:
         members = image.where(lambda d, s=source: d.source == s)
         if not members.any():
             continue
-        if source == "mnist":
+        if not image.subset(members).where(lambda d: d.body is not None).any():  # pixels only: MNIST, USPS
             lines.append(paired_row(name, None, image.subset(members)))
         else:
             lines.append(paired_row(name, *pair(strokes, image, lambda d, s=source: d.source == s)))
@@ -296,6 +304,64 @@ def save_failures(results: Results, directory: Path, via: str = "image") -> int:
     return len(failed)
 
 
+def save_grid(results: Results, held: list[unipen.PenDigit], path: Path) -> int:
+    """A PNG grid of the misread drawings, each as drawn (dark on white) under "true->answer confidence",
+    with "?" where the writer's site never checked the label (label noise is likeliest there)."""
+    failed = np.flatnonzero(~results.correct)
+    rows = max(1, -(-len(failed) // GRID_COLUMNS))
+    sheet = Image.new("L", (GRID_COLUMNS * GRID_CELL, rows * (GRID_CELL + 14)), 255)
+    pen = ImageDraw.Draw(sheet)
+    for n, i in enumerate(failed):
+        x, y = n % GRID_COLUMNS * GRID_CELL, n // GRID_COLUMNS * (GRID_CELL + 14)
+        sheet.paste(thumbnail(results.drawings[i].png, GRID_CELL - 8), (x + 4, y + 14))
+        said = "blank" if results.blank[i] else f"{results.predicted[i]} {results.probabilities[i].max():.2f}"
+        noted = " ?" if held[i].quality == "?" else ""
+        pen.text((x + 4, y + 1), f"{results.labels[i]}->{said}{noted}", fill=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, optimize=True)
+    return len(failed)
+
+
+def thumbnail(png: bytes, side: int) -> Image.Image:
+    """The drawing's ink, cropped to it and fitted in side x side, dark on white, whatever its canvas style."""
+    with Image.open(io.BytesIO(png)) as canvas:
+        strength = Image.fromarray(preprocessing.ink(canvas))
+    box = strength.getbbox() or (0, 0, 1, 1)
+    strength = strength.crop(box)
+    strength.thumbnail((side, side), Image.Resampling.LANCZOS)
+    cell = Image.new("L", (side, side), 255)
+    cell.paste(ImageOps.invert(strength), ((side - strength.width) // 2, (side - strength.height) // 2))
+    return cell
+
+
+def usps_report(image: Results) -> list[str]:
+    """USPS's held-out scans sent as canvases: accuracy, per digit, mistakes and calibration."""
+    scans = image.subset(image.where(lambda d: d.source == "usps"))
+    answered = ~scans.blank
+    error = calibration.ece(scans.probabilities[answered], scans.labels[answered])
+    return [
+        f"USPS held-out part: {len(scans.drawings)} scanned digits, each sent as a canvas PNG",
+        f"  {'usps digits':<22}{'n':>6}{'acc':>8}{'uncertain':>11}{'acc sure':>10}{'blank':>7}",
+        scans.row("all", scans.where(lambda d: True)),
+        f"  {'accuracy per digit':<22}" + "".join(f"{k:>6}" for k in range(10)),
+        f"    {'image':<20}{digit_cells(scans)}",
+        "  most common mistakes (true->answer count):",
+        f"    {confusions(scans).strip()}",
+        f"  calibration error (ECE, {calibration.BINS} bins): {error:.3f}",
+    ]
+
+
+def usps_held_out(limit: int | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """USPS's held-out part (the first `limit`; None: all), or none and the reason."""
+    if limit == 0:
+        return np.zeros((0, 28, 28)), np.zeros(0, np.uint8), "USPS: skipped (--usps 0)"
+    try:
+        images, labels = usps.split("held_out")
+    except FileNotFoundError:
+        return np.zeros((0, 28, 28)), np.zeros(0, np.uint8), f"USPS: skipped, its file is absent ({usps.usps_path()})"
+    return images[:limit], labels[:limit], ""
+
+
 def mnist_digits() -> tuple[np.ndarray, np.ndarray, str]:
     """MNIST's test split, or where its files are absent the project's own made digits, and a note saying so."""
     try:
@@ -322,6 +388,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000, help="digit canvases")
     parser.add_argument("--others", type=int, help="canvases of each non-digit kind (default count / 5)")
     parser.add_argument("--unipen", type=int, help="UNIPEN held-out digits (default: every one; 0: none)")
+    parser.add_argument("--usps", type=int, help="USPS held-out digits (default: every one; 0: none)")
+    parser.add_argument("--grid", type=Path, metavar="PNG", help="write the misread UNIPEN held-out digits here")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--model", type=Path, default=shipped_path())
     parser.add_argument("--save-failures", type=Path, metavar="DIR", help="write misclassified digit canvases here")
@@ -331,8 +399,12 @@ def main() -> None:
     started = time.perf_counter()
     images, labels, mnist_note = mnist_digits()
     held, unipen_note = held_out(args.unipen)
+    scanned, scan_labels, usps_note = usps_held_out(args.usps)
     digits = [canvases.digit_drawing(i, args.seed, images, labels) for i in range(args.count)]
     pen_digits = [canvases.unipen_drawing(i, args.seed, digit) for i, digit in enumerate(held)]
+    pen_digits += [
+        canvases.usps_drawing(i, args.seed, *pair) for i, pair in enumerate(zip(scanned, scan_labels, strict=True))
+    ]
     non_digits = [canvases.other_drawing(i, args.seed, kind) for kind in canvases.OTHER_KINDS for i in range(others)]
     rendered = time.perf_counter() - started
     predictor = Predictor.from_file(args.model)
@@ -340,15 +412,15 @@ def main() -> None:
     image = Results(digits + pen_digits, *classify(predictor, digits + pen_digits), line)
     strokes = both_ways(predictor, image)
     # The suite's digit canvases (MNIST and templates, as images), reported as before UNIPEN came.
-    results = image.subset(image.where(lambda d: d.source != "unipen"))
+    results = image.subset(image.where(lambda d: d.source not in ("unipen", "usps")))
     answered = ~results.blank
 
     print(f"model {predictor.version} ({args.model}), uncertain below {line:.3f}")
     print(
-        f"{len(digits)} digit canvases + {len(non_digits)} others + {len(pen_digits)} UNIPEN digits, "
+        f"{len(digits)} digit canvases + {len(non_digits)} others + {len(held)} UNIPEN + {len(scanned)} USPS digits, "
         f"seed {args.seed}, rendered in {rendered:.0f} s"
     )
-    for note in (mnist_note, unipen_note):
+    for note in (mnist_note, unipen_note, usps_note):
         if note:
             print(note)
     print()
@@ -366,6 +438,9 @@ def main() -> None:
     if held:
         print()
         print("\n".join(unipen_report(strokes, image, held)))
+    if len(scanned):
+        print()
+        print("\n".join(usps_report(image)))
     print()
     for via, title in (("image", "non-digit canvases"), ("strokes", "non-digits as strokes")):
         probabilities, blank = classify(predictor, non_digits, via)
@@ -373,6 +448,11 @@ def main() -> None:
     if args.save_failures:
         failed = save_failures(image, args.save_failures) + save_failures(strokes, args.save_failures, "strokes")
         print(f"\n{failed} failures written to {args.save_failures}")
+    if args.grid and held:
+        pen_strokes, _ = pair(strokes, image, lambda d: d.source == "unipen")
+        print(
+            f"\n{save_grid(pen_strokes, held, args.grid)} misread UNIPEN held-out digits (strokes) drawn in {args.grid}"
+        )
 
 
 if __name__ == "__main__":

@@ -519,6 +519,15 @@ def mnist_drawing(index: int, seed: int, images: np.ndarray, labels: np.ndarray)
     return Drawing(compose(coverage, canvas), "digit", label, "mnist", f"mnist-{which}", canvas.style, size, **facts)
 
 
+def usps_drawing(index: int, seed: int, digit: np.ndarray, label: int) -> Drawing:
+    """A scanned USPS digit (its 28x28 input, training/usps.py) on canvas number `index`, scaled up as MNIST's are."""
+    rng = np.random.default_rng([seed, index, 2 + len(OTHER_KINDS)])
+    canvas = sample_canvas(rng)
+    coverage, facts = draw_mnist(np.round(digit * 255).astype(np.uint8), canvas, rng)
+    size = (canvas.width, canvas.height)
+    return Drawing(compose(coverage, canvas), "digit", str(label), "usps", f"usps-{index}", canvas.style, size, **facts)
+
+
 def template_drawing(index: int, seed: int) -> Drawing:
     """A stroke template digit on canvas number `index` (the suite's are odd), with its strokes body."""
     rng = np.random.default_rng([seed, index, 0])

@@ -85,13 +85,19 @@ def digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def draw(strokes: list[Stroke], rng: np.random.Generator) -> np.ndarray:
     """One template, slanted and stretched at random, drawn with a random pen, then preprocessed."""
     points, pen = placed(strokes, rng, CANVAS)
-    image = Image.new("L", (CANVAS, CANVAS), 0)
+    return to_mnist(paint(points, pen, (CANVAS, CANVAS)))
+
+
+def paint(strokes: list[Stroke], pen: float, size: tuple[int, int]) -> np.ndarray:
+    """The ink (uint8, height x width) of strokes painted on a canvas of `size` as the page paints them."""
+    image = Image.new("L", size, 0)
     pen_tool = ImageDraw.Draw(image)
-    for stroke in points:
-        pen_tool.line(stroke, fill=255, width=pen, joint="curve")
+    width = max(1, round(pen))
+    for stroke in strokes:
+        pen_tool.line(stroke, fill=255, width=width, joint="curve")
         for x, y in (stroke[0], stroke[-1]):  # round caps, as the canvas page draws them
             pen_tool.ellipse((x - pen / 2, y - pen / 2, x + pen / 2, y + pen / 2), fill=255)
-    return to_mnist(np.asarray(image))
+    return np.asarray(image)
 
 
 def placed(strokes: list[Stroke], rng: np.random.Generator, canvas: int) -> tuple[list[Stroke], int]:
