@@ -9,12 +9,15 @@ import pytest
 import requests
 from django.core.management import call_command
 
+from recognizer import ink, segmentation
 from recognizer.model_files import shipped_path
 from recognizer.models import NOT_A_DIGIT, ModelVersion
 from tests.factories import drawing, ink_drawing
+from tests.test_segmentation import number_body, png_of, read_strokes
 from training import samples
-from training.retraining import gate, register_shipped, retrain, verify
+from training.retraining import gate, register_shipped, retrain, split, verify
 from training.samples import ONE, SEVEN
+from worker.inference import Predictor
 
 
 def labeled_set(admin_user) -> None:
@@ -42,6 +45,34 @@ def test_it_exports_stroke_drawings_through_the_workers_rasteriser(admin_user, t
     exported = np.load(tmp_path / "ink.npz")
     assert exported["y"].tolist() == [7] and exported["ids"].tolist() == [str(stored.id)]
     assert np.array_equal(exported["x"][0], stored.model_input()) and exported["x"][0].max() == 1
+
+
+@pytest.mark.django_db
+def test_it_exports_a_corrected_number_as_one_example_per_digit(admin_user, tmp_path):
+    body = number_body([3, 1, 4])
+    digits = [d.as_dict() for d in read_strokes(body, Predictor.from_file(shipped_path())).digits]
+    assert len(digits) == 3
+    read = {"mode": "number", "digit": None, "number": "314", "digits": digits, "labeled_by": admin_user}
+    number = ink_drawing(body, **read, label_number="374")  # staff corrected the middle digit
+    pictured = drawing(image=png_of(body), width=body["width"], height=body["height"], **read, label_number="314")
+    ink_drawing(body, **{**read, "digits": digits[:2]}, label_number="314")  # two digits merged: no boxes to use
+    call_command("export_drawings", tmp_path / "numbers.npz")
+    exported = np.load(tmp_path / "numbers.npz")
+    assert exported["y"].tolist() == [3, 7, 4, 3, 1, 4]
+    assert exported["ids"].tolist() == [f"{d.id}/{place}" for d in (number, pictured) for place in range(3)]
+    strokes = ink.parse(body)
+    for place, digit in enumerate(digits):
+        assert np.array_equal(exported["x"][place], segmentation.box_input(strokes, digit["box"]))
+    # The image's digits through the same recipe: the model reads them as the strokes' digits.
+    assert Predictor.from_file(shipped_path()).predict(exported["x"][3:]).argmax(axis=1).tolist() == [3, 1, 4]
+
+
+def test_held_out_reviewed_examples_keep_a_numbers_digits_together():
+    ids = ["a", "b/0", "b/1", "b/2", "c", "d/0", "d/1", "e"]
+    train, held = split(ids, 0.4, seed=3)
+    assert sorted([*train, *held]) == list(range(len(ids))) and len(held)
+    held_drawings = {ids[i].split("/")[0] for i in held}
+    assert all((ids[i].split("/")[0] in held_drawings) == (i in held) for i in range(len(ids)))
 
 
 @pytest.mark.parametrize(

@@ -118,11 +118,14 @@ def mnist_digits(limit: int | None = None) -> Digits:
     return x_train[:limit], y_train[:limit], x_test[:limit], y_test[:limit]
 
 
-def split(count: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train and held-out indices of the reviewed drawings."""
-    order = np.random.default_rng(seed).permutation(count)
-    cut = round(count * holdout)
-    return order[cut:], order[:cut]
+def split(ids: list[str], holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and held-out indices of the reviewed examples, by drawing: the digits of one number
+    drawing (ids `<drawing id>/<place>`, training/reviewed.py) are all on one side."""
+    drawings = sorted({name.split("/")[0] for name in ids})
+    order = np.random.default_rng(seed).permutation(len(drawings))
+    held = {drawings[i] for i in order[: round(len(drawings) * holdout)]}
+    side = np.array([name.split("/")[0] in held for name in ids], bool)
+    return np.flatnonzero(~side), np.flatnonzero(side)
 
 
 def accuracy(model, images: np.ndarray, labels: np.ndarray) -> float | None:
@@ -156,8 +159,8 @@ def retrain(
 
     keras.utils.set_random_seed(seed)
     base = ModelVersion.objects.filter(is_active=True).first() or register_shipped()
-    images, labels, _ = labeled_inputs()
-    train_idx, held_idx = split(len(images), holdout, seed)
+    images, labels, ids = labeled_inputs()
+    train_idx, held_idx = split(ids, holdout, seed)
     x_mnist, y_mnist, x_test, y_test = digits or mnist_digits()
     x_mnist, x_test = x_mnist.astype(np.float32) / 255, x_test.astype(np.float32) / 255
     log(f"base {base.version}; {len(x_mnist)} MNIST + {len(train_idx)} reviewed drawings (weight {weight:g}), "

@@ -7,6 +7,10 @@ pixels, oldest first). Their own tasks arrive later, find them answered, and do 
 One drawing never stops the others: each is read alone, and whatever goes wrong with it (an
 exception, the time limit) fails that drawing with a reason while the rest are answered. A
 drawing whose tries never finish (the worker died on it) ends failed after MAX_ATTEMPTS.
+
+A number drawing (mode "number") is cut into candidate digits (recognizer/segmentation.py) while
+it is read; the candidates of every number drawing go into the batch's one model call with the
+digit drawings' inputs, and each drawing's reading is chosen from its own rows.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from recognizer import retention, services
+from recognizer import ink, retention, segmentation, services
 from recognizer.models import Drawing
 from recognizer.preprocessing import BlankDrawing
 from worker import active_model, replies
@@ -102,8 +106,13 @@ def repush_if_lost(drawing: Drawing, now) -> None:
 class Outcome:
     drawing: Drawing
     fields: dict = field(default_factory=dict)
-    image: np.ndarray | None = None
+    image: np.ndarray | None = None  # a digit drawing's input
+    candidates: segmentation.Segmentation | None = None  # a number drawing's candidate digits
     timed_out: bool = False  # the task's soft time limit struck while this drawing was read
+
+    @property
+    def ready(self) -> bool:
+        return self.image is not None or self.candidates is not None
 
 
 def record(batch: list[Drawing]) -> list[Drawing]:
@@ -115,7 +124,7 @@ def record(batch: list[Drawing]) -> list[Drawing]:
     if untried := batch[len(outcomes) :]:
         Drawing.objects.release(untried, batch[0].started_at)
         log.warning("out of time: %d of %d drawings left for the next task", len(untried), len(batch))
-    ready = [o for o in outcomes if o.image is not None]
+    ready = [o for o in outcomes if o.ready]
     if ready:
         predict(ready)
     finished = timezone.now()
@@ -155,7 +164,10 @@ def prepare(drawing: Drawing) -> Outcome:
         return outcome
     t0 = time.perf_counter()
     try:
-        outcome.image = drawing.model_input()
+        if drawing.mode == Drawing.Mode.NUMBER:
+            outcome.candidates = segment(drawing)
+        else:
+            outcome.image = drawing.model_input()
     except BlankDrawing as exc:
         outcome.fields.update(status=Drawing.Status.BLANK, error=str(exc))
     except SoftTimeLimitExceeded:
@@ -171,11 +183,25 @@ def prepare(drawing: Drawing) -> Outcome:
     return outcome
 
 
+def segment(drawing: Drawing) -> segmentation.Segmentation:
+    """A number drawing's candidate digits, from its strokes or its image; or BlankDrawing."""
+    if drawing.strokes is not None:
+        return segmentation.from_ink(ink.Ink.from_stored(drawing.strokes, drawing.width, drawing.height, drawing.pen))
+    return segmentation.from_image(bytes(drawing.image))
+
+
 def predict(ready: list[Outcome]) -> None:
+    """One model call for the batch: the digit drawings' inputs, then every number drawing's candidates."""
     model = active_model.current()
+    digits = [o for o in ready if o.image is not None]
+    numbers = [o for o in ready if o.candidates is not None]
+    inputs = [o.image for o in digits]
+    if numbers:
+        inputs.extend(segmentation.images([o.candidates for o in numbers]))
     t0 = time.perf_counter()
     try:
-        probabilities = model.predict(np.stack([o.image for o in ready]))
+        # (A number whose every piece proved unreadable offers nothing to read: no call for it.)
+        probabilities = model.predict(np.stack(inputs)) if inputs else np.zeros((0, 10), np.float32)
     except SoftTimeLimitExceeded:
         # Not queued again: drawings that hang the model once would hang it every time.
         log.error("a batch of %d drawings took too long to predict", len(ready))
@@ -183,17 +209,41 @@ def predict(ready: list[Outcome]) -> None:
             outcome.fields.update(status=Drawing.Status.FAILED, error="the prediction took too long")
         return
     # The whole call's time: this drawing waited for all of it.
-    predict_ms = round((time.perf_counter() - t0) * 1000, 3)
-    for outcome, row in zip(ready, probabilities, strict=True):
+    done = {"model_version": model.version, "predict_ms": round((time.perf_counter() - t0) * 1000, 3)}
+    for outcome, row in zip(digits, probabilities[: len(digits)], strict=True):
         digit = int(row.argmax())
         outcome.fields.update(
             digit=digit,
             confidence=round(float(row[digit]), 6),
             probabilities=[round(float(p), 6) for p in row],
             uncertain=bool(row[digit] < model.uncertain_below),
-            model_version=model.version,
-            predict_ms=predict_ms,
+            **done,
         )
+    rows = segmentation.split_probabilities([o.candidates for o in numbers], probabilities[len(digits) :])
+    for outcome, own in zip(numbers, rows, strict=True):
+        outcome.fields.update(read_number(outcome, own, model.uncertain_below), **done)
+
+
+def read_number(outcome: Outcome, probabilities: np.ndarray, uncertain_below: float) -> dict:
+    """A number drawing's fields from its candidates' rows; what goes wrong fails this drawing alone."""
+    try:
+        reading = segmentation.choose(outcome.candidates, probabilities)
+    except Exception as exc:
+        log.warning("drawing %s could not be read as a number: %r", outcome.drawing.id, exc)
+        return {"status": Drawing.Status.FAILED, "error": "the number could not be read"}
+    if not reading.digits:  # only specks
+        return {"status": Drawing.Status.BLANK, "error": "no digit found"}
+    one = reading.digits[0] if len(reading.digits) == 1 else None
+    confidence = round(reading.confidence, 6)
+    return {
+        "number": reading.number,
+        "digits": [d.as_dict() for d in reading.digits],
+        "confidence": confidence,
+        # A digit and its ten probabilities only where exactly one digit was read (DESIGN.md).
+        "digit": one.digit if one else None,
+        "probabilities": [round(p, 6) for p in one.probabilities] if one else None,
+        "uncertain": confidence < uncertain_below,
+    }
 
 
 def push(drawings: list[Drawing]) -> None:

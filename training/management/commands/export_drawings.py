@@ -4,7 +4,10 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Write labeled drawings as the 28x28 inputs the model sees, with their labels, to an .npz file."
+    help = (
+        "Write labeled drawings as the 28x28 inputs the model sees, with their labels, to an .npz file; "
+        "a corrected number drawing as one input per digit (its box), ids <drawing id>/<place>."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("path", type=Path, help="the .npz file to write (arrays x, y, ids)")

@@ -1,0 +1,597 @@
+"""Reading a number: a drawing of several digits cut into digits, each read by the model, left to right.
+
+Segmentation by recognition. A drawing is first cut into pieces, in order of position (never of
+time):
+
+- pen strokes: strokes whose horizontal extents overlap most of the narrower one's belong to one
+  digit (the two strokes of a 4, the bar of a 5 drawn last, the bar through a 7), unless together
+  they would be far wider than a digit, or both are nearly as tall as the line (digits that touch,
+  a 1 drawn into the next digit): those stay apart, and the model decides;
+- images: the connected components of the ink, grouped the same way;
+- a piece far wider than the line is high, or holding one stroke that wide, is cut where the ink
+  is thinnest across it: strokes at the minimum of their projection (one stroke running through
+  two digits), an image's component along the top-to-bottom path crossing the least ink (digits
+  that touch or overlap).
+
+Where the cuts are unsure, each reading is offered to the model: a piece alone, neighbours
+merged (up to MAX_SPAN pieces), a wide piece whole and cut. Every candidate goes through the
+MNIST recipe on its own (`ink.rasterise` of its strokes with the drawing's pen; `to_mnist` of its
+ink), so a lone 1 keeps its shape. The model reads every candidate of every drawing of a batch in
+one call; then, per drawing, `choose` takes the path through the pieces whose candidates are the
+likeliest whole digits, by what the model says of each and its shape (WEIGHTS). Specks (a dot, a
+slip of the pen) may be left out.
+
+The API follows that order: `from_ink` / `from_image` per drawing, one `predict` over every
+candidate's image of the batch (`images`), `choose` per drawing; `read_all` does all three.
+`box_input` turns a box of a stored drawing into the model's input, for retraining on numbers.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from recognizer.ink import Ink, rasterise
+from recognizer.preprocessing import (
+    EXTENT_SHARE,
+    MIN_CONTRAST,
+    MIN_EXTENT_SHARE,
+    SIZE,
+    BlankDrawing,
+    ink,
+    shrunk,
+    to_mnist,
+)
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in the drawing's pixels
+
+# Strokes (or components) overlapping this share of the narrower one's width are one digit ...
+OVERLAP = 0.35
+# ... unless together they would be wider than this many line heights (two digits touching), or
+# both are at least TALL line heights high (a 1 drawn into the next digit): then the model decides.
+WIDEST = 1.3
+TALL = 0.75
+# A piece wider than this many line heights may hold two digits: it is offered cut too. Components
+# of an image are cut from narrower: digits that overlap are one component there, not two strokes.
+SPLIT_WIDTH = 1.1
+IMAGE_SPLIT_WIDTH = 0.8
+# So is a piece holding one stroke wider than this many line heights.
+LONG_STROKE = 1.0
+# The cut falls where the ink is thinnest, but not nearer a piece's side than this many line heights.
+CUT_MARGIN = 0.15
+# Neighbours this close (line heights between their ink; negative: overlapping) may be one digit ...
+NEAR = 0.25
+# ... if together they are at most this wide (line heights), and at most MAX_SPAN pieces.
+MERGE_WIDTH = 1.3
+MAX_SPAN = 3
+# A piece whose longer side is under this share of the line is a speck: left out, or part of a neighbour.
+SPECK = 0.3
+# A candidate's score is the log-odds that it is one whole digit, from what the model says of it
+# and its shape (`features`), weighed by WEIGHTS: a logistic regression on the candidates of numbers
+# by UNIPEN's "train" writers, then refined by a random search for the most numbers read exactly
+# (training.numbers.fit_weights; `python -m benchmarks.numbers --fit`). Log-odds add up along a
+# path, so a reading gains by every candidate likelier whole than not and loses by every other:
+# neither few large candidates nor many small ones win by their count alone. The thresholds above
+# only decide which candidates are offered; these weights choose among them. Fitted with the model
+# cnn-20261125-0332 (each `--fit` refines the weights here): run it again when the model changes.
+WEIGHTS = (3.231, 0.258, 4.188, -10.463, -3.314, -2.680, -0.630, -4.049)
+# Leaving a speck out costs this much (log-odds).
+SKIP_COST = 0.5
+# The image path finds components on the ink shrunk to about this many pixels of line height.
+IMAGE_LINE = 80
+# Points along strokes every this share of the line, for the projection of a piece's ink.
+RESAMPLE = 1 / 40
+
+
+@dataclass(frozen=True, eq=False)
+class Candidate:
+    """One reading of pieces [first, end) as one digit: where it lies and the model's input."""
+
+    first: int
+    end: int
+    box: Box
+    image: np.ndarray  # 28x28 float32
+    joins: int = 0  # pieces of other groups merged in: 0 for a piece, a part or the whole of a cut group
+
+
+@dataclass(frozen=True, eq=False)
+class Segmentation:
+    """What a drawing offers the model: candidates over its pieces, in order of position."""
+
+    candidates: tuple[Candidate, ...]
+    pieces: int
+    specks: frozenset[int]  # pieces that may be left out
+    line: float  # the line's height, in the candidates' pixels
+
+    @property
+    def images(self) -> np.ndarray:
+        if not self.candidates:
+            return np.zeros((0, SIZE, SIZE), np.float32)
+        return np.stack([c.image for c in self.candidates])
+
+
+@dataclass(frozen=True)
+class DigitReading:
+    digit: int
+    confidence: float
+    probabilities: tuple[float, ...]
+    box: Box
+
+    def as_dict(self) -> dict:
+        """As the result's `digits` entries hold it (JSON-ready)."""
+        return {
+            "digit": self.digit,
+            "confidence": round(self.confidence, 6),
+            "probabilities": [round(p, 6) for p in self.probabilities],
+            "box": [round(v, 1) for v in self.box],
+        }
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The digits read, left to right."""
+
+    digits: tuple[DigitReading, ...]
+
+    @property
+    def number(self) -> str:
+        return "".join(str(d.digit) for d in self.digits)
+
+    @property
+    def confidence(self) -> float:
+        """That the whole number is right: every digit right, taken as independent."""
+        return math.prod(d.confidence for d in self.digits)
+
+
+@dataclass(frozen=True, eq=False)
+class _Piece:
+    """Ink that belongs to one digit at most: stroke fragments, or a mask over the image's ink."""
+
+    box: np.ndarray  # x0, y0, x1, y1, ink (pen) included
+    strokes: tuple[np.ndarray, ...] = ()
+    mask: np.ndarray | None = None
+
+    @property
+    def width(self) -> float:
+        return float(self.box[2] - self.box[0])
+
+    @property
+    def height(self) -> float:
+        return float(self.box[3] - self.box[1])
+
+
+# --- the API -----------------------------------------------------------------------------------------
+
+
+def from_ink(drawing: Ink) -> Segmentation:
+    """The candidates of a pen drawing; BlankDrawing as for one digit (no ink, or only a speck)."""
+    if not drawing.points:
+        raise BlankDrawing("the canvas is blank")
+    radius = drawing.pen / 2
+    pieces = [_stroke_piece((stroke,), radius) for stroke in drawing.strokes]
+    _refuse_speck(np.stack([p.box for p in pieces]), max(drawing.width, drawing.height))
+
+    def join(members: list[_Piece]) -> _Piece:
+        return _stroke_piece(_fragments(members), radius)
+
+    line = _line(_grouped(pieces, math.inf, join))
+    groups = _grouped(pieces, line, join)
+
+    def wide(piece: _Piece) -> bool:
+        # A stroke that long is rarely one digit's: the pen ran on into the next (a 1 and a 0 joined
+        # are together no wider than a 0 and a 4 are, but no digit is one stroke that wide).
+        longest = max(float(np.ptp(stroke[:, 0])) for stroke in piece.strokes) + drawing.pen
+        return piece.width > SPLIT_WIDTH * line or longest > LONG_STROKE * line
+
+    pieces, wholes = _cut_wide(groups, wide, lambda piece: _cut_strokes(piece, line, radius))
+
+    def image(members: list[_Piece]) -> np.ndarray:
+        # The candidate's own canvas is its box: the blank check for a speck is this module's (SPECK).
+        return rasterise(Ink(_fragments(members), 1, 1, drawing.pen))
+
+    return _segmentation(pieces, wholes, line, image)
+
+
+def from_image(data: bytes) -> Segmentation:
+    """The candidates of an image file (PNG, JPEG, WebP); BlankDrawing as for one digit."""
+    with Image.open(io.BytesIO(data)) as opened:
+        size = opened.size
+        strength = ink(shrunk(opened))
+    return from_strength(strength, size[0] / strength.shape[1])
+
+
+def from_strength(strength: np.ndarray, scale: float = 1.0) -> Segmentation:
+    """The candidates of an ink map (preprocessing.ink), whose pixels are `scale` drawing pixels each."""
+    peak = float(strength.max()) if strength.size else 0.0
+    if peak < MIN_CONTRAST:
+        raise BlankDrawing("the canvas is blank")
+    level = EXTENT_SHARE * peak
+    boxes = _box_of(strength >= level)
+    _refuse_speck(boxes[None], max(strength.shape))
+    # Components are found on the ink shrunk to about IMAGE_LINE pixels high: a few hundred runs.
+    factor = max(1, int((boxes[3] - boxes[1]) // IMAGE_LINE))
+    small = np.asarray(Image.fromarray(strength).reduce(factor) if factor > 1 else strength, np.float32)
+    pieces = [_Piece(_box_of(mask), mask=mask) for mask in _components(small >= level / factor)]
+
+    def join(members: list[_Piece]) -> _Piece:
+        return _mask_piece(np.logical_or.reduce([m.mask for m in members]))
+
+    line = _line(_grouped(pieces, math.inf, join))
+    groups = _grouped(pieces, line, join)
+    pieces, wholes = _cut_wide(
+        groups, lambda piece: piece.width > IMAGE_SPLIT_WIDTH * line, lambda piece: _cut_mask(piece, small, line)
+    )
+
+    def image(members: list[_Piece]) -> np.ndarray:
+        mask = np.logical_or.reduce([m.mask for m in members])
+        x0, y0, x1, y1 = _box_of(mask).astype(int)
+        return to_mnist(np.where(mask, small, 0)[y0:y1, x0:x1])
+
+    segmentation = _segmentation(pieces, wholes, line, image)
+    return _scaled(segmentation, factor * scale)
+
+
+def images(segmentations: Sequence[Segmentation]) -> np.ndarray:
+    """Every candidate's input of these drawings, in order: what one model call reads for all of them."""
+    stacks = [s.images for s in segmentations]
+    return np.concatenate(stacks) if stacks else np.zeros((0, SIZE, SIZE), np.float32)
+
+
+def split_probabilities(segmentations: Sequence[Segmentation], probabilities: np.ndarray) -> list[np.ndarray]:
+    """The rows of one model call over `images(segmentations)`, per drawing."""
+    ends = np.cumsum([len(s.candidates) for s in segmentations])
+    return np.split(probabilities, ends[:-1]) if len(ends) else []
+
+
+def read_all(segmentations: Sequence[Segmentation], predict: Callable[[np.ndarray], np.ndarray]) -> list[Reading]:
+    """Each drawing's reading, with one call of `predict` (images (N, 28, 28) -> probabilities (N, 10))."""
+    if not segmentations:
+        return []
+    rows = split_probabilities(segmentations, predict(images(segmentations)))
+    return [choose(s, p) for s, p in zip(segmentations, rows, strict=True)]
+
+
+def choose(segmentation: Segmentation, probabilities: np.ndarray) -> Reading:
+    """The reading the model is surest of: a best path over the pieces, candidates' scores added up.
+
+    A candidate scores the log-odds that it is one whole digit (`features` weighed by WEIGHTS);
+    leaving out a speck costs SKIP_COST. No path (nothing but specks): no digits.
+    """
+    n = segmentation.pieces
+    best = np.full(n + 1, -np.inf)
+    best[0] = 0.0
+    came: list[tuple[int, int | None]] = [(0, None)] * (n + 1)  # (previous end, candidate index)
+    ending: dict[int, list[int]] = {}
+    for index, candidate in enumerate(segmentation.candidates):
+        ending.setdefault(candidate.end, []).append(index)
+    scores = _scores(segmentation, probabilities)
+    for end in range(1, n + 1):
+        if end - 1 in segmentation.specks and best[end - 1] - SKIP_COST > best[end]:
+            best[end], came[end] = best[end - 1] - SKIP_COST, (end - 1, None)
+        for index in ending.get(end, []):
+            first = segmentation.candidates[index].first
+            if best[first] + scores[index] > best[end]:
+                best[end], came[end] = best[first] + scores[index], (first, index)
+    chosen = []
+    end = n
+    while end > 0 and np.isfinite(best[end]):
+        end, index = came[end]
+        if index is not None:
+            chosen.append(index)
+    return Reading(tuple(_digit(segmentation.candidates[i], probabilities[i]) for i in reversed(chosen)))
+
+
+def box_input(drawing: Ink | bytes, box: Sequence[float]) -> np.ndarray:
+    """The model's 28x28 input for the ink inside `box` (x0, y0, x1, y1, the drawing's pixels) of a stored
+    drawing (its Ink, or its image file): a corrected digit of a number as a training example.
+
+    Strokes: the runs of points inside the box, through `ink.rasterise` with the drawing's pen; an
+    image: its ink cropped to the box, through `to_mnist`. BlankDrawing when the box holds no ink.
+    """
+    x0, y0, x1, y1 = box
+    if isinstance(drawing, Ink):
+        low, high = np.array([x0, y0], np.float32), np.array([x1, y1], np.float32)
+        fragments = tuple(run for stroke in drawing.strokes for run in _runs_inside(stroke, low, high))
+        if not fragments:
+            raise BlankDrawing("the box holds no ink")
+        return rasterise(Ink(fragments, 1, 1, drawing.pen))
+    with Image.open(io.BytesIO(drawing)) as opened:
+        size = opened.size
+        strength = ink(shrunk(opened))
+    scale = strength.shape[1] / size[0]
+    left, top = max(int(x0 * scale), 0), max(int(y0 * scale), 0)
+    return to_mnist(strength[top : math.ceil(y1 * scale), left : math.ceil(x1 * scale)])
+
+
+def _runs_inside(stroke: np.ndarray, low: np.ndarray, high: np.ndarray) -> list[np.ndarray]:
+    """The runs of a stroke's points that lie between `low` and `high` (x, y)."""
+    inside = ((stroke >= low) & (stroke <= high)).all(axis=1)
+    cuts = np.flatnonzero(np.diff(inside)) + 1
+    return [run for run, kept in zip(np.split(stroke, cuts), np.split(inside, cuts), strict=True) if kept[0]]
+
+
+# --- pieces ------------------------------------------------------------------------------------------
+
+
+def _stroke_piece(strokes: tuple[np.ndarray, ...], radius: float) -> _Piece:
+    points = np.concatenate(strokes)
+    low, high = points.min(axis=0) - radius, points.max(axis=0) + radius
+    return _Piece(np.concatenate([low, high]).astype(np.float64), strokes=strokes)
+
+
+def _mask_piece(mask: np.ndarray) -> _Piece:
+    return _Piece(_box_of(mask), mask=mask)
+
+
+def _fragments(members: Sequence[_Piece]) -> tuple[np.ndarray, ...]:
+    return tuple(s for m in members for s in m.strokes)
+
+
+def _box_of(mask: np.ndarray) -> np.ndarray:
+    """x0, y0, x1, y1 (ends exclusive) of a mask's true pixels."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float64)
+
+
+def _refuse_speck(boxes: np.ndarray, canvas: float) -> None:
+    """BlankDrawing where all the ink is a speck of the canvas: the digit path's rule, for the whole drawing."""
+    extent = np.concatenate([boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)])
+    if max(extent[2] - extent[0], extent[3] - extent[1]) < MIN_EXTENT_SHARE * canvas:
+        raise BlankDrawing("the canvas holds only a speck")
+
+
+def _line(pieces: Sequence[_Piece]) -> float:
+    """The line's height: the median height of the pieces at least half as high as the highest.
+
+    Measured on the pieces grouped by overlap alone (`_grouped` with no line): the two loops of an 8
+    or the halves of a 0, each half as high as the digit, are one piece there.
+    """
+    heights = np.array([p.height for p in pieces])
+    return float(np.median(heights[heights >= heights.max() / 2]))
+
+
+def _grouped(pieces: list[_Piece], line: float, join: Callable[[list[_Piece]], _Piece]) -> list[_Piece]:
+    """Pieces overlapping most of the narrower one's width merged (unless that makes them too wide, or
+    both are tall: `_belong_together`), by the middle of their x extent. With an infinite line, by
+    overlap alone."""
+    groups = [[p] for p in sorted(pieces, key=lambda p: p.box[0])]
+    merged = True
+    while merged:  # a merge widens a group, which may then overlap another
+        merged = False
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                if _belong_together(groups[i], groups[j], line):
+                    groups[i] += groups.pop(j)
+                    merged = True
+                    break
+            if merged:
+                break
+    return sorted((join(g) if len(g) > 1 else g[0] for g in groups), key=lambda p: p.box[0] + p.box[2])
+
+
+def _belong_together(a: list[_Piece], b: list[_Piece], line: float) -> bool:
+    (a0, a1), (b0, b1) = _span(a), _span(b)
+    overlap = min(a1, b1) - max(a0, b0)
+    both_tall = min(_height(a), _height(b)) >= TALL * line
+    return overlap >= OVERLAP * min(a1 - a0, b1 - b0) and max(a1, b1) - min(a0, b0) <= WIDEST * line and not both_tall
+
+
+def _height(group: list[_Piece]) -> float:
+    return max(p.box[3] for p in group) - min(p.box[1] for p in group)
+
+
+def _span(group: list[_Piece]) -> tuple[float, float]:
+    return min(p.box[0] for p in group), max(p.box[2] for p in group)
+
+
+def _cut_wide(
+    groups: list[_Piece], wide: Callable[[_Piece], bool], cut: Callable[[_Piece], tuple[_Piece, _Piece] | None]
+) -> tuple[list[_Piece], list[tuple[int, int]]]:
+    """Groups that are `wide` cut at their thinnest (again while a part is wide): the pieces,
+    and the spans of pieces that were one group, offered whole too."""
+    pieces: list[_Piece] = []
+    wholes = []
+    for group in groups:
+        parts = _cut_until_narrow(group, wide, cut)
+        if len(parts) > 1:
+            wholes.append((len(pieces), len(pieces) + len(parts)))
+        pieces += parts
+    return pieces, wholes
+
+
+def _cut_until_narrow(piece: _Piece, wide: Callable[[_Piece], bool], cut: Callable) -> list[_Piece]:
+    if not wide(piece):
+        return [piece]
+    parts = cut(piece)
+    if parts is None:
+        return [piece]
+    return [p for part in parts for p in _cut_until_narrow(part, wide, cut)]
+
+
+def _thinnest(profile: np.ndarray, margin: int) -> int | None:
+    """The index of a profile's minimum at least `margin` from its ends, smoothed; None if too short."""
+    low, high = max(margin, 1), len(profile) - max(margin, 1)
+    if high - low < 1:
+        return None
+    smooth = np.convolve(profile, [1, 2, 1], "same")
+    return low + int(np.argmin(smooth[low:high]))
+
+
+def _cut_strokes(piece: _Piece, line: float, radius: float) -> tuple[_Piece, _Piece] | None:
+    """A piece's strokes cut at the x where the fewest of their points lie (resampled along the path)."""
+    step = max(line * RESAMPLE, 0.5)
+    along = np.concatenate([_resampled(stroke, step) for stroke in piece.strokes])[:, 0]
+    edges = np.arange(piece.box[0], piece.box[2] + step, step)
+    at = _thinnest(np.histogram(along, edges)[0], round(CUT_MARGIN * line / step))
+    if at is None:
+        return None
+    x = edges[at] + step / 2
+    left, right = [], []
+    for stroke in piece.strokes:
+        side = stroke[:, 0] >= x
+        for part in np.split(stroke, np.flatnonzero(np.diff(side)) + 1):
+            (right if part[0, 0] >= x else left).append(part)
+    if not left or not right:
+        return None
+    return _stroke_piece(tuple(left), radius), _stroke_piece(tuple(right), radius)
+
+
+def _resampled(stroke: np.ndarray, step: float) -> np.ndarray:
+    along = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(stroke, axis=0).T))])
+    at = np.arange(0, along[-1] + step, step)
+    return np.column_stack([np.interp(at, along, stroke[:, 0]), np.interp(at, along, stroke[:, 1])])
+
+
+def _cut_mask(piece: _Piece, strength: np.ndarray, line: float) -> tuple[_Piece, _Piece] | None:
+    """A piece's pixels cut along the path from top to bottom that crosses the least of its ink.
+
+    Digits that overlap a little are one component, and no straight cut parts them: the path bends
+    round each digit's ink (a seam, moving at most a pixel sideways per row), and crosses ink only
+    where the two touch.
+    """
+    x0, y0, x1, y1 = piece.box.astype(int)
+    ink_of = np.where(piece.mask, strength, 0)[y0:y1, x0:x1]
+    seam = _seam(ink_of, round(CUT_MARGIN * line))
+    if seam is None:
+        return None
+    left = piece.mask.copy()
+    left[y0:y1, x0:x1] &= np.arange(x1 - x0)[None, :] < seam[:, None]
+    right = piece.mask & ~left
+    if not left.any() or not right.any():
+        return None
+    return _mask_piece(left), _mask_piece(right)
+
+
+def _seam(cost: np.ndarray, margin: int) -> np.ndarray | None:
+    """Per row, the column where the cheapest top-to-bottom path through `cost` passes, at least
+    `margin` columns from the sides; None where the piece is too narrow for that."""
+    height, width = cost.shape
+    margin = max(margin, 1)
+    if width - 2 * margin < 1:
+        return None
+    # Each pixel's ink, plus a little so that of two clean paths the straighter one wins.
+    total = cost.astype(np.float64) + 1e-3
+    total[:, :margin] = total[:, width - margin :] = np.inf
+    moves = np.zeros((height, width), np.int64)
+    for row in range(1, height):
+        before = total[row - 1]
+        options = np.stack([np.r_[np.inf, before[:-1]], before, np.r_[before[1:], np.inf]])
+        moves[row] = options.argmin(axis=0) - 1
+        total[row] += options[moves[row] + 1, np.arange(width)]
+    seam = np.empty(height, np.int64)
+    seam[-1] = int(total[-1].argmin())
+    for row in range(height - 1, 0, -1):
+        seam[row - 1] = seam[row] + moves[row, seam[row]]
+    return seam
+
+
+def _components(binary: np.ndarray) -> list[np.ndarray]:
+    """The 8-connected components of a binary image, each as a mask, by union-find over row runs."""
+    padded = np.pad(binary, ((0, 0), (1, 1))).astype(np.int8)
+    steps = np.diff(padded, axis=1)
+    rows, starts = np.nonzero(steps == 1)
+    _, ends = np.nonzero(steps == -1)  # exclusive; the same order as the starts
+    parent = list(range(len(rows)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first = np.searchsorted(rows, np.arange(binary.shape[0] + 1)).tolist()
+    starts_list, ends_list = starts.tolist(), ends.tolist()
+    for row in range(binary.shape[0] - 1):
+        a, b = first[row], first[row + 1]
+        for i in range(a, b):
+            for j in range(b, first[row + 2]):
+                # 8-connected: runs touch when they overlap or meet at a corner.
+                if starts_list[j] <= ends_list[i] and starts_list[i] <= ends_list[j]:
+                    parent[root(j)] = root(i)
+    roots = np.array([root(i) for i in range(len(rows))])
+    masks = []
+    for label in np.unique(roots):
+        mask = np.zeros(binary.shape, bool)
+        for i in np.flatnonzero(roots == label).tolist():
+            mask[rows[i], starts_list[i] : ends_list[i]] = True
+        masks.append(mask)
+    return masks
+
+
+# --- candidates and the choice ----------------------------------------------------------------------------
+
+
+def _segmentation(
+    pieces: list[_Piece], wholes: list[tuple[int, int]], line: float, image: Callable[[list[_Piece]], np.ndarray]
+) -> Segmentation:
+    """Candidates: each piece but specks alone, near neighbours merged, cut groups whole."""
+    specks = {i for i, p in enumerate(pieces) if max(p.width, p.height) < SPECK * line}
+    spans = {(i, i + 1) for i in range(len(pieces)) if i not in specks} | set(wholes)
+    group = list(range(len(pieces)))  # the parts of a cut group are one group
+    for first, end in wholes:
+        group[first:end] = [first] * (end - first)
+    for first in range(len(pieces)):
+        for end in range(first + 2, min(first + MAX_SPAN, len(pieces)) + 1):
+            if _mergeable(pieces[first:end], line):
+                spans.add((first, end))
+    candidates = []
+    for first, end in sorted(spans):
+        members = pieces[first:end]
+        box = np.concatenate(
+            [np.min([m.box[:2] for m in members], axis=0), np.max([m.box[2:] for m in members], axis=0)]
+        )
+        try:
+            joins = len(set(group[first:end])) - 1
+            candidates.append(Candidate(first, end, tuple(float(v) for v in box), image(members), joins))
+        except BlankDrawing:  # ink too faint to survive the fitting: no digit there
+            continue
+    # A piece that no candidate reads alone may be left out too, so that a path always exists.
+    alone = {c.first for c in candidates if c.end == c.first + 1}
+    specks |= {i for i in range(len(pieces)) if i not in alone}
+    return Segmentation(tuple(candidates), len(pieces), frozenset(specks), line)
+
+
+def _mergeable(members: Sequence[_Piece], line: float) -> bool:
+    gaps_near = all(b.box[0] - a.box[2] <= NEAR * line for a, b in itertools.pairwise(members))
+    width = max(m.box[2] for m in members) - min(m.box[0] for m in members)
+    return gaps_near and width <= MERGE_WIDTH * line
+
+
+def _scores(segmentation: Segmentation, probabilities: np.ndarray) -> np.ndarray:
+    return features(segmentation, probabilities) @ np.asarray(WEIGHTS)
+
+
+def features(segmentation: Segmentation, probabilities: np.ndarray) -> np.ndarray:
+    """Per candidate, what tells a whole digit from a part or a pair: the model's top log-probability
+    and its margin over the second; height and width in line heights, and their squared distance
+    from a digit's (1 high, 0.6 wide); how many other groups it merges in; and 1 (the intercept)."""
+    if not segmentation.candidates:
+        return np.zeros((0, len(WEIGHTS)))
+    boxes = np.array([c.box for c in segmentation.candidates])
+    height = (boxes[:, 3] - boxes[:, 1]) / segmentation.line
+    width = (boxes[:, 2] - boxes[:, 0]) / segmentation.line
+    ranked = np.log(np.maximum(np.sort(probabilities, axis=1)[:, -2:], 1e-6))
+    joins = np.array([c.joins for c in segmentation.candidates])
+    columns = [ranked[:, 1], ranked[:, 1] - ranked[:, 0], height, width, (height - 1) ** 2, (width - 0.6) ** 2]
+    return np.column_stack([*columns, joins, np.ones(len(joins))])
+
+
+def _digit(candidate: Candidate, row: np.ndarray) -> DigitReading:
+    digit = int(row.argmax())
+    return DigitReading(digit, float(row[digit]), tuple(float(p) for p in row), candidate.box)
+
+
+def _scaled(segmentation: Segmentation, scale: float) -> Segmentation:
+    """The segmentation with its boxes in the drawing's pixels, from an ink map's."""
+    if scale == 1:
+        return segmentation
+    candidates = tuple(
+        Candidate(c.first, c.end, tuple(v * scale for v in c.box), c.image, c.joins) for c in segmentation.candidates
+    )
+    return Segmentation(candidates, segmentation.pieces, segmentation.specks, segmentation.line * scale)
