@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.numbers [--count 2000] [--split held_out] [--styles 4]
     .venv/bin/python -m benchmarks.numbers --fit    # segmentation.WEIGHTS refined on the train writers
+    .venv/bin/python -m benchmarks.numbers --timing-only [--count 200]    # only the worker's time (4.)
 
 Numbers of 2-5 digits from UNIPEN's held-out writers (training/numbers.py: several digits of one
 writer left to right, gaps from a slight overlap to a wide space, a wandering baseline), read the
@@ -166,8 +167,12 @@ def main() -> None:
     parser.add_argument(
         "--fit", action="store_true", help="only refine segmentation.WEIGHTS on the train writers, and print them"
     )
+    parser.add_argument("--timing-only", action="store_true", help="only the worker's time for a 5-digit number")
     args = parser.parse_args()
     model = Predictor.from_file(shipped_path())
+    if args.timing_only:
+        timing(model, args.split, min(args.count, 200), args.rounds)
+        return
     if args.fit:
         weights = numbers.fit_weights(model.predict, painted_body, start=segmentation.WEIGHTS)
         print("WEIGHTS = (" + ", ".join(f"{w:.3f}" for w in weights) + ")")

@@ -31,6 +31,7 @@ from __future__ import annotations
 import io
 import itertools
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -186,8 +187,11 @@ def from_ink(drawing: Ink) -> Segmentation:
     def wide(piece: _Piece) -> bool:
         # A stroke that long is rarely one digit's: the pen ran on into the next (a 1 and a 0 joined
         # are together no wider than a 0 and a 4 are, but no digit is one stroke that wide).
-        longest = max(float(np.ptp(stroke[:, 0])) for stroke in piece.strokes) + drawing.pen
-        return piece.width > SPLIT_WIDTH * line or longest > LONG_STROKE * line
+        if piece.width > SPLIT_WIDTH * line:
+            return True
+        # max - min, the float32 difference np.ptp takes, without its overhead per stroke.
+        longest = max(float(stroke[:, 0].max() - stroke[:, 0].min()) for stroke in piece.strokes)
+        return longest + drawing.pen > LONG_STROKE * line
 
     pieces, wholes = _cut_wide(groups, wide, lambda piece: _cut_strokes(piece, line, radius))
 
@@ -229,9 +233,10 @@ def from_strength(strength: np.ndarray, scale: float = 1.0) -> Segmentation:
     )
 
     def image(members: list[_Piece]) -> np.ndarray:
-        mask = np.logical_or.reduce([m.mask for m in members])
-        x0, y0, x1, y1 = _box_of(mask).astype(int)
-        return to_mnist(np.where(mask, small, 0)[y0:y1, x0:x1])
+        # A piece's box is its mask's: the members' masks are only read inside their boxes' union.
+        x0, y0, x1, y1 = (int(v) for v in _union(members))
+        mask = np.logical_or.reduce([m.mask[y0:y1, x0:x1] for m in members])
+        return to_mnist(np.where(mask, small[y0:y1, x0:x1], 0))
 
     segmentation = _segmentation(pieces, wholes, line, image)
     return _scaled(segmentation, factor * scale)
@@ -320,7 +325,7 @@ def _runs_inside(stroke: np.ndarray, low: np.ndarray, high: np.ndarray) -> list[
 
 
 def _stroke_piece(strokes: tuple[np.ndarray, ...], radius: float) -> _Piece:
-    points = np.concatenate(strokes)
+    points = strokes[0] if len(strokes) == 1 else np.concatenate(strokes)
     low, high = points.min(axis=0) - radius, points.max(axis=0) + radius
     return _Piece(np.concatenate([low, high]).astype(np.float64), strokes=strokes)
 
@@ -339,6 +344,12 @@ def _box_of(mask: np.ndarray) -> np.ndarray:
     return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float64)
 
 
+def _union(members: Sequence[_Piece]) -> Box:
+    """The box round these pieces' boxes (plain floats: a few of them, numpy's overhead would dominate)."""
+    x0, y0, x1, y1 = zip(*(m.box.tolist() for m in members), strict=True)
+    return min(x0), min(y0), max(x1), max(y1)
+
+
 def _refuse_speck(boxes: np.ndarray, canvas: float) -> None:
     """BlankDrawing where all the ink is a speck of the canvas: the digit path's rule, for the whole drawing."""
     extent = np.concatenate([boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)])
@@ -352,22 +363,30 @@ def _line(pieces: Sequence[_Piece]) -> float:
     Measured on the pieces grouped by overlap alone (`_grouped` with no line): the two loops of an 8
     or the halves of a 0, each half as high as the digit, are one piece there.
     """
-    heights = np.array([p.height for p in pieces])
-    return float(np.median(heights[heights >= heights.max() / 2]))
+    heights = [p.height for p in pieces]
+    half = max(heights) / 2
+    # statistics.median: a handful of floats, the same median as numpy's in a fraction of its time.
+    return float(statistics.median(h for h in heights if h >= half))
 
 
 def _grouped(pieces: list[_Piece], line: float, join: Callable[[list[_Piece]], _Piece]) -> list[_Piece]:
     """Pieces overlapping most of the narrower one's width merged (unless that makes them too wide, or
     both are tall: `_belong_together`), by the middle of their x extent. With an infinite line, by
     overlap alone."""
-    groups = [[p] for p in sorted(pieces, key=lambda p: p.box[0])]
+    ordered = sorted(pieces, key=lambda p: p.box[0])
+    groups = [[p] for p in ordered]
+    # Each group's extent (x0, y0, x1, y1) as plain floats, kept up to date as groups merge: every
+    # pass compares every pair again, and numpy scalars cost more than the comparisons.
+    extents = [p.box.tolist() for p in ordered]
     merged = True
     while merged:  # a merge widens a group, which may then overlap another
         merged = False
         for i in range(len(groups)):
             for j in range(i + 1, len(groups)):
-                if _belong_together(groups[i], groups[j], line):
+                if _belong_together(extents[i], extents[j], line):
                     groups[i] += groups.pop(j)
+                    a, b = extents[i], extents.pop(j)
+                    extents[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
                     merged = True
                     break
             if merged:
@@ -375,19 +394,12 @@ def _grouped(pieces: list[_Piece], line: float, join: Callable[[list[_Piece]], _
     return sorted((join(g) if len(g) > 1 else g[0] for g in groups), key=lambda p: p.box[0] + p.box[2])
 
 
-def _belong_together(a: list[_Piece], b: list[_Piece], line: float) -> bool:
-    (a0, a1), (b0, b1) = _span(a), _span(b)
-    overlap = min(a1, b1) - max(a0, b0)
-    both_tall = min(_height(a), _height(b)) >= TALL * line
-    return overlap >= OVERLAP * min(a1 - a0, b1 - b0) and max(a1, b1) - min(a0, b0) <= WIDEST * line and not both_tall
-
-
-def _height(group: list[_Piece]) -> float:
-    return max(p.box[3] for p in group) - min(p.box[1] for p in group)
-
-
-def _span(group: list[_Piece]) -> tuple[float, float]:
-    return min(p.box[0] for p in group), max(p.box[2] for p in group)
+def _belong_together(a: list[float], b: list[float], line: float) -> bool:
+    """Whether two groups of these extents (x0, y0, x1, y1) are one digit."""
+    overlap = min(a[2], b[2]) - max(a[0], b[0])
+    both_tall = min(a[3] - a[1], b[3] - b[1]) >= TALL * line
+    narrower = min(a[2] - a[0], b[2] - b[0])
+    return overlap >= OVERLAP * narrower and max(a[2], b[2]) - min(a[0], b[0]) <= WIDEST * line and not both_tall
 
 
 def _cut_wide(
@@ -456,16 +468,22 @@ def _cut_mask(piece: _Piece, strength: np.ndarray, line: float) -> tuple[_Piece,
     where the two touch.
     """
     x0, y0, x1, y1 = piece.box.astype(int)
-    ink_of = np.where(piece.mask, strength, 0)[y0:y1, x0:x1]
-    seam = _seam(ink_of, round(CUT_MARGIN * line))
+    inside = piece.mask[y0:y1, x0:x1]  # all of the piece's pixels: its box is its mask's
+    seam = _seam(np.where(inside, strength[y0:y1, x0:x1], 0), round(CUT_MARGIN * line))
     if seam is None:
         return None
-    left = piece.mask.copy()
-    left[y0:y1, x0:x1] &= np.arange(x1 - x0)[None, :] < seam[:, None]
-    right = piece.mask & ~left
-    if not left.any() or not right.any():
+    on_left = np.arange(x1 - x0)[None, :] < seam[:, None]
+    parts = inside & on_left, inside & ~on_left
+    if not parts[0].any() or not parts[1].any():
         return None
-    return _mask_piece(left), _mask_piece(right)
+    return _placed(parts[0], piece.mask, x0, y0), _placed(parts[1], piece.mask, x0, y0)
+
+
+def _placed(part: np.ndarray, like: np.ndarray, x0: int, y0: int) -> _Piece:
+    """The piece of a part of a mask cropped at (x0, y0), its mask as big as `like`."""
+    mask = np.zeros_like(like)
+    mask[y0 : y0 + part.shape[0], x0 : x0 + part.shape[1]] = part
+    return _Piece(_box_of(part) + np.array([x0, y0, x0, y0]), mask=mask)
 
 
 def _seam(cost: np.ndarray, margin: int) -> np.ndarray | None:
@@ -475,28 +493,46 @@ def _seam(cost: np.ndarray, margin: int) -> np.ndarray | None:
     margin = max(margin, 1)
     if width - 2 * margin < 1:
         return None
-    # Each pixel's ink, plus a little so that of two clean paths the straighter one wins.
-    total = cost.astype(np.float64) + 1e-3
-    total[:, :margin] = total[:, width - margin :] = np.inf
-    moves = np.zeros((height, width), np.int64)
-    for row in range(1, height):
-        before = total[row - 1]
-        options = np.stack([np.r_[np.inf, before[:-1]], before, np.r_[before[1:], np.inf]])
-        moves[row] = options.argmin(axis=0) - 1
-        total[row] += options[moves[row] + 1, np.arange(width)]
-    seam = np.empty(height, np.int64)
-    seam[-1] = int(total[-1].argmin())
-    for row in range(height - 1, 0, -1):
-        seam[row - 1] = seam[row] + moves[row, seam[row]]
-    return seam
+    # Each pixel's ink, plus a little so that of two clean paths the straighter one wins. Columns 0
+    # and width + 1 are walls, so that a row's three ways in (from left, above, right) are slices.
+    total = np.full((height, width + 2), np.inf)
+    total[:, 1 + margin : 1 + width - margin] = cost[:, margin : width - margin].astype(np.float64) + 1e-3
+    way_in = np.empty(width)
+    # Row by row, the cheapest way into each pixel added to it; the rows' views are made once, as the
+    # loop (a few hundred rows, three ufunc calls each) is most of a cut's time.
+    for left, above, right, here in zip(
+        total[:-1, :-2], total[:-1, 1:-1], total[:-1, 2:], total[1:, 1:-1], strict=True
+    ):
+        np.minimum(left, above, out=way_in)
+        np.minimum(way_in, right, out=way_in)
+        here += way_in
+    # Back from the cheapest end, each row's way in: only the seam's moves are needed, not every
+    # pixel's. Of equal ways the first of left, above, right, as argmin over them would take.
+    seam = [int(total[-1, 1:-1].argmin()) + 1]
+    for row in range(height - 2, -1, -1):
+        at = seam[-1]
+        before = total[row, at - 1 : at + 2].tolist()
+        seam.append(at - 1 + before.index(min(before)))
+    return np.array(seam[::-1], np.int64) - 1
 
 
 def _components(binary: np.ndarray) -> list[np.ndarray]:
     """The 8-connected components of a binary image, each as a mask, by union-find over row runs."""
-    padded = np.pad(binary, ((0, 0), (1, 1))).astype(np.int8)
-    steps = np.diff(padded, axis=1)
-    rows, starts = np.nonzero(steps == 1)
-    _, ends = np.nonzero(steps == -1)  # exclusive; the same order as the starts
+    stride = binary.shape[1] + 1  # where a run may start or end along a row
+    padded = np.zeros((binary.shape[0], stride + 1), bool)
+    padded[:, 1:-1] = binary
+    # Along each row a run's start and its end (exclusive) alternate: one search finds both (a flat
+    # one, and divmod: np.nonzero of a 2-d array costs several times more).
+    rows, changes = np.divmod(np.flatnonzero(padded[:, 1:] != padded[:, :-1]), stride)
+    rows, starts, ends = rows[0::2], changes[0::2], changes[1::2]
+    # The runs of the next row that touch each run (8-connected: they overlap or meet at a corner):
+    # runs are ordered by row, then column, so those are one slice, found by two binary searches.
+    next_row = (rows + 1) * stride
+    lows = np.searchsorted(rows * stride + ends, next_row + starts, "left")
+    highs = np.searchsorted(rows * stride + starts, next_row + ends, "right")
+    touching = np.maximum(highs - lows, 0)
+    above = np.repeat(np.arange(len(rows)), touching)
+    below = np.arange(len(above)) - np.repeat(np.cumsum(touching) - touching - lows, touching)
     parent = list(range(len(rows)))
 
     def root(i: int) -> int:
@@ -505,23 +541,18 @@ def _components(binary: np.ndarray) -> list[np.ndarray]:
             i = parent[i]
         return i
 
-    first = np.searchsorted(rows, np.arange(binary.shape[0] + 1)).tolist()
-    starts_list, ends_list = starts.tolist(), ends.tolist()
-    for row in range(binary.shape[0] - 1):
-        a, b = first[row], first[row + 1]
-        for i in range(a, b):
-            for j in range(b, first[row + 2]):
-                # 8-connected: runs touch when they overlap or meet at a corner.
-                if starts_list[j] <= ends_list[i] and starts_list[i] <= ends_list[j]:
-                    parent[root(j)] = root(i)
+    # Unions in the order of the runs, from the top: which run is a component's root, hence the order
+    # of the masks (which pieces at the same position keep), follows from that order.
+    for i, j in zip(above.tolist(), below.tolist(), strict=True):
+        parent[root(j)] = root(i)
+    # Each run's pixels labelled by its root at once (one index per pixel), then a mask per label.
     roots = np.array([root(i) for i in range(len(rows))])
-    masks = []
-    for label in np.unique(roots):
-        mask = np.zeros(binary.shape, bool)
-        for i in np.flatnonzero(roots == label).tolist():
-            mask[rows[i], starts_list[i] : ends_list[i]] = True
-        masks.append(mask)
-    return masks
+    lengths = ends - starts
+    run_of = np.repeat(np.arange(len(rows)), lengths)
+    within = np.arange(len(run_of)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    labels = np.full(binary.shape, -1)
+    labels[rows[run_of], starts[run_of] + within] = roots[run_of]
+    return [labels == label for label in np.unique(roots)]
 
 
 # --- candidates and the choice ----------------------------------------------------------------------------
@@ -543,12 +574,10 @@ def _segmentation(
     candidates = []
     for first, end in sorted(spans):
         members = pieces[first:end]
-        box = np.concatenate(
-            [np.min([m.box[:2] for m in members], axis=0), np.max([m.box[2:] for m in members], axis=0)]
-        )
+        box = _union(members)
         try:
             joins = len(set(group[first:end])) - 1
-            candidates.append(Candidate(first, end, tuple(float(v) for v in box), image(members), joins))
+            candidates.append(Candidate(first, end, box, image(members), joins))
         except BlankDrawing:  # ink too faint to survive the fitting: no digit there
             continue
     # A piece that no candidate reads alone may be left out too, so that a path always exists.
