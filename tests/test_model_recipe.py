@@ -29,11 +29,17 @@ def test_expected_calibration_error_of_perfect_and_of_blind_confidence():
     assert calibration.ece(sure_and_wrong, labels) == 1
 
 
-def test_the_uncertain_line_flags_the_least_confident_share():
-    probabilities = np.full((1000, 10), 0.0)
-    probabilities[:, 0] = np.linspace(0.3, 1.0, 1000)
-    line = calibration.uncertain_line(probabilities)
-    assert (probabilities.max(axis=1) < line).mean() == pytest.approx(calibration.FLAGGED_SHARE, abs=0.002)
+def test_the_uncertain_line_keeps_the_answers_above_it_right_often_enough():
+    probabilities = np.zeros((1000, 10))
+    probabilities[:, 0] = np.linspace(0.3, 1.0, 1000)  # confidence rises with the index
+    labels = np.zeros(1000, int)
+    labels[[100, 200, 300, 400, 500, 990]] = 1  # wrong answers: 0 is answered every time
+    line = calibration.uncertain_line(probabilities, labels)
+    sure = probabilities[:, 0] >= line
+    assert (labels[sure] == 0).mean() >= calibration.SURE_ACCURACY
+    # The 699 most confident (index 301 up) hold 3 mistakes (99.57 %); the next one is the 4th mistake.
+    assert sure.sum() == 699
+    assert calibration.uncertain_line(probabilities, np.ones(1000, int)) == 1.0  # never right: all flagged
 
 
 def test_confusion_rows_are_true_digits():

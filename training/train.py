@@ -245,7 +245,7 @@ def evaluate(model: keras.Model, data: dict) -> dict:
     logits = {name: model.predict(x, batch_size=1000, verbose=0) for name, (x, _) in data.items() if name != "train"}
     labels = {name: y for name, (_, y) in data.items()}
     temperature = calibration.fit_temperature(logits["calibration"], labels["calibration"])
-    line = calibration.uncertain_line(calibration.softmax(logits["calibration"], temperature))
+    line = calibration.uncertain_line(calibration.softmax(logits["calibration"], temperature), labels["calibration"])
     sets = {}
     for name, values in logits.items():
         probabilities = calibration.softmax(values, temperature)
