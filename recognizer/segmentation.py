@@ -80,8 +80,8 @@ SPECK = 0.3
 # path, so a reading gains by every candidate likelier whole than not and loses by every other:
 # neither few large candidates nor many small ones win by their count alone. The thresholds above
 # only decide which candidates are offered; these weights choose among them. Fitted with the model
-# cnn-20261125-0332 (each `--fit` refines the weights here): run it again when the model changes.
-WEIGHTS = (3.231, 0.258, 4.188, -10.463, -3.314, -2.680, -0.630, -4.049)
+# cnn-20261129-0826 (each `--fit` refines the weights here): run it again when the model changes.
+WEIGHTS = (2.983, 0.342, 3.978, -7.234, -4.999, -2.603, -1.361, -4.773)
 # Leaving a speck out costs this much (log-odds).
 SKIP_COST = 0.5
 # The image path finds components on the ink shrunk to about this many pixels of line height.

@@ -8,6 +8,7 @@ TensorFlow, and a KEDA trigger that counts the drawings the way the database kee
 from __future__ import annotations
 
 import base64
+import copy
 import re
 import shutil
 import subprocess
@@ -170,5 +171,27 @@ def test_the_manifests_are_valid_kubernetes_objects(rendered):
     validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed")
     for o in rendered:
         if o["apiVersion"].startswith("keda.sh/"):
-            continue  # a CRD: checked field by field above
+            continue  # a custom resource: checked against KEDA's own schema below
         validate.validate(o, "1.32", strict=True)
+
+
+def check_against_keda(scaled: dict) -> None:
+    """Validate a ScaledObject with cloudcoil-models-keda: pydantic models generated from KEDA's CRDs (2.16.1)."""
+    keda = pytest.importorskip("cloudcoil.models.keda.v1alpha1", reason="cloudcoil-models-keda is not installed")
+    parsed = keda.ScaledObject.model_validate(scaled)  # a wrong type, a missing required field: ValidationError
+    # The models drop fields the schema lacks and coerce types ("5" to 5) without a word, so the
+    # object must also come back unchanged: strict, as kubernetes-validate is above.
+    assert parsed.model_dump(mode="json", by_alias=True, exclude_unset=True) == scaled
+
+
+def test_the_scaled_object_is_valid_against_keda_s_schema(example):
+    scaled = named(example, "ScaledObject", "digits-worker")
+    check_against_keda(scaled)
+    # The check would notice a misspelt field, a number as a string and a missing required field.
+    broken = [copy.deepcopy(scaled) for _ in range(3)]
+    broken[0]["spec"]["pollingIntervall"] = broken[0]["spec"].pop("pollingInterval")
+    broken[1]["spec"]["minReplicaCount"] = "1"
+    del broken[2]["spec"]["scaleTargetRef"]
+    for wrong in broken:
+        with pytest.raises((AssertionError, ValueError)):  # pydantic's ValidationError is a ValueError
+            check_against_keda(wrong)

