@@ -8,7 +8,7 @@ import pytest
 import requests
 from django.utils import timezone
 
-from recognizer.models import Drawing
+from recognizer.models import NUMBER_MAX_DIGITS, Drawing
 from tests.factories import drawing, ink_drawing
 from tests.test_batching import Listening
 from tests.test_segmentation import number_body, png_of
@@ -101,6 +101,19 @@ def test_a_failing_choice_fails_that_number_alone(monkeypatch):
     good, failed = stored(batch)
     assert (good.status, good.number) == ("done", "59")
     assert (failed.status, failed.error, failed.number) == ("failed", "the number could not be read", None)
+
+
+def test_a_number_longer_than_a_drawing_stores_fails_alone():
+    too_long = queued_number(number_body([1] * (NUMBER_MAX_DIGITS + 1), gap=30))
+    batch = [queued_number(number_body([4, 2])), too_long]
+    tasks.predict_drawing(str(batch[0].pk))
+    good, too_long = stored(batch)
+    assert (good.status, good.number) == ("done", "42")
+    assert (too_long.status, too_long.error, too_long.number) == (
+        "failed",
+        f"more than {NUMBER_MAX_DIGITS} digits",
+        None,
+    )
 
 
 def test_a_real_worker_reads_a_number_sent_over_http(live_server_url):

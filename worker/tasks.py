@@ -32,7 +32,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from recognizer import ink, retention, segmentation, services
-from recognizer.models import Drawing
+from recognizer.models import NUMBER_MAX_DIGITS, Drawing
 from recognizer.preprocessing import BlankDrawing
 from worker import active_model, replies
 
@@ -233,6 +233,9 @@ def read_number(outcome: Outcome, probabilities: np.ndarray, uncertain_below: fl
         return {"status": Drawing.Status.FAILED, "error": "the number could not be read"}
     if not reading.digits:  # only specks
         return {"status": Drawing.Status.BLANK, "error": "no digit found"}
+    if len(reading.digits) > NUMBER_MAX_DIGITS:
+        # Longer than the number column holds: storing it would fail the whole batch's write.
+        return {"status": Drawing.Status.FAILED, "error": f"more than {NUMBER_MAX_DIGITS} digits"}
     one = reading.digits[0] if len(reading.digits) == 1 else None
     confidence = round(reading.confidence, 6)
     return {
