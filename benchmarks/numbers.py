@@ -1,7 +1,7 @@
 """Reading numbers: whole numbers right, digit errors, kinds of error, and the worker's time.
 
     .venv/bin/python -m benchmarks.numbers [--count 2000] [--split held_out] [--styles 4]
-    .venv/bin/python -m benchmarks.numbers --fit    # segmentation.WEIGHTS refined on the train writers
+    .venv/bin/python -m benchmarks.numbers --fit    # segmentation.WEIGHTS, IMAGE_WEIGHTS fitted anew
     .venv/bin/python -m benchmarks.numbers --timing-only [--count 200]    # only the worker's time (4.)
 
 Numbers of 2-5 digits from UNIPEN's held-out writers (training/numbers.py: several digits of one
@@ -165,7 +165,9 @@ def main() -> None:
     parser.add_argument("--styles", type=int, default=4, help="ink styles the canvases cycle through")
     parser.add_argument("--rounds", type=int, default=5, help="timings per drawing (the best is kept)")
     parser.add_argument(
-        "--fit", action="store_true", help="only refine segmentation.WEIGHTS on the train writers, and print them"
+        "--fit",
+        action="store_true",
+        help="only refine segmentation.WEIGHTS and IMAGE_WEIGHTS on the calibration writers, and print them",
     )
     parser.add_argument("--timing-only", action="store_true", help="only the worker's time for a 5-digit number")
     args = parser.parse_args()
@@ -174,8 +176,10 @@ def main() -> None:
         timing(model, args.split, min(args.count, 200), args.rounds)
         return
     if args.fit:
-        weights = numbers.fit_weights(model.predict, painted_body, start=segmentation.WEIGHTS)
-        print("WEIGHTS = (" + ", ".join(f"{w:.3f}" for w in weights) + ")")
+        for name, on_images in (("WEIGHTS", False), ("IMAGE_WEIGHTS", True)):
+            start = getattr(segmentation, name)
+            weights = numbers.fit_weights(model.predict, painted_body, on_images, start=start)
+            print(f"{name} = (" + ", ".join(f"{w:.3f}" for w in weights) + ")")
         return
     print(f"model {model.version}; {args.split} writers: {len(numbers.writers(args.split))}")
     pen = [numbers.pen_number(i, args.split, SEED) for i in range(args.count)]

@@ -33,7 +33,7 @@ import itertools
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -58,12 +58,16 @@ OVERLAP = 0.35
 # both are at least TALL line heights high (a 1 drawn into the next digit): then the model decides.
 WIDEST = 1.3
 TALL = 0.75
+# Strokes overlapping this share of the narrower one's width lie within one digit, however tall both are.
+WITHIN = 0.8
 # A piece wider than this many line heights may hold two digits: it is offered cut too. Components
 # of an image are cut from narrower: digits that overlap are one component there, not two strokes.
 SPLIT_WIDTH = 1.1
 IMAGE_SPLIT_WIDTH = 0.8
 # So is a piece holding one stroke wider than this many line heights.
 LONG_STROKE = 1.0
+# ... unless that stroke is flat: no more than this many line heights from top to bottom.
+BAR = 0.3
 # The cut falls where the ink is thinnest, but not nearer a piece's side than this many line heights.
 CUT_MARGIN = 0.15
 # Neighbours this close (line heights between their ink; negative: overlapping) may be one digit ...
@@ -75,13 +79,17 @@ MAX_SPAN = 3
 SPECK = 0.3
 # A candidate's score is the log-odds that it is one whole digit, from what the model says of it
 # and its shape (`features`), weighed by WEIGHTS: a logistic regression on the candidates of numbers
-# by UNIPEN's "train" writers, then refined by a random search for the most numbers read exactly
-# (training.numbers.fit_weights; `python -m benchmarks.numbers --fit`). Log-odds add up along a
+# by UNIPEN's calibration writers, then refined by a coordinate search for the most numbers and
+# lone digits read exactly (training.numbers.fit_weights; `python -m benchmarks.numbers --fit`).
+# Log-odds add up along a
 # path, so a reading gains by every candidate likelier whole than not and loses by every other:
 # neither few large candidates nor many small ones win by their count alone. The thresholds above
 # only decide which candidates are offered; these weights choose among them. Fitted with the model
 # cnn-20261129-0826 (each `--fit` refines the weights here): run it again when the model changes.
-WEIGHTS = (2.983, 0.342, 3.978, -7.234, -4.999, -2.603, -1.361, -4.773)
+WEIGHTS = (0.946, 0.210, 3.965, 0.226, -64.515, -5.333, 1.072, -12.300, -2.688, -1.776, -1.074)
+# The same for an image's candidates (`--fit` fits both): its pieces are components of the ink,
+# which overlapping digits share, where strokes keep each digit's own.
+IMAGE_WEIGHTS = (0.983, 0.342, 4.978, -8.234, -5.999, -3.603, -1.361, 0.0, 0.0, -1.0, -4.773)
 # Leaving a speck out costs this much (log-odds).
 SKIP_COST = 0.5
 # The image path finds components on the ink shrunk to about this many pixels of line height.
@@ -99,6 +107,8 @@ class Candidate:
     box: Box
     image: np.ndarray  # 28x28 float32
     joins: int = 0  # pieces of other groups merged in: 0 for a piece, a part or the whole of a cut group
+    cuts: int = 0  # its sides that a cut made (0-2): a part of a group cut where the ink was thinnest
+    gap: float = 0.0  # blank space between the pieces merged in, in line heights
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,6 +119,7 @@ class Segmentation:
     pieces: int
     specks: frozenset[int]  # pieces that may be left out
     line: float  # the line's height, in the candidates' pixels
+    painted: bool = False  # from an image's ink, not pen strokes: its candidates are weighed by IMAGE_WEIGHTS
 
     @property
     def images(self) -> np.ndarray:
@@ -189,8 +200,12 @@ def from_ink(drawing: Ink) -> Segmentation:
         # are together no wider than a 0 and a 4 are, but no digit is one stroke that wide).
         if piece.width > SPLIT_WIDTH * line:
             return True
-        # max - min, the float32 difference np.ptp takes, without its overhead per stroke.
-        longest = max(float(stroke[:, 0].max() - stroke[:, 0].min()) for stroke in piece.strokes)
+        # max - min, the float32 difference np.ptp takes, without its overhead per stroke. A flat
+        # stroke is a bar (a 5's, a 7's drawn long), not a pen that ran on through two digits.
+        longest = max(
+            (float(stroke[:, 0].max() - stroke[:, 0].min()) for stroke in piece.strokes if _tall(stroke, line)),
+            default=0.0,
+        )
         return longest + drawing.pen > LONG_STROKE * line
 
     pieces, wholes = _cut_wide(groups, wide, lambda piece: _cut_strokes(piece, line, radius))
@@ -238,8 +253,7 @@ def from_strength(strength: np.ndarray, scale: float = 1.0) -> Segmentation:
         mask = np.logical_or.reduce([m.mask[y0:y1, x0:x1] for m in members])
         return to_mnist(np.where(mask, small[y0:y1, x0:x1], 0))
 
-    segmentation = _segmentation(pieces, wholes, line, image)
-    return _scaled(segmentation, factor * scale)
+    return _scaled(replace(_segmentation(pieces, wholes, line, image), painted=True), factor * scale)
 
 
 def images(segmentations: Sequence[Segmentation]) -> np.ndarray:
@@ -344,6 +358,11 @@ def _box_of(mask: np.ndarray) -> np.ndarray:
     return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float64)
 
 
+def _tall(stroke: np.ndarray, line: float) -> bool:
+    """Whether a stroke's points span more than BAR line heights from top to bottom."""
+    return float(stroke[:, 1].max() - stroke[:, 1].min()) > BAR * line
+
+
 def _union(members: Sequence[_Piece]) -> Box:
     """The box round these pieces' boxes (plain floats: a few of them, numpy's overhead would dominate)."""
     x0, y0, x1, y1 = zip(*(m.box.tolist() for m in members), strict=True)
@@ -397,9 +416,10 @@ def _grouped(pieces: list[_Piece], line: float, join: Callable[[list[_Piece]], _
 def _belong_together(a: list[float], b: list[float], line: float) -> bool:
     """Whether two groups of these extents (x0, y0, x1, y1) are one digit."""
     overlap = min(a[2], b[2]) - max(a[0], b[0])
-    both_tall = min(a[3] - a[1], b[3] - b[1]) >= TALL * line
     narrower = min(a[2] - a[0], b[2] - b[0])
-    return overlap >= OVERLAP * narrower and max(a[2], b[2]) - min(a[0], b[0]) <= WIDEST * line and not both_tall
+    # Both tall: two digits that touch, unless one lies nearly within the other (a 0 drawn twice round).
+    apart = min(a[3] - a[1], b[3] - b[1]) >= TALL * line and overlap < WITHIN * narrower
+    return overlap >= OVERLAP * narrower and max(a[2], b[2]) - min(a[0], b[0]) <= WIDEST * line and not apart
 
 
 def _cut_wide(
@@ -567,6 +587,8 @@ def _segmentation(
     group = list(range(len(pieces)))  # the parts of a cut group are one group
     for first, end in wholes:
         group[first:end] = [first] * (end - first)
+    # Where a cut made a side: the boundary between piece i - 1 and piece i, within a cut group.
+    cut_at = {i for first, end in wholes for i in range(first + 1, end)}
     for first in range(len(pieces)):
         for end in range(first + 2, min(first + MAX_SPAN, len(pieces)) + 1):
             if _mergeable(pieces[first:end], line):
@@ -577,13 +599,23 @@ def _segmentation(
         box = _union(members)
         try:
             joins = len(set(group[first:end])) - 1
-            candidates.append(Candidate(first, end, box, image(members), joins))
+            cuts = (first in cut_at) + (end in cut_at)
+            candidates.append(Candidate(first, end, box, image(members), joins, cuts, _gap(members) / line))
         except BlankDrawing:  # ink too faint to survive the fitting: no digit there
             continue
     # A piece that no candidate reads alone may be left out too, so that a path always exists.
     alone = {c.first for c in candidates if c.end == c.first + 1}
     specks |= {i for i in range(len(pieces)) if i not in alone}
     return Segmentation(tuple(candidates), len(pieces), frozenset(specks), line)
+
+
+def _gap(members: Sequence[_Piece]) -> float:
+    """The blank width between these pieces, left to right: what a digit written in one go rarely holds."""
+    blank, right = 0.0, float(members[0].box[2])
+    for member in members[1:]:
+        blank += max(0.0, float(member.box[0]) - right)
+        right = max(right, float(member.box[2]))
+    return blank
 
 
 def _mergeable(members: Sequence[_Piece], line: float) -> bool:
@@ -593,20 +625,23 @@ def _mergeable(members: Sequence[_Piece], line: float) -> bool:
 
 
 def _scores(segmentation: Segmentation, probabilities: np.ndarray) -> np.ndarray:
-    return features(segmentation, probabilities) @ np.asarray(WEIGHTS)
+    return features(segmentation, probabilities) @ np.asarray(IMAGE_WEIGHTS if segmentation.painted else WEIGHTS)
 
 
 def features(segmentation: Segmentation, probabilities: np.ndarray) -> np.ndarray:
     """Per candidate, what tells a whole digit from a part or a pair: the model's top log-probability
     and its margin over the second; height and width in line heights, and their squared distance
-    from a digit's (1 high, 0.6 wide); how many other groups it merges in; and 1 (the intercept)."""
+    from a digit's (1 high, 0.6 wide); how many other groups it merges in, the blank between them,
+    and how many of its sides a cut made; and 1 (the intercept)."""
     if not segmentation.candidates:
         return np.zeros((0, len(WEIGHTS)))
     boxes = np.array([c.box for c in segmentation.candidates])
     height = (boxes[:, 3] - boxes[:, 1]) / segmentation.line
     width = (boxes[:, 2] - boxes[:, 0]) / segmentation.line
     ranked = np.log(np.maximum(np.sort(probabilities, axis=1)[:, -2:], 1e-6))
-    joins = np.array([c.joins for c in segmentation.candidates])
+    joins = np.array([(c.joins, c.gap, c.cuts) for c in segmentation.candidates], np.float64)
+    whole = np.array([c.first == 0 and c.end == segmentation.pieces for c in segmentation.candidates], np.float64)
+    joins = np.column_stack([joins, whole])
     columns = [ranked[:, 1], ranked[:, 1] - ranked[:, 0], height, width, (height - 1) ** 2, (width - 0.6) ** 2]
     return np.column_stack([*columns, joins, np.ones(len(joins))])
 
@@ -621,6 +656,7 @@ def _scaled(segmentation: Segmentation, scale: float) -> Segmentation:
     if scale == 1:
         return segmentation
     candidates = tuple(
-        Candidate(c.first, c.end, tuple(v * scale for v in c.box), c.image, c.joins) for c in segmentation.candidates
+        Candidate(c.first, c.end, tuple(v * scale for v in c.box), c.image, c.joins, c.cuts, c.gap)
+        for c in segmentation.candidates
     )
-    return Segmentation(candidates, segmentation.pieces, segmentation.specks, segmentation.line * scale)
+    return Segmentation(candidates, segmentation.pieces, segmentation.specks, segmentation.line * scale, True)

@@ -142,6 +142,42 @@ def test_a_speck_is_left_out(model):
     assert reading.number == "74"
 
 
+def test_a_zero_gone_round_twice_is_one_digit(model):
+    # Two strokes each as tall as the line, one within the other: not two digits that touch.
+    zero = digit_strokes(0, 20.0)
+    again = [[x + 3, y - 2] for x, y in zero[0][: len(zero[0]) // 2]]
+    body = {"strokes": [*zero, again], "width": 100, "height": 140, "pen": PEN}
+    candidates = segmentation.from_ink(ink.parse(body))
+    assert candidates.pieces == 1
+    assert read_strokes(body, model).number == "0"
+
+
+def test_candidates_say_what_they_merge_and_where_a_cut_made_them():
+    ones = segmentation.from_ink(ink.parse(number_body([1, 1], gap=-25)))  # two bars, near enough to merge
+    merged, left, right = (
+        next(c for c in ones.candidates if (c.first, c.end) == span) for span in [(0, 2), (0, 1), (1, 2)]
+    )
+    assert merged.cuts == 0
+    assert merged.gap == pytest.approx((right.box[0] - left.box[2]) / ones.line) and merged.gap > 0.2
+    assert left.gap == right.gap == 0
+    joined = segmentation.from_ink(ink.parse(number_body([0, 0], gap=15, join=0)))
+    parts = [c for c in joined.candidates if c.end - c.first == 1]
+    assert len(parts) == 2 and [c.cuts for c in parts] == [1, 1]  # each part has one side the cut made
+    whole = next(c for c in joined.candidates if (c.first, c.end) == (0, 2))
+    assert whole.cuts == 0
+    features = segmentation.features(joined, np.full((len(joined.candidates), 10), 0.1))
+    assert features.shape == (len(joined.candidates), len(segmentation.WEIGHTS))
+
+
+def test_the_weights_search_moves_towards_more_numbers_read():
+    target = np.array([1.0, -2.0])
+
+    def right(weights: np.ndarray) -> float:  # a step function, as the count of numbers read is
+        return -float(np.round(np.abs(weights - target), 1).sum())
+
+    assert numbers._coordinate_search(right, np.zeros(2), rounds=200) == pytest.approx(target, abs=0.05)
+
+
 def test_blank_drawings_are_blank():
     with pytest.raises(BlankDrawing):
         segmentation.from_ink(ink.parse({"strokes": [], "width": 280, "height": 280}))

@@ -62,13 +62,15 @@ def test_a_batch_answers_what_each_drawing_answers_alone(n):
 def test_each_batch_size_bucket_is_planned_once():
     predictor = Predictor.from_file(shipped_path())
     images = samples.digits(64)[0].astype(np.float32) / 255
-    predictor.predict(images[:3])
+    predictor.predict(images[:4])
     planned = dict(predictor._interpreters)
     for n in (3, 4, 3, 2, 4):
         predictor.predict(images[:n])
-    assert set(predictor._interpreters) == {1, 2, 4}  # 1: the warm-up at load; 3 is padded to 4
+    assert set(predictor._interpreters) == {1, 2, 4}  # 1: the warm-up at load; 3 goes as 2 + 1
     assert predictor._interpreters[4] is planned[4]
-    predictor.predict(images)
+    predictor.predict(images[:9])
+    assert set(predictor._interpreters) == {1, 2, 4, 8}  # 9 = 8 + 1: nothing padded
+    predictor.predict(np.concatenate([images, images]))
     assert max(predictor._interpreters) == BUCKETS[-1] == 64
 
 

@@ -171,6 +171,14 @@ def _mnist_canvas(pieces: list[np.ndarray], placements: list, label: str, line: 
 # --- fitting the segmentation's scores ---------------------------------------------------------------
 
 
+def _box_of_body(body: dict) -> tuple[float, float, float, float]:
+    """The box round a strokes body's points, its pen included."""
+    points = np.concatenate([np.asarray(stroke, float)[:, :2] for stroke in body["strokes"]])
+    half = body["pen"] / 2
+    (x0, y0), (x1, y1) = points.min(axis=0) - half, points.max(axis=0) + half
+    return float(x0), float(y0), float(x1), float(y1)
+
+
 def whole(boxes: np.ndarray, truth: np.ndarray, least: float = 0.7) -> np.ndarray:
     """Which candidate boxes (N, 4) are one whole digit: overlapping a true box by `least` of their union."""
     low = np.maximum(boxes[:, None, :2], truth[None, :, :2])
@@ -183,40 +191,30 @@ def whole(boxes: np.ndarray, truth: np.ndarray, least: float = 0.7) -> np.ndarra
 def fit_weights(
     predict: Callable[[np.ndarray], np.ndarray],
     paint: Callable[[dict], np.ndarray],
-    split: str = "train",
+    painted: bool = False,
+    split: str = "calibration",
     count: int = 600,
     seed: int = 1,
     rounds: int = 300,
     start: Sequence[float] | None = None,
 ) -> np.ndarray:
-    """recognizer.segmentation.WEIGHTS, fitted on the candidates of numbers by `split`'s writers: pen
-    numbers as strokes and painted (`paint`: a strokes body to ink coverage 0..1), numbers with one
-    stroke through two digits, single digits, and MNIST-like numbers (samples.digits).
+    """recognizer.segmentation.WEIGHTS (or, `painted`, IMAGE_WEIGHTS), fitted on the candidates of
+    numbers by `split`'s writers. Strokes: pen numbers, numbers with one stroke through two digits,
+    and lone digits as the page sends them. Images: the pen numbers painted (`paint`: a strokes body
+    to ink coverage 0..1) and MNIST-like numbers (samples.digits).
+
+    The calibration writers by default: the model was trained on the train writers' digits, and
+    reads them surer than anyone else's, so weights fitted there trust it too much.
 
     First a logistic regression of "this candidate is one whole digit" (its box overlaps a true
-    digit's by 70 % of their union), unless weights to `start` from are given; then a random search
-    for the weights that read the most numbers exactly (the choice is a path, so the best
-    per-candidate fit is not the best path): a few weights moved at random, kept when no number
-    fewer is read right.
+    digit's by 70 % of their union), unless weights to `start` from are given; then a coordinate
+    search for the weights that read the most drawings exactly (the choice is a path, so the best
+    per-candidate fit is not the best path), the share of lone digits read right counting as much
+    as the share of numbers.
     """
-    from recognizer import ink, segmentation
-    from training import samples
+    from recognizer import segmentation
 
-    drawings = []
-    for i in range(count):
-        number = pen_number(i, split, seed)
-        drawings.append((segmentation.from_ink(ink.parse(number.body)), number))
-        coverage = (paint(number.body) * 255).astype(np.uint8)
-        drawings.append((segmentation.from_strength(coverage), number))
-    for i in range(count // 4):
-        number = pen_number(i, split, seed + 1, joined=True)
-        drawings.append((segmentation.from_ink(ink.parse(number.body)), number))
-        single = pen_number(i, split, seed + 2, length=1)  # number mode must not cut a lone digit
-        drawings.append((segmentation.from_ink(ink.parse(single.body)), single))
-    images, labels = samples.digits(1000)
-    for i in range(count // 4):
-        number = mnist_number(i, images, labels, seed)
-        drawings.append((segmentation.from_strength((number.coverage * 255).astype(np.uint8)), number))
+    drawings = (_painted_drawings if painted else _pen_drawings)(paint, split, count, seed)
     candidates = [d for d, _ in drawings]
     rows = segmentation.split_probabilities(candidates, predict(segmentation.images(candidates)))
     x = np.concatenate([segmentation.features(d, p) for d, p in zip(candidates, rows, strict=True)])
@@ -225,16 +223,71 @@ def fit_weights(
     )
     weights = _logistic(x, y.astype(float)) if start is None else np.array(start, float)
 
-    def right(weights: np.ndarray) -> int:
-        segmentation.WEIGHTS = tuple(weights)
-        return sum(segmentation.choose(d, p).number == n.label for (d, n), p in zip(drawings, rows, strict=True))
+    # Lone digits and numbers count alike: the share of each read right, added (a lone digit cut in
+    # two is as wrong as a number misread, and there are fewer of them to fit on).
+    lone = np.array([len(n.label) == 1 for _, n in drawings])
+    share = np.where(lone, 1 / max(lone.sum(), 1), 1 / max((~lone).sum(), 1))
+    name = "IMAGE_WEIGHTS" if painted else "WEIGHTS"
 
-    rng = np.random.default_rng(seed)
-    best = right(weights)
-    for _ in range(rounds):
-        trial = weights + rng.normal(0, 0.5, len(weights)) * (rng.random(len(weights)) < 0.4)
-        if (score := right(trial)) >= best:
-            weights, best = trial, score
+    def right(weights: np.ndarray) -> float:
+        setattr(segmentation, name, tuple(weights))
+        read = [segmentation.choose(d, p).number == n.label for (d, n), p in zip(drawings, rows, strict=True)]
+        return float(share @ np.array(read))
+
+    return _coordinate_search(right, weights, rounds)
+
+
+def _pen_drawings(paint: Callable, split: str, count: int, seed: int) -> list[tuple]:
+    from recognizer import ink, segmentation
+
+    drawings = []
+    for i in range(count):
+        number = pen_number(i, split, seed)
+        drawings.append((segmentation.from_ink(ink.parse(number.body)), number))
+    for i in range(count // 4):
+        number = pen_number(i, split, seed + 1, joined=True)
+        drawings.append((segmentation.from_ink(ink.parse(number.body)), number))
+    # Lone digits as the page sends them (number mode must not cut them), every writer's in turn.
+    lone = [d for d in unipen.split(split) if d.writer in writers(split)]
+    for digit in lone[seed % 7 :: 7][: count // 2]:
+        body = unipen.on_canvas(digit, (280, 280), 0.7)
+        drawings.append((segmentation.from_ink(ink.parse(body)), Number(str(digit.label), (_box_of_body(body),))))
+    return drawings
+
+
+def _painted_drawings(paint: Callable, split: str, count: int, seed: int) -> list[tuple]:
+    from recognizer import segmentation
+    from training import samples
+
+    drawings = []
+    for i in range(count):
+        number = pen_number(i, split, seed)
+        drawings.append((segmentation.from_strength((paint(number.body) * 255).astype(np.uint8)), number))
+    images, labels = samples.digits(1000)
+    for i in range(count // 4):
+        number = mnist_number(i, images, labels, seed)
+        drawings.append((segmentation.from_strength((number.coverage * 255).astype(np.uint8)), number))
+    return drawings
+
+
+def _coordinate_search(right: Callable[[np.ndarray], float], weights: np.ndarray, rounds: int) -> np.ndarray:
+    """The weights `right` counts most for, one weight moved at a time by a step that halves when no
+    move helps: the count is a step function of the weights, so no gradient leads there."""
+    weights = np.array(weights, float)
+    best, step, tries = right(weights), 1.0, 0
+    while step > 0.02 and tries < rounds:
+        moved = False
+        for i in range(len(weights)):
+            for sign in (1, -1):
+                trial = weights.copy()
+                trial[i] += sign * step
+                tries += 1
+                if (score := right(trial)) > best:
+                    weights, best, moved = trial, score, True
+                    break
+        if not moved:
+            step /= 2
+    right(weights)
     return weights
 
 
