@@ -57,6 +57,7 @@ OVERLAP = 0.35
 # ... unless together they would be wider than this many line heights (two digits touching), or
 # both are at least TALL line heights high (a 1 drawn into the next digit): then the model decides.
 WIDEST = 1.3
+WIDEST_BAR = 1.7
 TALL = 0.75
 # Strokes overlapping this share of the narrower one's width lie within one digit, however tall both are.
 WITHIN = 0.8
@@ -419,7 +420,9 @@ def _belong_together(a: list[float], b: list[float], line: float) -> bool:
     narrower = min(a[2] - a[0], b[2] - b[0])
     # Both tall: two digits that touch, unless one lies nearly within the other (a 0 drawn twice round).
     apart = min(a[3] - a[1], b[3] - b[1]) >= TALL * line and overlap < WITHIN * narrower
-    return overlap >= OVERLAP * narrower and max(a[2], b[2]) - min(a[0], b[0]) <= WIDEST * line and not apart
+    # A bar may reach further out than a digit is wide (a 5's, a 7's drawn long).
+    widest = WIDEST_BAR if min(a[3] - a[1], b[3] - b[1]) <= BAR * line else WIDEST
+    return overlap >= OVERLAP * narrower and max(a[2], b[2]) - min(a[0], b[0]) <= widest * line and not apart
 
 
 def _cut_wide(
@@ -621,7 +624,8 @@ def _gap(members: Sequence[_Piece]) -> float:
 def _mergeable(members: Sequence[_Piece], line: float) -> bool:
     gaps_near = all(b.box[0] - a.box[2] <= NEAR * line for a, b in itertools.pairwise(members))
     width = max(m.box[2] for m in members) - min(m.box[0] for m in members)
-    return gaps_near and width <= MERGE_WIDTH * line
+    widest = WIDEST_BAR if any(m.height <= BAR * line for m in members) else MERGE_WIDTH  # a bar drawn long
+    return gaps_near and width <= widest * line
 
 
 def _scores(segmentation: Segmentation, probabilities: np.ndarray) -> np.ndarray:
