@@ -88,6 +88,16 @@ def test_it_reads_a_five_whose_bar_was_drawn_last(model):
     assert read_strokes(body, model).number == "53"
 
 
+def test_a_five_whose_bar_reaches_far_out_is_one_digit(model):
+    body = number_body([(5, 1), 3], gap=130)
+    # The 5's bar, drawn last, stretched to 1.5 line heights from the 5's left, points as a pen samples them.
+    (x0, y), _ = body["strokes"][1]
+    five_bar = body["strokes"][1] = [[x, y] for x in np.linspace(x0, x0 + 1.4 * HEIGHT, 15).tolist()]
+    reading = read_strokes(body, model)
+    assert reading.number == "53"
+    assert reading.digits[0].box[2] == pytest.approx(five_bar[-1][0] + PEN / 2)  # the bar is the 5's
+
+
 def test_it_keeps_the_bar_through_a_seven_with_its_seven(model):
     assert read_strokes(number_body([(7, 1), 1]), model).number == "71"
 
