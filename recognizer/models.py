@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from django.conf import settings
 from django.core.validators import MaxValueValidator, RegexValidator
-from django.db import connection, models, transaction
+from django.db import connection, connections, models, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -336,9 +336,24 @@ class Drawing(models.Model):
 
     @classmethod
     def queue(cls, **fields) -> Drawing:
-        """Store a drawing that just arrived, as queued for prediction."""
+        """Store a drawing that just arrived, as queued for prediction.
+
+        One prepared INSERT of every column, not `objects.create`: building the INSERT of some thirty
+        fields cost Django more than half of the web's time per drawing, executing it a tenth.
+        """
         now = timezone.now()
-        return cls.objects.create(created_at=now, enqueued_at=now, status=cls.Status.QUEUED, **fields)
+        drawing = cls(created_at=now, enqueued_at=now, status=cls.Status.QUEUED, **fields)
+        # The connection itself, looked up once: `connection` is a proxy, dearer than the field's work.
+        db = connections[router.db_for_write(cls)]
+        columns = cls._meta.concrete_fields
+        names = ", ".join(db.ops.quote_name(column.column) for column in columns)
+        # Table and column names come from the model; every value goes as a parameter.
+        sql = f"INSERT INTO {cls._meta.db_table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})"
+        values = [column.get_db_prep_save(column.pre_save(drawing, True), db) for column in columns]
+        with db.cursor() as cursor:
+            cursor.execute(sql, values)
+        drawing._state.adding, drawing._state.db = False, db.alias
+        return drawing
 
     def set_label(self, label: int | None, user, number: str | None = None) -> list[str]:
         """Record what staff say the drawing is, a digit or a number (both None clears it), and who
