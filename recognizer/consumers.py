@@ -7,7 +7,8 @@ import contextlib
 import json
 import uuid
 
-from channels.db import database_sync_to_async
+from channels.consumer import get_handler_name
+from channels.db import aclose_old_connections, database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
@@ -17,6 +18,11 @@ from recognizer.errors import Refused
 from recognizer.models import Drawing
 
 MAX_REF_LENGTH = 200
+# Messages whose handlers reach the database only through database_sync_to_async, which tidies the
+# thread's connections itself, or not at all (a result goes out on the socket). Channels would hop to
+# the database thread before each of them to close old connections: two hops per drawing, queued in
+# the one thread that also stores every drawing.
+NO_TIDYING = frozenset({"websocket.receive", "drawing.result"})
 
 
 def result_frame(result: dict, ref: object) -> dict:
@@ -40,6 +46,11 @@ async def current_result(drawing_id: uuid.UUID) -> dict | None:
 
 class RecognizeConsumer(AsyncJsonWebsocketConsumer):
     """One handler per message type; workers send results to this consumer's own channel."""
+
+    async def dispatch(self, message: dict) -> None:
+        if message["type"] in NO_TIDYING:
+            return await getattr(self, get_handler_name(message))(message)
+        await super().dispatch(message)
 
     async def connect(self) -> None:
         self.refs: dict[str, object] = {}  # drawing id -> the client's ref, while awaited
@@ -123,6 +134,7 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
             return await self.refuse(ref, Refused("invalid_id", "id must be a drawing's UUID"))
         if retry_after := await ratelimit.read_retry_after(self.client):
             return await self.refuse(ref, ratelimit.refusal(retry_after, "requests"))
+        await aclose_old_connections()  # the async ORM below does not tidy them (see NO_TIDYING)
         # Still queued: its result comes here from now on, whichever socket sent it. Set
         # before it is read, so a result stored in between is read rather than missed.
         self.refs[str(drawing_id)] = ref
