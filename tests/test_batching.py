@@ -16,7 +16,7 @@ from django.utils import timezone
 from recognizer import preprocessing
 from recognizer.models import Drawing
 from tests import crafted
-from tests.factories import drawing
+from tests.factories import drawing, not_yet_stale
 from training import samples
 from training.samples import ONE, SEVEN
 from worker import tasks
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def queued(image: bytes = SEVEN, **fields) -> Drawing:
-    return drawing(digit=None, confidence=None, image=image, status="queued", enqueued_at=timezone.now(), **fields)
+    return drawing(digit=None, confidence=None, image=image, status="queued", enqueued_at=not_yet_stale(), **fields)
 
 
 class Listening:

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 import pytest
 import requests
-from django.utils import timezone
 
 from recognizer.models import NUMBER_MAX_DIGITS, Drawing
-from tests.factories import drawing, ink_drawing
+from tests.factories import drawing, ink_drawing, not_yet_stale
 from tests.test_batching import Listening
 from tests.test_segmentation import number_body, png_of
 from training import samples
 from worker import active_model, tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def not_yet_stale() -> datetime:
-    """An enqueued_at the session's sweeper leaves alone: it queues again what waited over STALE_AFTER
-    (3 s in tests), and the session's live worker would then answer these drawings before the task here."""
-    return timezone.now() + timedelta(minutes=10)
 
 
 def queued_number(body: dict | None = None, image: bytes | None = None) -> Drawing:
