@@ -93,9 +93,12 @@ def test_an_answered_drawing_is_pushed_again_only_when_its_task_comes_back_late(
     assert [r["id"] for r in listening.received()] == [str(late.pk)]
 
 
-def test_a_missing_drawing_is_logged_not_raised(caplog):
+def test_a_missing_drawing_is_logged_not_raised_and_takes_no_other(caplog):
+    waiting = queued(SEVEN)
     tasks.predict_drawing("00000000-0000-0000-0000-000000000000")
     assert "does not exist" in caplog.text
+    waiting.refresh_from_db()
+    assert waiting.status == "queued" and waiting.started_at is None  # left to its own message
 
 
 def statuses(batch: list[Drawing]) -> list[str]:

@@ -68,6 +68,11 @@ def predict_drawing(*drawing_ids: str) -> None:
             repush_if_lost(drawing, now)
     for missing in set(drawing_ids) - found:
         log.warning("drawing %s does not exist", missing)
+    if not found:
+        # Deleted (purged) or never stored: no drawing of its own to start a batch with. The queued
+        # drawings it would take have messages of their own (and a worker that takes them from a
+        # message of nothing would race whatever handles them).
+        return
     batch, left = Drawing.objects.claim(
         own, now, settings.PREDICT_BATCH, settings.CLAIM_SECONDS, settings.PREDICT_BATCH_PIXELS
     )
