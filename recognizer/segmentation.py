@@ -57,7 +57,6 @@ OVERLAP = 0.35
 # ... unless together they would be wider than this many line heights (two digits touching), or
 # both are at least TALL line heights high (a 1 drawn into the next digit): then the model decides.
 WIDEST = 1.3
-WIDEST_BAR = 1.7
 TALL = 0.75
 # Strokes overlapping this share of the narrower one's width lie within one digit, however tall both are.
 WITHIN = 0.8
@@ -67,8 +66,10 @@ SPLIT_WIDTH = 1.1
 IMAGE_SPLIT_WIDTH = 0.8
 # So is a piece holding one stroke wider than this many line heights.
 LONG_STROKE = 1.0
-# ... unless that stroke is flat: no more than this many line heights from top to bottom.
+# ... unless that stroke is flat: no more than this many line heights from top to bottom. Such a bar
+# (a 5's, a 7's drawn long) may make a digit this many line heights wide, when grouping and merging.
 BAR = 0.3
+WIDEST_BAR = 1.7
 # The cut falls where the ink is thinnest, but not nearer a piece's side than this many line heights.
 CUT_MARGIN = 0.15
 # Neighbours this close (line heights between their ink; negative: overlapping) may be one digit ...
@@ -82,9 +83,8 @@ SPECK = 0.3
 # and its shape (`features`), weighed by WEIGHTS: a logistic regression on the candidates of numbers
 # by UNIPEN's calibration writers, then refined by a coordinate search for the most numbers and
 # lone digits read exactly (training.numbers.fit_weights; `python -m benchmarks.numbers --fit`).
-# Log-odds add up along a
-# path, so a reading gains by every candidate likelier whole than not and loses by every other:
-# neither few large candidates nor many small ones win by their count alone. The thresholds above
+# Log-odds add up along a path, so a reading gains by every candidate likelier whole than not and
+# loses by every other: neither few large candidates nor many small ones win by their count alone. The thresholds above
 # only decide which candidates are offered; these weights choose among them. Fitted with the model
 # cnn-20261129-0826 (each `--fit` refines the weights here): run it again when the model changes.
 WEIGHTS = (0.946, 0.210, 3.965, 0.226, -64.515, -5.333, 1.072, -12.300, -2.688, -1.776, -1.074)
@@ -418,10 +418,10 @@ def _belong_together(a: list[float], b: list[float], line: float) -> bool:
     """Whether two groups of these extents (x0, y0, x1, y1) are one digit."""
     overlap = min(a[2], b[2]) - max(a[0], b[0])
     narrower = min(a[2] - a[0], b[2] - b[0])
+    lower = min(a[3] - a[1], b[3] - b[1])
     # Both tall: two digits that touch, unless one lies nearly within the other (a 0 drawn twice round).
-    apart = min(a[3] - a[1], b[3] - b[1]) >= TALL * line and overlap < WITHIN * narrower
-    # A bar may reach further out than a digit is wide (a 5's, a 7's drawn long).
-    widest = WIDEST_BAR if min(a[3] - a[1], b[3] - b[1]) <= BAR * line else WIDEST
+    apart = lower >= TALL * line and overlap < WITHIN * narrower
+    widest = WIDEST_BAR if lower <= BAR * line else WIDEST
     return overlap >= OVERLAP * narrower and max(a[2], b[2]) - min(a[0], b[0]) <= widest * line and not apart
 
 
@@ -624,7 +624,7 @@ def _gap(members: Sequence[_Piece]) -> float:
 def _mergeable(members: Sequence[_Piece], line: float) -> bool:
     gaps_near = all(b.box[0] - a.box[2] <= NEAR * line for a, b in itertools.pairwise(members))
     width = max(m.box[2] for m in members) - min(m.box[0] for m in members)
-    widest = WIDEST_BAR if any(m.height <= BAR * line for m in members) else MERGE_WIDTH  # a bar drawn long
+    widest = WIDEST_BAR if any(m.height <= BAR * line for m in members) else MERGE_WIDTH
     return gaps_near and width <= widest * line
 
 
@@ -636,18 +636,19 @@ def features(segmentation: Segmentation, probabilities: np.ndarray) -> np.ndarra
     """Per candidate, what tells a whole digit from a part or a pair: the model's top log-probability
     and its margin over the second; height and width in line heights, and their squared distance
     from a digit's (1 high, 0.6 wide); how many other groups it merges in, the blank between them,
-    and how many of its sides a cut made; and 1 (the intercept)."""
+    how many of its sides a cut made, and whether it spans the whole drawing; and 1 (the intercept)."""
     if not segmentation.candidates:
         return np.zeros((0, len(WEIGHTS)))
     boxes = np.array([c.box for c in segmentation.candidates])
     height = (boxes[:, 3] - boxes[:, 1]) / segmentation.line
     width = (boxes[:, 2] - boxes[:, 0]) / segmentation.line
     ranked = np.log(np.maximum(np.sort(probabilities, axis=1)[:, -2:], 1e-6))
-    joins = np.array([(c.joins, c.gap, c.cuts) for c in segmentation.candidates], np.float64)
-    whole = np.array([c.first == 0 and c.end == segmentation.pieces for c in segmentation.candidates], np.float64)
-    joins = np.column_stack([joins, whole])
     columns = [ranked[:, 1], ranked[:, 1] - ranked[:, 0], height, width, (height - 1) ** 2, (width - 0.6) ** 2]
-    return np.column_stack([*columns, joins, np.ones(len(joins))])
+    pieces = np.array(
+        [(c.joins, c.gap, c.cuts, c.first == 0 and c.end == segmentation.pieces) for c in segmentation.candidates],
+        np.float64,
+    )
+    return np.column_stack([*columns, pieces, np.ones(len(pieces))])
 
 
 def _digit(candidate: Candidate, row: np.ndarray) -> DigitReading:
@@ -659,8 +660,5 @@ def _scaled(segmentation: Segmentation, scale: float) -> Segmentation:
     """The segmentation with its boxes in the drawing's pixels, from an ink map's."""
     if scale == 1:
         return segmentation
-    candidates = tuple(
-        Candidate(c.first, c.end, tuple(v * scale for v in c.box), c.image, c.joins, c.cuts, c.gap)
-        for c in segmentation.candidates
-    )
-    return Segmentation(candidates, segmentation.pieces, segmentation.specks, segmentation.line * scale, True)
+    candidates = tuple(replace(c, box=tuple(v * scale for v in c.box)) for c in segmentation.candidates)
+    return replace(segmentation, candidates=candidates, line=segmentation.line * scale)
