@@ -121,12 +121,8 @@ def _on_canvas(placed: list[list[np.ndarray]], pen: float, line: float, rng) -> 
     shift = margin - every.min(axis=0)
     width, height = (np.ceil(np.ptp(every, axis=0) + 2 * margin)).astype(int).tolist()
     strokes = [s + shift for strokes in placed for s in strokes]
-    boxes = []
-    for digit in placed:
-        points = np.concatenate(digit) + shift
-        low, high = points.min(axis=0) - pen / 2, points.max(axis=0) + pen / 2
-        boxes.append(tuple(round(float(v), 1) for v in (*low, *high)))
-    return strokes, tuple(boxes), (width, height)
+    boxes = tuple(tuple(round(v, 1) for v in _ink_box(np.concatenate(digit) + shift, pen)) for digit in placed)
+    return strokes, boxes, (width, height)
 
 
 def mnist_number(index: int, images: np.ndarray, labels: np.ndarray, seed: int = 0) -> Number:
@@ -171,11 +167,9 @@ def _mnist_canvas(pieces: list[np.ndarray], placements: list, label: str, line: 
 # --- fitting the segmentation's scores ---------------------------------------------------------------
 
 
-def _box_of_body(body: dict) -> tuple[float, float, float, float]:
-    """The box round a strokes body's points, its pen included."""
-    points = np.concatenate([np.asarray(stroke, float)[:, :2] for stroke in body["strokes"]])
-    half = body["pen"] / 2
-    (x0, y0), (x1, y1) = points.min(axis=0) - half, points.max(axis=0) + half
+def _ink_box(points: np.ndarray, pen: float) -> tuple[float, float, float, float]:
+    """The box round points (x, y first) drawn with a pen this wide, the pen included."""
+    (x0, y0), (x1, y1) = points[:, :2].min(axis=0) - pen / 2, points[:, :2].max(axis=0) + pen / 2
     return float(x0), float(y0), float(x1), float(y1)
 
 
@@ -251,7 +245,15 @@ def _pen_drawings(paint: Callable, split: str, count: int, seed: int) -> list[tu
     lone = [d for d in unipen.split(split) if d.writer in writers(split)]
     for digit in lone[seed % 7 :: 7][: count // 2]:
         body = unipen.on_canvas(digit, (280, 280), 0.7)
-        drawings.append((segmentation.from_ink(ink.parse(body)), Number(str(digit.label), (_box_of_body(body),))))
+        drawings.append(
+            (
+                segmentation.from_ink(ink.parse(body)),
+                Number(
+                    str(digit.label),
+                    (_ink_box(np.concatenate([np.asarray(s, float) for s in body["strokes"]]), body["pen"]),),
+                ),
+            )
+        )
     return drawings
 
 
