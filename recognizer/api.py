@@ -274,12 +274,6 @@ def read_upload(request: HttpRequest, query_mode: str | None = None) -> tuple[im
     )
 
 
-def accept(request: HttpRequest, reply_to: str, query_mode: str | None) -> Drawing:
-    # Decoding and storing run together in one thread hop, off the event loop.
-    drawn, mode = read_upload(request, query_mode)
-    return services.submit(drawn, Drawing.Source.API, reply_to=reply_to, mode=mode)
-
-
 @api.post(
     "/drawings/",
     response={200: DrawingOut, 202: QueuedOut, **ERRORS, 503: ErrorOut},
@@ -311,7 +305,9 @@ async def create_drawing(
     # made here, no Redis call).
     reply_to = await get_channel_layer().new_channel() if wait else ""
     try:
-        drawing = await sync_to_async(accept)(request, reply_to, mode)
+        # Reading the body (decoding an image, checking strokes) in a thread, off the event loop.
+        drawn, mode = await sync_to_async(read_upload)(request, mode)
+        drawing = await services.submit(drawn, Drawing.Source.API, reply_to=reply_to, mode=mode)
     except Refused as exc:
         metrics.DRAWINGS_REFUSED.labels(exc.code).inc()
         return Status(exc.status, exc.body())

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from digitsite.celery import app as celery_app
 from recognizer import backlog, images, ink, metrics
 from recognizer.errors import Refused
+from recognizer.group_commit import GroupCommit
 from recognizer.images import CheckedImage
 from recognizer.ink import Ink
 from recognizer.models import Drawing
@@ -25,25 +26,27 @@ log = logging.getLogger(__name__)
 PREDICT_TASK = "worker.tasks.predict_drawing"
 # A wait keeps this long (or a quarter of it, if shorter) for its last look at the database.
 LAST_LOOK_SECONDS = 0.25
+# The most drawings stored in one transaction (what arrived while the last one committed).
+STORE_MOST = 64
 
 
-def submit(
+async def submit(
     drawn: CheckedImage | Ink,
     source: str,
     drawing_id: uuid.UUID | None = None,
     reply_to: str = "",
     mode: str = Drawing.Mode.DIGIT,
 ) -> Drawing:
-    """Store the drawing (an image or strokes) as queued, then queue its prediction once the row is committed.
+    """Store the drawing (an image or strokes) as queued, then queue its prediction; returns once it is committed.
 
     `reply_to` is the channel-layer channel the worker sends the result to (empty: nobody waits);
-    `mode` says whether to read one digit or a number (checked: see read_mode).
+    `mode` says whether to read one digit or a number (checked: see read_mode). It is stored
+    with the drawings that arrive meanwhile (recognizer.group_commit).
     """
-    with transaction.atomic():
-        drawing = Drawing.queue(
-            id=drawing_id or uuid.uuid4(), source=source, reply_to=reply_to, mode=mode, **stored_fields(drawn)
-        )
-        transaction.on_commit(lambda: enqueue(drawing.id))
+    drawing = Drawing.arrived(
+        id=drawing_id or uuid.uuid4(), source=source, reply_to=reply_to, mode=mode, **stored_fields(drawn)
+    )
+    await arrivals.put(drawing)
     metrics.DRAWINGS_RECEIVED.labels(source).inc()
     return drawing
 
@@ -99,6 +102,20 @@ publisher = Publisher(send, most=settings.PREDICT_BATCH)
 def enqueue(drawing_id: uuid.UUID) -> None:
     """Queue the drawing's prediction, without waiting for the broker (see recognizer.publisher)."""
     publisher.put(str(drawing_id))
+
+
+def store(drawings: list[Drawing]) -> None:
+    """Store drawings that arrived together in one transaction, then queue their predictions.
+
+    Their fields were checked as they arrived: what fails the transaction is the database
+    itself, which would fail each of them alone too.
+    """
+    with transaction.atomic():
+        Drawing.store_arrived(drawings)
+        transaction.on_commit(lambda: [enqueue(drawing.id) for drawing in drawings])
+
+
+arrivals = GroupCommit(store, most=STORE_MOST)
 
 
 def requeue_stale(older_than: float, limit: int = 1000) -> int:

@@ -67,6 +67,15 @@ class Processes:
             sys.stderr.write(f"--- {log.name} (tail) ---\n{log.read_text(errors='replace')[-1500:]}\n")
 
 
+@pytest.fixture(autouse=True)
+def connection_kept_in_the_test_transaction(request, monkeypatch):
+    """What Django's test client does for its request signals: a test run inside a transaction keeps
+    its connection. Channels' database hop would close it (its transaction looks left open)."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker and not marker.kwargs.get("transaction"):
+        monkeypatch.setattr("channels.db.close_old_connections", lambda: None)
+
+
 @pytest.fixture(scope="session")
 def mnist_test() -> tuple:
     """MNIST's full test split, for the evaluations that need real data; skipped where it is absent."""

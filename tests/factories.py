@@ -31,6 +31,13 @@ def drawing(digit: int | None = 7, confidence: float | None = 0.98, image: bytes
     return Drawing.objects.create(**{**values, **fields})
 
 
+def arrived(**fields) -> Drawing:
+    """A drawing stored as the web stores one that just arrived: queued (its prediction is not)."""
+    new = Drawing.arrived(**fields)
+    Drawing.store_arrived([new])
+    return new
+
+
 def reviewer(username: str = "reviewer") -> User:
     user = User.objects.create_user(username, password="pw", is_staff=True)
     user.groups.add(Group.objects.get(name="reviewer"))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 import requests
+from asgiref.sync import async_to_sync
 from websockets.sync.client import connect
 
 from recognizer import services
@@ -158,7 +159,7 @@ def test_hostile_drawings_never_stop_the_good_ones(live_server_url):
     # that the first batches hold them together with good drawings.
     stored_at = time.monotonic()
     stored = [
-        services.submit(CheckedImage(data, "image/png", 280, 280), Drawing.Source.API)
+        async_to_sync(services.submit)(CheckedImage(data, "image/png", 280, 280), Drawing.Source.API)
         for data in (crafted.bad_compression_after_pixels(b"zTXt"), crafted.bad_compression_after_pixels(b"iCCP"))
     ]
     answers = send_all(live_server_url, http_jobs, ws_jobs)

@@ -8,13 +8,13 @@ import pytest
 from django.utils import timezone
 
 from recognizer.models import NOT_A_DIGIT, Drawing
-from tests.factories import drawing
+from tests.factories import arrived, drawing
 
 pytestmark = pytest.mark.django_db
 
 
 def queued(**fields) -> Drawing:
-    return Drawing.queue(image=b"png", content_type="image/png", width=1, height=1, source="api", **fields)
+    return arrived(image=b"png", content_type="image/png", width=1, height=1, source="api", **fields)
 
 
 def test_a_new_drawing_is_queued_now():

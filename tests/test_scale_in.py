@@ -26,6 +26,7 @@ from digitsite.stack import BASE_DIR, wait_for_workers, worker_command
 from recognizer import backlog
 from recognizer.models import Drawing
 from recognizer.services import PREDICT_TASK
+from tests.factories import arrived
 from training import samples
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,7 +63,7 @@ def messages_waiting() -> tuple[set[str], int]:
 
 def test_a_worker_told_to_stop_finishes_its_batch_and_hands_back_the_rest(processes):
     fields = {"image": CANVAS, "content_type": "image/png", "width": 1000, "height": 1000, "source": "api"}
-    drawings = [Drawing.queue(**fields) for _ in range(120)]
+    drawings = [arrived(**fields) for _ in range(120)]
     # Out of reach of the session's sweeper (STALE_AFTER=3 s, where live_server_url runs): it
     # would see their messages missing from the default queue and send them to its own worker.
     Drawing.objects.filter(pk__in=[d.pk for d in drawings]).update(enqueued_at=timezone.now() + timedelta(hours=1))

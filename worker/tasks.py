@@ -19,7 +19,6 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import numpy as np
 from celery import shared_task
@@ -52,23 +51,25 @@ def drop_broken_connections(**kwargs) -> None:
     close_old_connections()
 
 
-@shared_task(name="worker.tasks.predict_drawing")
-def predict_drawing(*drawing_ids: str) -> None:
+@shared_task(name="worker.tasks.predict_drawing", bind=True)
+def predict_drawing(self, *drawing_ids: str) -> None:
     """Predict these drawings and any queued behind them. Idempotent: an answered drawing is not stored again.
 
     A message names one drawing, or several that reached the web's publisher together.
     """
     now = timezone.now()
-    own, found = [], set()
+    own, answered = [], []
     for drawing in Drawing.objects.filter(pk__in=drawing_ids).order_by("enqueued_at"):
-        found.add(str(drawing.pk))
-        if drawing.status == Drawing.Status.QUEUED:
-            own.append(drawing)
-        else:
-            repush_if_lost(drawing, now)
-    for missing in set(drawing_ids) - found:
+        (own if drawing.status == Drawing.Status.QUEUED else answered).append(drawing)
+    for missing in set(drawing_ids) - {str(d.pk) for d in own + answered}:
         log.warning("drawing %s does not exist", missing)
-    if not found:
+    if answered and (self.request.delivery_info or {}).get("redelivered"):
+        # A message given back (its worker died, or stopped, before acknowledging it) whose
+        # drawings were stored: their results may never have been sent. Sent again; a client
+        # that has one already ignores the second. A batch-mate's own message, however late
+        # it comes in a long queue, was not given back: its batch sent the result.
+        push(answered)
+    if not own and not answered:
         # Deleted (purged) or never stored: no drawing of its own to start a batch with. The queued
         # drawings it would take have messages of their own (and a worker that takes them from a
         # message of nothing would race whatever handles them).
@@ -98,13 +99,6 @@ def purge_old_drawings() -> int:
     if not settings.RETAIN_DAYS:
         return 0  # keep every drawing
     return retention.purge(settings.RETAIN_DAYS)
-
-
-def repush_if_lost(drawing: Drawing, now) -> None:
-    """Push an answered drawing again when its task comes back long after: the worker died before pushing."""
-    if drawing.finished_at and drawing.finished_at < now - timedelta(seconds=settings.CLAIM_SECONDS):
-        # Batch-mates' tasks come right after their batch was pushed; only a redelivery comes this late.
-        push([drawing])
 
 
 @dataclass
