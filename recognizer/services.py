@@ -9,7 +9,6 @@ from collections.abc import Mapping
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import transaction
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
@@ -110,9 +109,7 @@ def store(drawings: list[Drawing]) -> None:
     Their fields were checked as they arrived: what fails the transaction is the database
     itself, which would fail each of them alone too.
     """
-    with transaction.atomic():
-        Drawing.store_arrived(drawings)
-        transaction.on_commit(lambda: [enqueue(drawing.id) for drawing in drawings])
+    Drawing.store_arrived(drawings, then=lambda: [enqueue(drawing.id) for drawing in drawings])
 
 
 arrivals = GroupCommit(store, most=STORE_MOST)
