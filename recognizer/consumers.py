@@ -21,9 +21,10 @@ from recognizer.ink import Ink
 from recognizer.models import Drawing
 
 MAX_REF_LENGTH = 200
-# Messages whose handlers reach the database only through the writer's thread, which tidies its
-# connection itself, or not at all (a result goes out on the socket). Channels would hop to
-# its database thread before each of them to close old connections: two hops per drawing.
+# Messages whose handlers reach the database only through database_sync_to_async (group commit),
+# which tidies the thread's connections itself, or not at all (a result goes out on the socket).
+# Channels would hop to its database thread before each of them to close old connections: two
+# hops per drawing.
 NO_TIDYING = frozenset({"websocket.receive", "drawing.result"})
 
 
@@ -47,6 +48,7 @@ def read_frame(message: dict) -> tuple[CheckedImage | Ink, str]:
 
 
 async def check_frame(message: dict, size: int) -> tuple[CheckedImage | Ink, str]:
+    """read_frame, on the event loop or in a thread (see CHECKED_ON_THE_LOOP); `size` is the frame's length."""
     if size <= CHECKED_ON_THE_LOOP and "image" not in message:
         return read_frame(message)
     return await sync_to_async(read_frame, thread_sensitive=False)(message)

@@ -26,11 +26,19 @@ class SlowDatabase:
                 raise ConnectionError("the database went away")
 
 
+async def until(condition, timeout: float = 5) -> None:
+    for _ in range(int(timeout / 0.005)):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("timed out")
+
+
 async def test_what_arrives_during_a_store_goes_in_the_next_group_of_at_most_most():
     database = SlowDatabase()
     group = GroupCommit(database.store, most=3)
     first = asyncio.create_task(group.put("a"))
-    await asyncio.sleep(0.05)  # "a" is being stored, alone
+    await until(lambda: database.groups == [["a"]])  # "a" is being stored, alone
     rest = [asyncio.create_task(group.put(name)) for name in "bcde"]
     await asyncio.sleep(0.05)
     assert not first.done() and database.groups == [["a"]]
@@ -43,7 +51,7 @@ async def test_a_group_that_fails_fails_each_of_its_own_and_the_next_is_stored()
     database = SlowDatabase(fail_first=True)
     group = GroupCommit(database.store, most=64)
     first = asyncio.create_task(group.put("a"))
-    await asyncio.sleep(0.05)
+    await until(lambda: database.groups == [["a"]])
     second = asyncio.create_task(group.put("b"))
     database.release.set()
     with pytest.raises(ConnectionError):
@@ -56,14 +64,11 @@ async def test_a_caller_that_goes_away_leaves_its_drawing_to_be_stored():
     database = SlowDatabase()
     group = GroupCommit(database.store, most=64)
     first = asyncio.create_task(group.put("a"))
-    await asyncio.sleep(0.05)
+    await until(lambda: database.groups == [["a"]])
     leaving = asyncio.create_task(group.put("b"))
     await asyncio.sleep(0.01)
     leaving.cancel()  # the socket closed while "b" waited for its group
     database.release.set()
     await asyncio.wait_for(first, 5)
-    for _ in range(100):
-        if len(database.groups) == 2:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: len(database.groups) == 2)
     assert database.groups == [["a"], ["b"]]
