@@ -14,6 +14,7 @@ them. A drawing that comes alone is stored at once, as before.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,7 +46,9 @@ class GroupCommit(Generic[Item]):
         done = loop.create_future()
         waiting.items.append((item, done))
         if waiting.storing is None or waiting.storing.done():
-            waiting.storing = loop.create_task(self._store_all(waiting))
+            # In a context of its own: it outlives the request that started it, whose context
+            # would send its database hops to that request's thread, shut down when it ends.
+            waiting.storing = loop.create_task(self._store_all(waiting), context=contextvars.Context())
         # Shielded: a caller that goes away (a socket closed) leaves its drawing to be stored.
         await asyncio.shield(done)
 

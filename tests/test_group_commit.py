@@ -4,6 +4,7 @@ import asyncio
 import threading
 
 import pytest
+from asgiref.sync import ThreadSensitiveContext
 
 from recognizer.group_commit import GroupCommit
 
@@ -72,3 +73,13 @@ async def test_a_caller_that_goes_away_leaves_its_drawing_to_be_stored():
     await asyncio.wait_for(first, 5)
     await until(lambda: len(database.groups) == 2)
     assert database.groups == [["a"], ["b"]]
+
+
+async def test_groups_are_stored_in_one_thread_whichever_request_started_them():
+    # Django runs each HTTP request in a ThreadSensitiveContext, whose thread ends with it.
+    threads = []
+    group = GroupCommit(lambda items: threads.append(threading.current_thread().name), most=64)
+    for _ in range(3):
+        async with ThreadSensitiveContext():
+            await asyncio.wait_for(group.put("a"), 5)
+    assert len(threads) == 3 and len(set(threads)) == 1
