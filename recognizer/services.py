@@ -109,7 +109,12 @@ def store(drawings: list[Drawing]) -> None:
     Their fields were checked as they arrived: what fails the transaction is the database
     itself, which would fail each of them alone too.
     """
-    Drawing.store_arrived(drawings, then=lambda: [enqueue(drawing.id) for drawing in drawings])
+
+    def queue_predictions() -> None:
+        for drawing in drawings:
+            enqueue(drawing.id)
+
+    Drawing.store_arrived(drawings, then=queue_predictions)
 
 
 arrivals = GroupCommit(store, most=STORE_MOST)
