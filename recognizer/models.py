@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from itertools import chain
 
@@ -20,7 +20,7 @@ from django.db import connection, connections, models, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from recognizer import ink
+from recognizer import ink, plain_sql
 from recognizer.preprocessing import preprocess
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,10 @@ LABEL_CHOICES = [(digit, str(digit)) for digit in range(10)] + [(NOT_A_DIGIT, "n
 REVIEW_ORDER = (F("confidence").asc(nulls_last=True), "-created_at")
 # What Drawing.model_input reads.
 INPUT_FIELDS = ("image", "strokes", "pen", "width", "height")
+
+
+def _column(name: str) -> str:
+    return plain_sql.column(Drawing, name)
 
 
 def _within(drawings: list[Drawing], limit: int, pixels: int) -> list[Drawing]:
@@ -111,38 +115,78 @@ class DrawingQuerySet(models.QuerySet):
         never finished: the worker died) is tried alone, so a drawing that kills workers takes
         no others down with it.
         """
-        free = Q(started_at__isnull=True) | Q(started_at__lt=now - timedelta(seconds=hold))
-        queued = self.queued().filter(free)
+        free_since = now - timedelta(seconds=hold)
         if tried := [d for d in own if d.attempts]:  # alone
             batch = tried[:1]
         elif own:
             batch = _within(own, limit, pixels)
             spent = sum(d.width * d.height for d in batch)
-            others = queued.exclude(pk__in=[d.pk for d in own])
-            batch += self._batch(others, limit - len(batch), pixels - spent, joining=True)
+            batch += self._oldest_free(free_since, limit - len(batch), pixels - spent, besides=own)
         else:
-            batch = self._batch(queued, limit, pixels)
+            batch = self._oldest_free(free_since, limit, pixels)
         left = [d for d in own if d not in batch]
         if not batch:
             return [], left  # only batch-mates' messages, the common case under load: no write
-        taken = queued.filter(pk__in=[d.pk for d in batch]).update(started_at=now, attempts=F("attempts") + 1)
-        if taken < len(batch):  # another worker holds some (or took them meanwhile)
+        if self._take(batch, now, free_since) < len(batch):  # another worker holds some (or took them meanwhile)
             batch = self._stamped(batch, started_at=now)
         for drawing in batch:
             drawing.started_at = now
             drawing.attempts += 1  # as the UPDATE wrote it: it changed only rows still as they were read
         return batch, left
 
-    def _batch(self, free: DrawingQuerySet, limit: int, pixels: int, joining: bool = False) -> list[Drawing]:
-        """The oldest of the `free` drawings: at most `limit` of them, and `pixels` pixels in all.
+    # The claim's queries run for every task: in plain SQL (recognizer.plain_sql), not the ORM's.
 
-        The first always goes, whatever its size, unless they are `joining` a batch; a drawing
-        tried before goes only alone. Their sizes are read first, along the (status,
-        enqueued_at) index, so that only the images of the drawings chosen are read.
+    def load(self, ids: Iterable[uuid.UUID | str]) -> list[Drawing]:
+        """The drawings with these ids, whole, in the order they were queued."""
+        if not (ids := list(ids)):
+            return []
+        marks, params = plain_sql.values(Drawing, "id", ids)
+        return plain_sql.select(Drawing, f"{_column('id')} IN ({marks})", params, order_by=_column("enqueued_at"))
+
+    def reply_channels(self, ids: Iterable[uuid.UUID | str]) -> dict[uuid.UUID, str]:
+        """Where the results of these drawings go: id -> channel, for those someone waits for."""
+        if not (ids := list(ids)):
+            return {}
+        marks, params = plain_sql.values(Drawing, "id", ids)
+        where = f"{_column('id')} IN ({marks}) AND NOT {_column('reply_to')} = %s"
+        return dict(plain_sql.fields(Drawing, ("id", "reply_to"), where, [*params, ""]))
+
+    @staticmethod
+    def _free(free_since: datetime) -> tuple[str, list]:
+        """Queued, and not taken by a worker since `free_since`: SQL and parameters."""
+        started = _column("started_at")
+        where = f"{_column('status')} = %s AND ({started} IS NULL OR {started} < %s)"
+        return where, [Drawing.Status.QUEUED.value, plain_sql.value(Drawing, "started_at", free_since)]
+
+    def _take(self, batch: list[Drawing], now: datetime, free_since: datetime) -> int:
+        """Mark the batch's drawings that are still free as taken at `now`, counting an attempt; how many."""
+        free, params = self._free(free_since)
+        marks, ids = plain_sql.values(Drawing, "id", [d.pk for d in batch])
+        started, attempts = _column("started_at"), _column("attempts")
+        sql = (
+            f"UPDATE {Drawing._meta.db_table} SET {started} = %s, {attempts} = {attempts} + 1"
+            f" WHERE {free} AND {_column('id')} IN ({marks})"
+        )
+        return plain_sql.execute(Drawing, sql, [plain_sql.value(Drawing, "started_at", now), *params, *ids])
+
+    def _oldest_free(
+        self, free_since: datetime, limit: int, pixels: int, besides: list[Drawing] | None = None
+    ) -> list[Drawing]:
+        """The oldest free drawings: at most `limit` of them, and `pixels` pixels in all.
+
+        The first always goes, whatever its size, unless they join a batch (of the drawings
+        `besides`); a drawing tried before goes only alone. Their sizes are read first, along the
+        (status, enqueued_at) index, so that only the drawings chosen are read whole.
         """
+        joining = besides is not None
         if limit <= 0 or (joining and pixels <= 0):
             return []
-        sizes = free.order_by("enqueued_at").values_list("pk", "width", "height", "attempts")[:limit]
+        where, params = self._free(free_since)
+        if besides:
+            marks, ids = plain_sql.values(Drawing, "id", [d.pk for d in besides])
+            where, params = f"{where} AND {_column('id')} NOT IN ({marks})", params + ids
+        names = ("id", "width", "height", "attempts")
+        sizes = plain_sql.fields(Drawing, names, where, params, order_by=_column("enqueued_at"), limit=limit)
         chosen = []
         for pk, width, height, attempts in sizes:
             first = not (chosen or joining)
@@ -155,7 +199,7 @@ class DrawingQuerySet(models.QuerySet):
             if pixels < 0 and not first:
                 break
             chosen.append(pk)
-        rows = self.in_bulk(chosen)
+        rows = {d.pk: d for d in self.load(chosen)}
         return [rows[pk] for pk in chosen if pk in rows]
 
     def release(self, drawings: list[Drawing], started_at: datetime) -> int:

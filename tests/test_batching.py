@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 from channels.layers import get_channel_layer
+from django.contrib.auth.models import User
 from django.test import override_settings
 from django.utils import timezone
 
@@ -237,3 +238,23 @@ def test_every_claim_counts_an_attempt_in_its_one_update(django_assert_max_num_q
         taken, _ = Drawing.objects.claim(batch[:1], timezone.now(), 64, 5, 10**9)
     assert [d.attempts for d in taken] == [1, 1]
     assert list(Drawing.objects.filter(pk__in=[d.pk for d in batch]).values_list("attempts", flat=True)) == [1, 1]
+
+
+def test_the_tasks_plain_sql_reads_drawings_as_the_orm_does():
+    reviewer = User.objects.create_user("staff")
+    number = drawing(
+        digit=None, mode="number", number="42", digits=[{"digit": 4, "box": [0, 0, 1, 1]}], label_number="42",
+        labeled_by=reviewer, labeled_at=timezone.now(), reply_to="specific.abc!def", started_at=timezone.now(),
+    )  # fmt: skip
+    strokes = queued(image=b"", strokes=[[[1.5, 2.0], [3.0, 4.25]]], pen=12.0, reply_to="")
+    image = queued()
+    ids = [number.pk, str(strokes.pk), image.pk]  # a task's message names them as strings
+    loaded = Drawing.objects.load(ids)
+    by_orm = Drawing.objects.filter(pk__in=ids).order_by("enqueued_at")
+    assert [d.pk for d in loaded] == [d.pk for d in by_orm]
+    for mine, theirs in zip(loaded, by_orm, strict=True):
+        fields = [f.attname for f in Drawing._meta.concrete_fields]
+        assert {f: getattr(mine, f) for f in fields} == {f: getattr(theirs, f) for f in fields}
+        assert not mine._state.adding
+    assert Drawing.objects.reply_channels(ids) == {number.pk: "specific.abc!def"}
+    assert Drawing.objects.load([]) == [] and Drawing.objects.reply_channels([]) == {}

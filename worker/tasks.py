@@ -59,7 +59,7 @@ def predict_drawing(self, *drawing_ids: str) -> None:
     """
     now = timezone.now()
     own, answered = [], []
-    for drawing in Drawing.objects.filter(pk__in=drawing_ids).order_by("enqueued_at"):
+    for drawing in Drawing.objects.load(drawing_ids):
         (own if drawing.status == Drawing.Status.QUEUED else answered).append(drawing)
     for missing in set(drawing_ids) - {str(d.pk) for d in own + answered}:
         log.warning("drawing %s does not exist", missing)
@@ -256,9 +256,7 @@ def push(drawings: list[Drawing]) -> None:
     happened before the results were stored, and is seen here, or found them stored.
     """
     global _push_loop
-    waiting = dict(
-        Drawing.objects.filter(pk__in=[d.pk for d in drawings]).exclude(reply_to="").values_list("pk", "reply_to")
-    )
+    waiting = Drawing.objects.reply_channels(d.pk for d in drawings)
     messages = [(waiting[d.pk], {"type": "drawing.result", "drawing": d.result()}) for d in drawings if d.pk in waiting]
     if not messages:
         return
