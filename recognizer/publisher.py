@@ -1,7 +1,7 @@
 """Queuing predictions from one thread per process, several drawings to a message when they come fast.
 
-Publishing a Celery task costs the web a Redis round trip and Celery's own work per message,
-and the thread that stored the drawing used to wait for both. Now that thread only hands the
+Publishing a task costs the web a Redis round trip and the message's building (see
+recognizer.task_messages), and the thread that stored the drawing used to wait for both. Now that thread only hands the
 id over. The publisher sends what is waiting the moment it is free: a drawing alone when
 they come one at a time, several in one message when they come faster than one publish (the
 worker micro-batches them anyway), so nothing waits for company and a busy web does less

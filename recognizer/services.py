@@ -13,7 +13,7 @@ from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 from digitsite.celery import app as celery_app
-from recognizer import backlog, images, ink, metrics
+from recognizer import backlog, images, ink, metrics, task_messages
 from recognizer.errors import Refused
 from recognizer.group_commit import GroupCommit
 from recognizer.images import CheckedImage
@@ -88,7 +88,7 @@ def read_drawing(body: object) -> CheckedImage | Ink:
 def send(drawing_ids: list[str]) -> None:
     """One message that predicts these drawings, by the task's name: the web must not import the model code."""
     try:
-        celery_app.send_task(PREDICT_TASK, args=drawing_ids)
+        task_messages.publish(PREDICT_TASK, drawing_ids, celery_app.conf.task_default_queue)
     except Exception:
         # They are stored and stay queued: not lost, only late (the sweeper sends them again).
         log.exception("could not queue %d drawing(s): %s", len(drawing_ids), ", ".join(drawing_ids))

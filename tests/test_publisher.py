@@ -1,8 +1,17 @@
-"""The web's publisher: ids handed over without waiting, several to a message only when they queue up."""
+"""The web's publisher: ids handed over without waiting, several to a message only when they queue up;
+the messages it writes are the ones Celery writes."""
 
+import json
 import threading
 import time
+import uuid
 
+import pytest
+import redis
+from celery import Celery
+
+from digitsite.redis_server import EmbeddedRedis
+from recognizer import services, task_messages
 from recognizer.publisher import Publisher
 
 
@@ -59,3 +68,29 @@ def test_a_failed_publish_does_not_stop_the_publisher(caplog):
     publisher.put("b")
     wait_for(lambda: len(broker.messages) == 2)
     assert broker.messages[1] == ["b"] and "could not queue 1 drawing(s): a" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+def test_a_task_message_is_the_one_celery_writes_for_the_same_task_but_for_its_ids(redis_server, settings):
+    settings.CELERY_BROKER_URL = redis_server.url
+    app = Celery("compared")
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+    args = [str(uuid.uuid4()) for _ in range(3)]
+    app.send_task(services.PREDICT_TASK, args=args)
+    task_messages.publish(services.PREDICT_TASK, args, app.conf.task_default_queue)
+    client = redis.Redis.from_url(redis_server.url)
+    ours, celerys = (json.loads(m) for m in client.lrange(app.conf.task_default_queue, 0, -1))  # newest first
+    app.close()
+    assert ours["headers"]["id"] == ours["headers"]["root_id"] == ours["properties"]["correlation_id"]
+    for message in (ours, celerys):  # what differs from one message to the next
+        for part, name in [("headers", "id"), ("headers", "root_id"), ("headers", "origin"),
+                           ("properties", "correlation_id"), ("properties", "reply_to"),
+                           ("properties", "delivery_tag")]:  # fmt: skip
+            assert message[part].pop(name)
+    assert ours == celerys
