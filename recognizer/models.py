@@ -136,12 +136,22 @@ class DrawingQuerySet(models.QuerySet):
 
     # The claim's queries run for every task: in plain SQL (recognizer.plain_sql), not the ORM's.
 
-    def load(self, ids: Iterable[uuid.UUID | str]) -> list[Drawing]:
-        """The drawings with these ids, whole, in the order they were queued."""
+    def load(self, ids: Iterable[uuid.UUID | str], queued: bool = False) -> list[Drawing]:
+        """The drawings with these ids (only those still queued, if `queued`), whole, in the order they were queued."""
         if not (ids := list(ids)):
             return []
         marks, params = plain_sql.values(Drawing, "id", ids)
-        return plain_sql.select(Drawing, f"{_column('id')} IN ({marks})", params, order_by=_column("enqueued_at"))
+        where = f"{_column('id')} IN ({marks})"
+        if queued:
+            where, params = f"{where} AND {_column('status')} = %s", [*params, Drawing.Status.QUEUED.value]
+        return plain_sql.select(Drawing, where, params, order_by=_column("enqueued_at"))
+
+    def existing(self, ids: Iterable[uuid.UUID | str]) -> set[str]:
+        """Those of these ids that a drawing has, as strings."""
+        if not (ids := list(ids)):
+            return set()
+        marks, params = plain_sql.values(Drawing, "id", ids)
+        return {str(pk) for (pk,) in plain_sql.fields(Drawing, ("id",), f"{_column('id')} IN ({marks})", params)}
 
     def reply_channels(self, ids: Iterable[uuid.UUID | str]) -> dict[uuid.UUID, str]:
         """Where the results of these drawings go: id -> channel, for those someone waits for."""

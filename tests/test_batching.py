@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -257,4 +258,8 @@ def test_the_tasks_plain_sql_reads_drawings_as_the_orm_does():
         assert {f: getattr(mine, f) for f in fields} == {f: getattr(theirs, f) for f in fields}
         assert not mine._state.adding
     assert Drawing.objects.reply_channels(ids) == {number.pk: "specific.abc!def"}
+    assert [d.pk for d in Drawing.objects.load(ids, queued=True)] == [strokes.pk, image.pk]
+    gone = uuid.uuid4()
+    assert Drawing.objects.existing([*ids, gone]) == {str(number.pk), str(strokes.pk), str(image.pk)}
     assert Drawing.objects.load([]) == [] and Drawing.objects.reply_channels([]) == {}
+    assert Drawing.objects.existing([]) == set()
