@@ -1,12 +1,12 @@
 """Rows read and changed through plain SQL: the worker's per-task queries, without Django's query compiler.
 
 A prediction task makes four or five small queries. Through the ORM each cost far more than
-the database's work: compiling a QuerySet of the 34-field Drawing took 0.68 ms on the project's
-2-core machine, turning its row into a Drawing 0.9 ms more, and SQLite 0.1 ms (idle between
-tasks, as at light load, all of it two to three times that). Here the caller writes the WHERE
-clause and passes the values as parameters, and rows become instances as the ORM makes them
-(the backend's and the fields' converters, then `from_db`): loading one drawing went from
-1.58 ms to 0.31 ms.
+the database's work: compiling the QuerySet of the 34-field Drawing and building the instance
+from its row. Here the caller writes the WHERE clause and passes the values as parameters, and
+rows become instances as the ORM makes them (the backend's and the fields' converters, then
+`from_db`). `benchmarks/task_queries.py` on the project's 2-core machine: loading one drawing
+took 1.22 ms through the ORM and 0.34 ms so; with 100 ms between loads, as at light load,
+3.29 and 1.36 ms.
 
 Names come from the model (`column`), values go as parameters prepared by their field
 (`value`, `values`), so the same statements run on SQLite and PostgreSQL.

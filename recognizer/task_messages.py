@@ -1,13 +1,13 @@
 """Prediction tasks published as Celery messages written straight to Redis: one LPUSH, no kombu.
 
-Celery's `send_task` spent 1.4 ms of Python per message on the project's 2-core machine (2.4 ms
-between drawings at light load, on the path from a stored drawing to its worker): routing,
-kombu's producer and retry wrapper, and a new Redis client object for every publish. The LPUSH
-itself took 0.2 ms. The web publishes one message per drawing at light load, so this is
-written here once: Celery's task protocol 2 in kombu's Redis envelope, as `send_task` writes
-it for this app's configuration (the default queue, priority 0, JSON), so any Celery worker
-runs it. tests/test_publisher.py compares the two messages field by field, so an upgrade of
-Celery or kombu that changes the format fails there.
+Celery's `send_task` costs more Python than the publish itself: routing, kombu's producer and
+retry wrapper, a new Redis client object for every message. `benchmarks/task_queries.py` on the
+project's 2-core machine: 1.55 ms a message through `send_task`, 0.29 ms here (2.80 and 1.16 ms
+with 100 ms between messages, as at light load, where every drawing is a message on the way from
+stored to its worker). So the message is written here: Celery's task protocol 2 in kombu's Redis
+envelope, as `send_task` writes it for this app's configuration (the default queue, priority 0,
+JSON), so any Celery worker runs it. tests/test_publisher.py compares the two messages field by
+field, so an upgrade of Celery or kombu that changes the format fails there.
 
 A publish that fails raises RedisError or OSError: the caller's drawings are stored and queued,
 and the sweeper publishes them again.
