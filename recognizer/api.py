@@ -293,14 +293,12 @@ async def create_drawing(
     if overloaded := await backlog.overloaded():
         return overloaded.response()  # 503 with Retry-After
     client = ratelimit.request_client(request)
-    if retry_after := await ratelimit.retry_after(client):
-        # Status() cannot carry a header, so the 429 is a response of its own, with Retry-After.
-        return ratelimit.refusal(retry_after).response()
     # The bytes as sent: the declared length, or the body itself when it came chunked (the
     # ASGI body limit has bounded it already).
     length = request.META.get("CONTENT_LENGTH", "")
-    if over_budget := await ratelimit.spend_bytes(client, int(length) if length.isdigit() else len(request.body)):
-        return over_budget.response()
+    if over_limit := await ratelimit.admit(client, int(length) if length.isdigit() else len(request.body)):
+        # Status() cannot carry a header, so the 429 is a response of its own, with Retry-After.
+        return over_limit.response()
     # A waiting request gives the worker a channel of its own to send the result to (a name
     # made here, no Redis call).
     reply_to = await get_channel_layer().new_channel() if wait else ""

@@ -126,10 +126,8 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         # Shed load before anything is counted or stored; a figure read at most a second ago.
         if overloaded := await backlog.overloaded():
             return await self.refuse(ref, overloaded)
-        if retry_after := await ratelimit.retry_after(self.client):
-            return await self.refuse(ref, ratelimit.refusal(retry_after))
-        if over_budget := await ratelimit.spend_bytes(self.client, size):
-            return await self.refuse(ref, over_budget)
+        if over_limit := await ratelimit.admit(self.client, size):
+            return await self.refuse(ref, over_limit)
         drawing_id = uuid.uuid4()
         # Awaited before the drawing is queued, so even the fastest result finds its ref.
         self.refs[str(drawing_id)] = ref

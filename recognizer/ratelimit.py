@@ -83,13 +83,6 @@ async def _wait(bucket: str, client: str, limit: int) -> int:
     return max(1, WINDOW - int(now) % WINDOW)
 
 
-async def retry_after(client: str) -> int:
-    """0 when `client` (a `client_key`) may send a drawing now, else the seconds until it may."""
-    if wait := await _wait("drawings", client, settings.RATE_LIMIT):
-        metrics.DRAWINGS_REFUSED.labels("rate_limited").inc()
-    return wait
-
-
 async def read_retry_after(client: str) -> int:
     """The same for reads: a drawing's status (websocket or GET) and feedback, a separate bucket.
 
@@ -107,30 +100,42 @@ def refusal(retry_after: int, what: str = "drawings") -> Refused:
 BYTE_WINDOW = 3600  # seconds; BYTE_BUDGET is bytes per hour
 
 
-async def spend_bytes(client: str, size: int) -> Refused | None:
-    """Count `size` bytes of a drawing from `client` (a `client_key`); the refusal once its BYTE_BUDGET is spent.
+async def admit(client: str, size: int) -> Refused | None:
+    """Count one drawing of `size` bytes from `client` (a `client_key`); the refusal once it is over
+    RATE_LIMIT drawings a minute or BYTE_BUDGET bytes an hour (429, with the seconds to wait).
 
-    Counted as received, before anything is decoded or stored: what bounds the disk is the
-    bytes a client makes us handle. A fixed one-hour window, one round trip to Redis.
+    Both in one round trip to Redis, counted as received, before anything is decoded or stored:
+    what bounds the disk is the bytes a client makes us handle, so a drawing refused for the rate
+    still spends its bytes. Fixed windows of a minute and an hour.
     """
-    budget = settings.BYTE_BUDGET
-    if not budget:
-        return None
     now = time.time()
-    key = f"ratelimit:bytes:{client}:{int(now // BYTE_WINDOW)}"
+    counts = []  # (bucket, key, window, limit, amount)
+    if settings.RATE_LIMIT:
+        counts.append(("drawings", f"ratelimit:drawings:{client}:{int(now // WINDOW)}", WINDOW, settings.RATE_LIMIT, 1))
+    if settings.BYTE_BUDGET:
+        key = f"ratelimit:bytes:{client}:{int(now // BYTE_WINDOW)}"
+        counts.append(("bytes", key, BYTE_WINDOW, settings.BYTE_BUDGET, size))
+    if not counts:
+        return None
     try:
         async with _redis().pipeline(transaction=False) as pipe:
-            spent, _ = await pipe.incrby(key, size).expire(key, BYTE_WINDOW + 1).execute()
+            for _, key, window, _, amount in counts:
+                pipe.incrby(key, amount).expire(key, window + 1)
+            replies = await pipe.execute()
     except (RedisError, OSError):
-        log.warning("byte budget not checked: Redis is unreachable")
+        log.warning("drawing limits not checked: Redis is unreachable")
         return None
-    if spent <= budget:
-        return None
-    metrics.RATE_LIMITED.labels("bytes").inc()
-    metrics.DRAWINGS_REFUSED.labels("byte_budget").inc()
-    wait = max(1, BYTE_WINDOW - int(now) % BYTE_WINDOW)
-    message = f"this client sent over {budget} bytes of drawings this hour: try again in {wait} s"
-    return Refused("byte_budget", message, 429, wait)
+    for (bucket, _, window, limit, _), spent in zip(counts, replies[::2], strict=True):
+        if spent > limit:
+            metrics.RATE_LIMITED.labels(bucket).inc()
+            wait = max(1, window - int(now) % window)
+            if bucket == "drawings":
+                metrics.DRAWINGS_REFUSED.labels("rate_limited").inc()
+                return refusal(wait)
+            metrics.DRAWINGS_REFUSED.labels("byte_budget").inc()
+            message = f"this client sent over {limit} bytes of drawings this hour: try again in {wait} s"
+            return Refused("byte_budget", message, 429, wait)
+    return None
 
 
 # Open websockets per client: a sorted set per client, one member per connection scored with

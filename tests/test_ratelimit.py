@@ -199,6 +199,20 @@ def test_limits_let_requests_through_while_redis_is_down(client, settings):
     assert [client.get(f"/api/drawings/{drawing_id}/", REMOTE_ADDR=address).status_code for _ in range(3)] == [200] * 3
 
 
+async def test_a_drawing_counts_against_the_rate_and_the_byte_budget_both(settings):
+    settings.RATE_LIMIT, settings.BYTE_BUDGET = 2, 250
+    client = unique_ipv4()
+    a_fresh_window()
+    assert [await ratelimit.admit(client, 100) for _ in range(2)] == [None, None]
+    refused = await ratelimit.admit(client, 100)
+    assert (refused.code, refused.status) == ("rate_limited", 429) and 1 <= refused.retry_after <= 60
+    settings.RATE_LIMIT = 0
+    over = await ratelimit.admit(client, 1)  # 301 bytes: the drawing refused for the rate spent its own
+    assert (over.code, over.status) == ("byte_budget", 429) and 1 <= over.retry_after <= 3600
+    settings.BYTE_BUDGET = 0
+    assert await ratelimit.admit(client, 10**6) is None  # no limit set: nothing counted, nothing refused
+
+
 async def socket(address: str) -> WebsocketCommunicator:
     communicator = WebsocketCommunicator(application, "/ws/recognize/")
     communicator.scope["client"] = (address, 1234)
