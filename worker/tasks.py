@@ -61,8 +61,9 @@ def predict_drawing(self, *drawing_ids: str) -> None:
     # Only the queued ones are read whole: under load most of a message's drawings were answered
     # by an earlier batch, and decoding their strokes again was half the JSON work of the worker.
     own = Drawing.objects.load(drawing_ids, queued=True)
-    answered = Drawing.objects.existing(set(drawing_ids) - {str(d.pk) for d in own})
-    for missing in set(drawing_ids) - {str(d.pk) for d in own} - answered:
+    others = set(drawing_ids) - {str(d.pk) for d in own}
+    answered = Drawing.objects.existing(others)
+    for missing in others - answered:
         log.warning("drawing %s does not exist", missing)
     if answered and (self.request.delivery_info or {}).get("redelivered"):
         # A message given back (its worker died, or stopped, before acknowledging it) whose
