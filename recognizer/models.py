@@ -44,6 +44,12 @@ def _column(name: str) -> str:
     return plain_sql.column(Drawing, name)
 
 
+def _id_in(ids: Iterable[uuid.UUID | str]) -> tuple[str, list]:
+    """`id IN (...)` over these ids: SQL and parameters."""
+    marks, params = plain_sql.values(Drawing, "id", ids)
+    return f"{_column('id')} IN ({marks})", params
+
+
 def _within(drawings: list[Drawing], limit: int, pixels: int) -> list[Drawing]:
     """The first of `drawings` that fit in `limit` drawings and `pixels` pixels; the first always fits."""
     chosen: list[Drawing] = []
@@ -140,8 +146,7 @@ class DrawingQuerySet(models.QuerySet):
         """The drawings with these ids (only those still queued, if `queued`), whole, in the order they were queued."""
         if not (ids := list(ids)):
             return []
-        marks, params = plain_sql.values(Drawing, "id", ids)
-        where = f"{_column('id')} IN ({marks})"
+        where, params = _id_in(ids)
         if queued:
             where, params = f"{where} AND {_column('status')} = %s", [*params, Drawing.Status.QUEUED.value]
         return plain_sql.select(Drawing, where, params, order_by=_column("enqueued_at"))
@@ -150,15 +155,15 @@ class DrawingQuerySet(models.QuerySet):
         """Those of these ids that a drawing has, as strings."""
         if not (ids := list(ids)):
             return set()
-        marks, params = plain_sql.values(Drawing, "id", ids)
-        return {str(pk) for (pk,) in plain_sql.fields(Drawing, ("id",), f"{_column('id')} IN ({marks})", params)}
+        where, params = _id_in(ids)
+        return {str(pk) for (pk,) in plain_sql.fields(Drawing, ("id",), where, params)}
 
     def reply_channels(self, ids: Iterable[uuid.UUID | str]) -> dict[uuid.UUID, str]:
         """Where the results of these drawings go: id -> channel, for those someone waits for."""
         if not (ids := list(ids)):
             return {}
-        marks, params = plain_sql.values(Drawing, "id", ids)
-        where = f"{_column('id')} IN ({marks}) AND NOT {_column('reply_to')} = %s"
+        where, params = _id_in(ids)
+        where = f"{where} AND NOT {_column('reply_to')} = %s"
         return dict(plain_sql.fields(Drawing, ("id", "reply_to"), where, [*params, ""]))
 
     @staticmethod
@@ -171,12 +176,10 @@ class DrawingQuerySet(models.QuerySet):
     def _take(self, batch: list[Drawing], now: datetime, free_since: datetime) -> int:
         """Mark the batch's drawings that are still free as taken at `now`, counting an attempt; how many."""
         free, params = self._free(free_since)
-        marks, ids = plain_sql.values(Drawing, "id", [d.pk for d in batch])
+        taking, ids = _id_in(d.pk for d in batch)
         started, attempts = _column("started_at"), _column("attempts")
-        sql = (
-            f"UPDATE {Drawing._meta.db_table} SET {started} = %s, {attempts} = {attempts} + 1"
-            f" WHERE {free} AND {_column('id')} IN ({marks})"
-        )
+        assignments = f"{started} = %s, {attempts} = {attempts} + 1"
+        sql = f"UPDATE {Drawing._meta.db_table} SET {assignments} WHERE {free} AND {taking}"
         return plain_sql.execute(Drawing, sql, [plain_sql.value(Drawing, "started_at", now), *params, *ids])
 
     def _oldest_free(
@@ -193,8 +196,8 @@ class DrawingQuerySet(models.QuerySet):
             return []
         where, params = self._free(free_since)
         if besides:
-            marks, ids = plain_sql.values(Drawing, "id", [d.pk for d in besides])
-            where, params = f"{where} AND {_column('id')} NOT IN ({marks})", params + ids
+            others, ids = _id_in(d.pk for d in besides)
+            where, params = f"{where} AND NOT ({others})", params + ids
         names = ("id", "width", "height", "attempts")
         sizes = plain_sql.fields(Drawing, names, where, params, order_by=_column("enqueued_at"), limit=limit)
         chosen = []

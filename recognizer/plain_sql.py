@@ -54,26 +54,6 @@ def _reading(model: type[models.Model], db: BaseDatabaseWrapper, names: tuple[st
     return select, converting
 
 
-def _query(
-    model: type[models.Model],
-    names: tuple[str, ...],
-    where: str,
-    params: Sequence[object],
-    order_by: str,
-    limit: int | None,
-) -> list[list[object]]:
-    db = _db(model)
-    head, converting = _reading(model, db, names)
-    sql = f"{head} WHERE {where}"
-    if order_by:
-        sql += f" ORDER BY {order_by}"
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    with db.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [_converted(row, converting, db) for row in cursor.fetchall()]
-
-
 def _converted(row: Sequence[object], converting: list, db: BaseDatabaseWrapper) -> list[object]:
     converted = []
     for raw, (converters, expression) in zip(row, converting, strict=True):
@@ -87,7 +67,7 @@ def select(model: type[models.Model], where: str, params: Sequence[object], orde
     """The instances whose rows match `where`, whole (every concrete field), as the ORM builds them."""
     names = tuple(f.attname for f in model._meta.concrete_fields)
     alias = _db(model).alias
-    return [model.from_db(alias, names, row) for row in _query(model, names, where, params, order_by, None)]
+    return [model.from_db(alias, names, row) for row in fields(model, names, where, params, order_by)]
 
 
 def fields(
@@ -99,7 +79,16 @@ def fields(
     limit: int | None = None,
 ) -> list[list[object]]:
     """The fields `names` of the rows that match `where`, as Python values (a values_list)."""
-    return _query(model, names, where, params, order_by, limit)
+    db = _db(model)
+    head, converting = _reading(model, db, names)
+    sql = f"{head} WHERE {where}"
+    if order_by:
+        sql += f" ORDER BY {order_by}"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [_converted(row, converting, db) for row in cursor.fetchall()]
 
 
 def execute(model: type[models.Model], sql: str, params: Sequence[object]) -> int:
