@@ -101,8 +101,11 @@ class DrawingQuerySet(models.QuerySet):
         """
         now = timezone.now()
         stale = self.queued().filter(enqueued_at__lt=now - timedelta(seconds=older_than))
-        ids = list(stale.order_by("enqueued_at").values_list("id", flat=True)[:limit])
-        self.filter(pk__in=ids).update(enqueued_at=now)
+        # Skipping rows a worker holds locked (it is answering them): see _take.
+        stale = stale.select_for_update(skip_locked=True).order_by("enqueued_at")
+        with transaction.atomic(using=self.db):
+            ids = list(stale.values_list("id", flat=True)[:limit])
+            self.filter(pk__in=ids).update(enqueued_at=now)
         return ids
 
     def claim(
@@ -177,9 +180,15 @@ class DrawingQuerySet(models.QuerySet):
         """Mark the batch's drawings that are still free as taken at `now`, counting an attempt; how many."""
         free, params = self._free(free_since)
         taking, ids = _id_in(d.pk for d in batch)
-        started, attempts = _column("started_at"), _column("attempts")
+        table, started, attempts = Drawing._meta.db_table, _column("started_at"), _column("attempts")
         assignments = f"{started} = %s, {attempts} = {attempts} + 1"
-        sql = f"UPDATE {Drawing._meta.db_table} SET {assignments} WHERE {free} AND {taking}"
+        which = f"{free} AND {taking}"
+        if connection.features.has_select_for_update_skip_locked:
+            # A row locked by another transaction is being claimed or answered by another
+            # worker, or by one whose network dropped mid-write (its lock then lasts until the
+            # server ends that session): leave it, rather than wait past the task's time limit.
+            which = f"{_column('id')} IN (SELECT {_column('id')} FROM {table} WHERE {which} FOR UPDATE SKIP LOCKED)"
+        sql = f"UPDATE {table} SET {assignments} WHERE {which}"
         return plain_sql.execute(Drawing, sql, [plain_sql.value(Drawing, "started_at", now), *params, *ids])
 
     def _oldest_free(

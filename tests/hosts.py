@@ -184,11 +184,9 @@ class Postgres:
         while True:
             try:
                 with self.connect("postgres") as conn:
+                    # Nothing set on the database: the sessions' own options (settings.DATABASES)
+                    # must end those of a worker whose link is cut while it holds row locks.
                     conn.execute(f"CREATE DATABASE {PG_DATABASE}")
-                    # A worker whose link is cut in the middle of storing a batch leaves its
-                    # transaction open, holding the rows' locks; the server ends it, so that
-                    # the other workers' claims on those rows do not wait for TCP's timeouts.
-                    conn.execute(f"ALTER DATABASE {PG_DATABASE} SET idle_in_transaction_session_timeout = '5s'")
                 return
             except psycopg.OperationalError:
                 if self.process.poll() is not None or time.monotonic() > deadline:

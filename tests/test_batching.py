@@ -12,6 +12,7 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
@@ -84,6 +85,42 @@ def test_drawings_another_worker_just_took_are_left_to_it_until_the_claim_runs_o
     assert Drawing.objects.get(pk=abandoned.pk).status == "done"
     tasks.predict_drawing(str(taken.pk))  # its own task, while the claim holds: left alone
     assert Drawing.objects.get(pk=taken.pk).status == "queued"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL (DATABASE_URL) only")
+def test_the_claim_and_the_sweeper_pass_over_a_drawing_a_vanished_worker_holds_locked():
+    held, free = queued(), queued()
+    # Another worker's write, its network cut midway through a pipelined executemany: its
+    # backend holds the row's lock and waits for the rest of the pipeline (not "idle in
+    # transaction", so no idle timeout ends it; only the session's TCP keepalives do).
+    other = connection.get_new_connection(connection.get_connection_params())
+    other.autocommit = True
+    try:
+        other.pgconn.enter_pipeline_mode()
+        other.pgconn.send_query_params(b"BEGIN", None)
+        other.pgconn.send_query_params(
+            b"UPDATE recognizer_drawing SET attempts = 0 WHERE id = $1", [str(held.pk).encode()]
+        )
+        other.pgconn.flush()
+        with connection.cursor() as cursor:
+            # The settings' session options, which end such a session within seconds.
+            cursor.execute("SELECT current_setting('tcp_keepalives_idle'), current_setting('tcp_user_timeout')")
+            assert cursor.fetchone() == ("5", "10000")
+            cursor.execute("SET lock_timeout = '3s'")  # without the skip, a lock error instead of a hang
+            waiting = "SELECT count(*) FROM pg_locks WHERE pid = %s AND locktype = 'transactionid'"
+            deadline = time.monotonic() + 5
+            while cursor.execute(waiting, [other.pgconn.backend_pid]).fetchone()[0] == 0:
+                assert time.monotonic() < deadline, "the other session never took its lock"
+                time.sleep(0.05)
+        started = time.monotonic()
+        batch, _ = Drawing.objects.claim([], timezone.now(), limit=64, hold=5, pixels=10**9)
+        assert [d.pk for d in batch] == [free.pk] and time.monotonic() - started < 1
+        Drawing.objects.filter(pk=free.pk).update(started_at=None)
+        assert Drawing.objects.mark_stale_queued_again(older_than=-3600, limit=10) == [free.pk]
+    finally:
+        other.close()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
 
 
 def test_an_answered_drawing_is_pushed_again_only_when_its_message_was_given_back():
