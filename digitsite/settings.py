@@ -294,10 +294,17 @@ BYTE_BUDGET = envint("BYTE_BUDGET", 100 * 1024 * 1024)
 # The longest a POST /api/drawings/?wait= may hold the request.
 MAX_WAIT_SECONDS = 30
 
+LOG_LEVEL = os.environ.get("LOG_LEVEL") or "INFO"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL") or "INFO"},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # Celery's two INFO lines per task ("received", "succeeded in"), hundreds a second under load,
+    # say nothing the stored drawing does not (its timings, its model); failures still log.
+    "loggers": {
+        name: {"level": "WARNING" if LOG_LEVEL == "INFO" else LOG_LEVEL}
+        for name in ("celery.worker.strategy", "celery.app.trace")
+    },
 }

@@ -27,6 +27,7 @@ from recognizer.errors import Refused
 
 log = logging.getLogger(__name__)
 WINDOW = 60  # seconds; RATE_LIMIT is drawings per minute
+BYTE_WINDOW = 3600  # seconds; BYTE_BUDGET is bytes per hour
 # One client per event loop: an asyncio connection pool cannot cross loops.
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
 
@@ -62,42 +63,44 @@ def request_client(request: HttpRequest) -> str:
     return client_key(request.META.get("REMOTE_ADDR", ""))
 
 
-async def _wait(bucket: str, client: str, limit: int) -> int:
-    """Count one request of `client` in `bucket`; 0 while within `limit` a minute, else the seconds to wait.
-
-    A fixed one-minute window: one round trip to Redis per request.
+async def _over(client: str, counts: list[tuple[str, int, int, int]]) -> tuple[str, int] | None:
+    """Count `client`'s use in each (bucket, window in seconds, limit, amount) whose limit is set, in
+    one round trip to Redis: the first bucket over its limit and the seconds until its window
+    ends, or None. Fixed windows.
     """
-    if not limit:
-        return 0
+    if not (counts := [count for count in counts if count[2]]):
+        return None
     now = time.time()
-    key = f"ratelimit:{bucket}:{client}:{int(now // WINDOW)}"
+    keys = [f"ratelimit:{bucket}:{client}:{int(now // window)}" for bucket, window, _, _ in counts]
     try:
         async with _redis().pipeline(transaction=False) as pipe:
-            count, _ = await pipe.incr(key).expire(key, WINDOW + 1).execute()
+            for key, (_, window, _, amount) in zip(keys, counts, strict=True):
+                pipe.incrby(key, amount).expire(key, window + 1)
+            replies = await pipe.execute()
     except (RedisError, OSError):
-        log.warning("%s limit not checked: Redis is unreachable", bucket)
-        return 0
-    if count <= limit:
-        return 0
-    metrics.RATE_LIMITED.labels(bucket).inc()
-    return max(1, WINDOW - int(now) % WINDOW)
+        log.warning("%s limits not checked: Redis is unreachable", "/".join(bucket for bucket, *_ in counts))
+        return None
+    for (bucket, window, limit, _), spent in zip(counts, replies[::2], strict=True):
+        if spent > limit:
+            metrics.RATE_LIMITED.labels(bucket).inc()
+            return bucket, max(1, window - int(now) % window)
+    return None
 
 
 async def read_retry_after(client: str) -> int:
-    """The same for reads: a drawing's status (websocket or GET) and feedback, a separate bucket.
+    """Count one read of `client`: a drawing's status (websocket or GET) or feedback; 0 while
+    within READ_RATE_LIMIT a minute, else the seconds to wait.
 
     Reads are cheap but not free (a database query each), and a client polling for a result
     makes several per drawing, so READ_RATE_LIMIT is more generous than RATE_LIMIT.
     """
-    return await _wait("reads", client, settings.READ_RATE_LIMIT)
+    over = await _over(client, [("reads", WINDOW, settings.READ_RATE_LIMIT, 1)])
+    return over[1] if over else 0
 
 
 def refusal(retry_after: int, what: str = "drawings") -> Refused:
     """The answer to a client over its limit, alike over HTTP (429, Retry-After) and the websocket."""
     return Refused("rate_limited", f"too many {what} from this client: try again in {retry_after} s", 429, retry_after)
-
-
-BYTE_WINDOW = 3600  # seconds; BYTE_BUDGET is bytes per hour
 
 
 async def admit(client: str, size: int) -> Refused | None:
@@ -108,34 +111,16 @@ async def admit(client: str, size: int) -> Refused | None:
     what bounds the disk is the bytes a client makes us handle, so a drawing refused for the rate
     still spends its bytes. Fixed windows of a minute and an hour.
     """
-    now = time.time()
-    counts = []  # (bucket, key, window, limit, amount)
-    if settings.RATE_LIMIT:
-        counts.append(("drawings", f"ratelimit:drawings:{client}:{int(now // WINDOW)}", WINDOW, settings.RATE_LIMIT, 1))
-    if settings.BYTE_BUDGET:
-        key = f"ratelimit:bytes:{client}:{int(now // BYTE_WINDOW)}"
-        counts.append(("bytes", key, BYTE_WINDOW, settings.BYTE_BUDGET, size))
-    if not counts:
+    limits = [("drawings", WINDOW, settings.RATE_LIMIT, 1), ("bytes", BYTE_WINDOW, settings.BYTE_BUDGET, size)]
+    if (over := await _over(client, limits)) is None:
         return None
-    try:
-        async with _redis().pipeline(transaction=False) as pipe:
-            for _, key, window, _, amount in counts:
-                pipe.incrby(key, amount).expire(key, window + 1)
-            replies = await pipe.execute()
-    except (RedisError, OSError):
-        log.warning("drawing limits not checked: Redis is unreachable")
-        return None
-    for (bucket, _, window, limit, _), spent in zip(counts, replies[::2], strict=True):
-        if spent > limit:
-            metrics.RATE_LIMITED.labels(bucket).inc()
-            wait = max(1, window - int(now) % window)
-            if bucket == "drawings":
-                metrics.DRAWINGS_REFUSED.labels("rate_limited").inc()
-                return refusal(wait)
-            metrics.DRAWINGS_REFUSED.labels("byte_budget").inc()
-            message = f"this client sent over {limit} bytes of drawings this hour: try again in {wait} s"
-            return Refused("byte_budget", message, 429, wait)
-    return None
+    bucket, wait = over
+    if bucket == "drawings":
+        metrics.DRAWINGS_REFUSED.labels("rate_limited").inc()
+        return refusal(wait)
+    metrics.DRAWINGS_REFUSED.labels("byte_budget").inc()
+    message = f"this client sent over {settings.BYTE_BUDGET} bytes of drawings this hour: try again in {wait} s"
+    return Refused("byte_budget", message, 429, wait)
 
 
 # Open websockets per client: a sorted set per client, one member per connection scored with

@@ -31,8 +31,8 @@ from redis.retry import Retry
 # What Celery puts in a task's "embed" and its headers' argsrepr limit (Celery's defaults).
 EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 ARGSREPR_MAXSIZE = 1024
-# Who published, as Celery names a process that is not a worker: informational.
-ORIGIN = f"gen{os.getpid()}@{socket.gethostname()}"
+# Who published, as Celery names a process that is not a worker (gen<pid>@<host>): informational.
+HOST = socket.gethostname()
 
 _clients: dict[str, redis.Redis] = {}
 _lock = threading.Lock()
@@ -41,6 +41,8 @@ _lock = threading.Lock()
 def broker() -> redis.Redis:
     """This process's Redis client for publishing (redis-py's pool is thread-safe and starts anew after a fork)."""
     url = settings.CELERY_BROKER_URL
+    if client := _clients.get(url):  # the common case, without the lock
+        return client
     with _lock:
         if url not in _clients:
             options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
@@ -73,7 +75,7 @@ def message(task: str, args: list, queue: str) -> bytes:
         "parent_id": None,
         "argsrepr": saferepr(args, ARGSREPR_MAXSIZE),
         "kwargsrepr": "{}",
-        "origin": ORIGIN,
+        "origin": f"gen{os.getpid()}@{HOST}",  # the pid now: a forked child is not its parent
         "ignore_result": None,
         "replaced_task_nesting": 0,
         "stamped_headers": None,
