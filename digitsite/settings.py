@@ -91,6 +91,14 @@ TEMPLATES = [
 # SQLite by default: one file, single machine. Workers on other machines need PostgreSQL
 # (DATABASE_URL=postgres://...).
 DB_CONN_MAX_AGE = envint("DB_CONN_MAX_AGE", None)  # None: unset
+# PostgreSQL ends the session of a client that vanished (a worker whose network dropped) within
+# about ten seconds, and with it the row locks it held. The idle-in-transaction timeout alone is
+# not enough: a link cut in the middle of a pipelined executemany leaves the backend "active",
+# waiting for the rest, and only TCP keepalives end that (tests/test_multihost.py cuts one).
+POSTGRES_SESSION_OPTIONS = (
+    "-c idle_in_transaction_session_timeout=10s -c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2"
+    " -c tcp_keepalives_count=3 -c tcp_user_timeout=10000"
+)
 DATABASES = {
     # An empty DATABASE_URL (as in .env.example) means the default too.
     "default": dj_database_url.parse(
@@ -110,17 +118,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     if DB_CONN_MAX_AGE is None:
         # Opening a SQLite connection with its PRAGMAs costs ~2 ms: more than storing a drawing.
         DATABASES["default"]["CONN_MAX_AGE"] = None
-else:
-    # The server ends the session of a client that vanished (a worker whose network dropped)
-    # within about ten seconds, and with it the row locks it held. The idle-in-transaction
-    # timeout alone is not enough: a link cut in the middle of a pipelined executemany leaves
-    # the backend "active", waiting for the rest, and only TCP keepalives end that. An
-    # `options` in DATABASE_URL's query string replaces these.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "options",
-        "-c idle_in_transaction_session_timeout=10s -c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2"
-        " -c tcp_keepalives_count=3 -c tcp_user_timeout=10000",
-    )
+else:  # an `options` in DATABASE_URL's query string replaces these
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", POSTGRES_SESSION_OPTIONS)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import json
+
 from channels.security.websocket import OriginValidator
 from django.conf import settings
-from django.urls import path
+from django.urls import re_path
 
 from recognizer.consumers import RecognizeConsumer
+from recognizer.errors import envelope
 
-websocket_urlpatterns = [path("ws/recognize/", RecognizeConsumer.as_asgi())]
+
+async def no_such_socket(scope, receive, send) -> None:
+    """Any other path: the handshake refused with a 404 and the error envelope (a 403 from servers
+    without the ASGI denial-response extension), never the 500 of a path no route matched."""
+    await receive()  # websocket.connect
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close"})
+        return
+    body = json.dumps(envelope("not_found", "no websocket here: the recognizer's is /ws/recognize/")).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "websocket.http.response.start", "status": 404, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
+websocket_urlpatterns = [
+    re_path(r"^ws/recognize/?$", RecognizeConsumer.as_asgi()),  # the slash optional, as clients forget it
+    re_path(r"", no_such_socket),
+]
 
 
 class BrowserOriginValidator(OriginValidator):

@@ -22,12 +22,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
+import psycopg
 import pytest
 import requests
 import websockets
+from django.conf import settings
 
 from tests import hosts
-from tests.hosts import WEB_PORT, Audit, Site, address
+from tests.hosts import PG_DATABASE, PG_USER, WEB_PORT, Audit, Network, Postgres, Site, address
 from training import samples
 
 UNAVAILABLE = hosts.unavailable()
@@ -226,3 +228,42 @@ def test_multihost_workers_lose_nothing_through_a_cut_link_a_killed_host_and_a_j
             figures[f"host{number}_held_answered_after_s"] = (audit.last_answer(held) - event_at).total_seconds()
     figures |= {"setup_s": site.setup_s, "accepted": len(stored), "answers_by_host": by_host}
     print(f"\nmultihost figures: {json.dumps(figures, default=str)}")
+
+
+def test_the_server_ends_the_session_of_a_worker_cut_off_in_the_middle_of_a_write():
+    """The service's session options (settings.POSTGRES_SESSION_OPTIONS) end, within seconds, a
+    session whose client vanished halfway through a pipelined write: the backend waits for the rest
+    of the pipeline, not idle in a transaction, so without keepalives it holds its locks for hours."""
+    if UNAVAILABLE:
+        pytest.fail(f"MULTIHOST=required, but {UNAVAILABLE}")
+    network, postgres = Network(), None
+    try:
+        hub, spoke = network.namespace("hub"), network.namespace("w1")
+        hub_address = network.link(hub, spoke, 1)
+        postgres = Postgres(hub, trusted="10.77.0.0/16")
+        admin = postgres.connect()
+        admin.execute("CREATE TABLE drawing (id int PRIMARY KEY); INSERT INTO drawing VALUES (1)")
+
+        def write_halfway() -> psycopg.Connection:
+            options = settings.POSTGRES_SESSION_OPTIONS
+            conn = psycopg.connect(host=hub_address, user=PG_USER, dbname=PG_DATABASE, options=options, autocommit=True)
+            conn.pgconn.enter_pipeline_mode()
+            conn.pgconn.send_query_params(b"BEGIN", None)
+            conn.pgconn.send_query_params(b"UPDATE drawing SET id = 1 WHERE id = 1", None)
+            conn.pgconn.flush()  # and no Sync: the rest of the pipeline never comes
+            return conn
+
+        client = hosts.in_namespace(spoke, write_halfway)
+        backend = client.pgconn.backend_pid
+        locks = "SELECT count(*) FROM pg_locks WHERE pid = %s AND locktype = 'transactionid'"
+        wait_until(lambda: admin.execute(locks, (backend,)).fetchone()[0], 10, "the write takes its lock")
+        network.cut(spoke)
+        alive = "SELECT count(*) FROM pg_stat_activity WHERE pid = %s"
+        ended = wait_until(lambda: not admin.execute(alive, (backend,)).fetchone()[0], 30, "the session ends")
+        admin.execute("SET lock_timeout = '1s'")
+        admin.execute("UPDATE drawing SET id = 1 WHERE id = 1")  # its lock is gone with it
+        print(f"\nthe cut-off session ended after {ended:.1f} s")
+    finally:
+        if postgres:
+            postgres.close()
+        network.close()

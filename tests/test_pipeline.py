@@ -31,6 +31,23 @@ async def recognise(base: str, drawings: list[bytes | dict]) -> list[tuple[dict,
     return answers
 
 
+async def handshake(url: str) -> tuple[int, bytes]:
+    """The handshake's HTTP status (101: a websocket opened) and the body of a refusal."""
+    try:
+        async with websockets.connect(url):
+            return 101, b""
+    except websockets.InvalidStatus as refused:
+        return refused.response.status_code, refused.response.body
+
+
+def test_a_websocket_anywhere_but_the_recognizers_path_is_a_404_not_a_500(live_server_url):
+    base = live_server_url.replace("http", "ws", 1)
+    assert asyncio.run(handshake(base + "/ws/recognize")) == (101, b"")  # without its slash, too
+    for path in ("/ws/other/", "/ws/", "/", "/api/drawings/"):
+        status, body = asyncio.run(handshake(base + path))
+        assert status == 404 and json.loads(body)["error"]["code"] == "not_found", (path, status, body)
+
+
 def test_it_pushes_predictions_over_the_websocket_and_stores_them(live_server_url):
     images, labels = samples.digits(12)
     styles = list(samples.STYLES)
