@@ -244,13 +244,14 @@ def rasterise(ink: Ink) -> np.ndarray:
     """The model's 28x28 float32 input in [0, 1] for an Ink, by the image path's recipe; or BlankDrawing.
 
     Blank as an image would be: no points, or ink whose longer side (pen included) is under
-    MIN_EXTENT_SHARE of the canvas's longer side.
+    MIN_EXTENT_SHARE of the canvas's longer side; and a tap (`refuse_tap`).
     """
     if not ink.points:
         raise BlankDrawing("the canvas is blank")
     points = np.concatenate(ink.strokes, dtype=np.float32)
     radius = ink.pen / 2
     (left, top), (right, bottom) = points.min(axis=0).tolist(), points.max(axis=0).tolist()
+    refuse_tap(right - left, bottom - top, ink.pen)
     width, height = right - left + 2 * radius, bottom - top + 2 * radius
     if max(width, height) < MIN_EXTENT_SHARE * max(ink.width, ink.height):
         raise BlankDrawing("the canvas holds only a speck")
@@ -263,6 +264,14 @@ def rasterise(ink: Ink) -> np.ndarray:
     radius *= BOX * SUPERSAMPLE / max(width, height)
     centres = _pen_positions(fine, list(accumulate(map(len, ink.strokes))), radius)
     return in_field(_box_average(_discs(centres, radius, size), SUPERSAMPLE))
+
+
+def refuse_tap(width: float, height: float, pen: float) -> None:
+    """BlankDrawing where the points span less than the pen is wide, however large the canvas: a tap
+    or a dot, not a digit. (A canvas left to default is the ink's own: a dot near the origin would
+    otherwise fill it, and be read as a confident 0.)"""
+    if max(width, height) < pen:
+        raise BlankDrawing("the drawing is only a dot")
 
 
 def _pen_positions(points: np.ndarray, ends: list[int], radius: float) -> np.ndarray:

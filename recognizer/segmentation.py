@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
-from recognizer.ink import Ink, rasterise
+from recognizer.ink import Ink, rasterise, refuse_tap
 from recognizer.preprocessing import (
     EXTENT_SHARE,
     MIN_CONTRAST,
@@ -188,7 +188,10 @@ def from_ink(drawing: Ink) -> Segmentation:
         raise BlankDrawing("the canvas is blank")
     radius = drawing.pen / 2
     pieces = [_stroke_piece((stroke,), radius) for stroke in drawing.strokes]
-    _refuse_speck(np.stack([p.box for p in pieces]), max(drawing.width, drawing.height))
+    boxes = np.stack([p.box for p in pieces])
+    span = boxes[:, 2:].max(axis=0) - boxes[:, :2].min(axis=0) - drawing.pen  # the boxes hold the pen's ink
+    refuse_tap(float(span[0]), float(span[1]), drawing.pen)
+    _refuse_speck(boxes, max(drawing.width, drawing.height))
 
     def join(members: list[_Piece]) -> _Piece:
         return _stroke_piece(_fragments(members), radius)

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from benchmarks.ink import closeness, page_png, synthetic
-from recognizer import ink
+from recognizer import ink, segmentation
 from recognizer.ink import Ink, InvalidStrokes
 from recognizer.model_files import shipped_path
 from recognizer.preprocessing import BlankDrawing, preprocess
@@ -145,13 +145,29 @@ def test_a_drawing_with_no_strokes_is_blank():
         ink.rasterise(ink.parse({"strokes": [], "width": 280, "height": 280}))
 
 
-def test_a_single_point_is_a_dot_of_the_pens_width():
-    dot = ink.rasterise(ink.parse({"strokes": [[[140, 140]]], "width": 280, "height": 280, "pen": 40}))
-    rows, cols = np.nonzero(dot > 0)
-    disc = dot[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    assert disc.shape == (20, 20)  # the pen's disc is the ink's box, fitted to 20 px
+def test_the_pen_is_a_round_solid_anti_aliased_disc():
+    # One pen position filling the 20 px box, drawn as rasterise draws (on the finer grid, averaged down).
+    disc = ink._box_average(ink._discs(np.array([[20, 20]], np.float32), 20.0, (20, 20)), ink.SUPERSAMPLE)
+    assert disc.shape == (20, 20)
     assert np.allclose(disc, disc.T, atol=1e-6) and np.allclose(disc, disc[::-1, ::-1], atol=1e-6)  # round
     assert disc[10, 10] == 1 and disc[0, 0] == 0 and 0 < disc[0, 10] < 1  # solid, round, anti-aliased
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"strokes": [[[0, 0]]]},  # no canvas: the default one is the ink's own, which the dot would fill
+        {"strokes": [[[1e-300, 1e-300], [2e-300, 5e-300]]]},
+        {"strokes": [[[140, 140]]], "width": 280, "height": 280, "pen": 40},  # a big pen's tap
+        {"strokes": [[[100, 100], [110, 105]], [[104, 102]]], "width": 280, "height": 280, "pen": 18},
+    ],
+)
+def test_a_dot_is_blank_in_digit_and_number_mode_whatever_the_canvas(body):
+    drawing = ink.parse(body)
+    with pytest.raises(BlankDrawing, match="dot"):
+        ink.rasterise(drawing)
+    with pytest.raises(BlankDrawing, match="dot"):
+        segmentation.from_ink(drawing)
 
 
 def test_rasterise_gives_the_models_input():
