@@ -29,9 +29,8 @@ NO_TIDYING = frozenset({"websocket.receive", "drawing.result"})
 
 
 def result_frame(result: dict, ref: object) -> dict:
-    """The frame that answers a drawing: a prediction (blank included) or an error."""
-    if result["status"] == Drawing.Status.FAILED:
-        return Refused("prediction_failed", result["error"]).frame(ref, id=result["id"])
+    """The frame that answers a drawing: its result as the HTTP API gives it, blank or failed
+    included (an error frame is for what the server refuses; this drawing was accepted)."""
     return {"type": "prediction", "ref": ref, **result}
 
 

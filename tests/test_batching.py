@@ -10,7 +10,8 @@ from datetime import timedelta
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
-from channels.layers import get_channel_layer
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import channel_layers
 from django.contrib.auth.models import User
 from django.db import connection
 from django.test import override_settings
@@ -37,7 +38,9 @@ class Listening:
     def __init__(self, ids: list) -> None:
         if tasks._push_loop is None:
             tasks._push_loop = asyncio.new_event_loop()
-        self.loop, self.layer = tasks._push_loop, get_channel_layer()
+        # A layer of its own to receive on: the shared one stays bound to the loop of whichever
+        # test received on it before (test_websocket's), and refuses another.
+        self.loop, self.layer = tasks._push_loop, channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
         self.channel = self.loop.run_until_complete(self.layer.new_channel())
         Drawing.objects.filter(pk__in=ids).update(reply_to=self.channel)  # as submit stores it
 

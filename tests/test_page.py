@@ -303,6 +303,29 @@ def test_it_shows_the_servers_error_messages(browser, live_server_url):
     assert page.locator("#summary").text_content() == busy["error"]["message"] and not errors
 
 
+def test_it_shows_why_an_accepted_drawing_could_not_be_read(browser, live_server_url):
+    """A prediction frame whose drawing failed (as a worker answers one it cannot read): its reason."""
+    page = browser.new_context().new_page()
+
+    def answer_failed(socket) -> None:
+        def on_message(message: str) -> None:
+            frame = json.loads(message)
+            if frame.get("type") == "drawing":
+                drawing_id = str(uuid.uuid4())
+                socket.send(json.dumps({"type": "queued", "id": drawing_id, "ref": frame["ref"]}))
+                failed = {"type": "prediction", "ref": frame["ref"], "id": drawing_id, "status": "failed"}
+                socket.send(json.dumps({**failed, "digit": None, "error": "the image could not be read"}))
+
+        socket.on_message(on_message)
+
+    page.route_web_socket("**/ws/recognize/", answer_failed)
+    page.goto(live_server_url + "/")
+    page.wait_for_selector('#connection[data-state="online"]')
+    draw_with_mouse(page, STROKES[7])
+    page.wait_for_selector('#result[data-state="error"]')
+    assert page.locator("#summary").text_content() == "the image could not be read"
+
+
 def test_it_says_when_feedback_cannot_be_saved(browser, live_server_url):
     page = open_page(browser, live_server_url)
     errors = []

@@ -264,9 +264,8 @@ function errorText(response, body) {
 }
 
 function showDrawing(drawing, ref) {
-  // A finished drawing as the API describes it; the websocket sends a failed one as an error frame.
-  if (drawing.status === "failed") show({ type: "error", ref, id: drawing.id, message: drawing.error || "It could not be read." });
-  else show({ type: "prediction", ref, ...drawing });
+  // A finished drawing as the API describes it: what the websocket's prediction frame holds.
+  show({ type: "prediction", ref, ...drawing });
 }
 
 // ---- answers ------------------------------------------------------------------
@@ -277,10 +276,11 @@ function show(message) {
     currentId = message.id;
     return;
   }
-  if (message.type === "error") {
+  if (message.type === "error" || message.status === "failed") {
+    // Refused, or accepted and then not readable (the reason is the result's `error`).
     result.dataset.state = "error";
     digitOut.textContent = "!";
-    summary.textContent = message.message;
+    summary.textContent = message.type === "error" ? message.message : message.error || "It could not be read.";
     feedback.hidden = true;
     return;
   }
@@ -444,7 +444,7 @@ function connect() {
   socket.addEventListener("message", (event) => {
     const message = JSON.parse(event.data);
     if (message.type === "queued") awaited.set(message.id, message.ref);
-    else if (message.id) awaited.delete(message.id); // answered: a prediction, or an error about it
+    else if (message.id) awaited.delete(message.id); // answered
     show(message);
   });
   socket.addEventListener("close", () => {
