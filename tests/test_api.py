@@ -243,3 +243,19 @@ async def test_a_wait_falls_back_to_the_database_when_the_channel_layer_is_down(
         assert await services.wait_for_result(queued.id, reply_to, 0.3) is None
     finally:
         channel_layers.backends.clear()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("put", "/api/drawings/{id}/", "GET"),
+        ("delete", "/api/drawings/{id}/", "GET"),
+        ("get", "/api/drawings/", "POST"),
+        ("get", "/api/drawings/{id}/feedback/", "POST"),
+    ],
+)
+def test_a_method_the_path_does_not_answer_is_a_405_in_the_error_envelope(client, method, path, allowed):
+    response = getattr(client, method)(path.format(id=uuid.uuid4()))
+    assert response.status_code == 405 and response["Allow"] == allowed
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "method_not_allowed"

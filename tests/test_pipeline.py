@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import uuid
 
 import numpy as np
 import pytest
@@ -46,6 +47,13 @@ def test_a_websocket_anywhere_but_the_recognizers_path_is_a_404_not_a_500(live_s
     for path in ("/ws/other/", "/ws/", "/", "/api/drawings/"):
         status, body = asyncio.run(handshake(base + path))
         assert status == 404 and json.loads(body)["error"]["code"] == "not_found", (path, status, body)
+
+
+def test_the_servers_405_under_the_api_is_in_the_error_envelope(live_server_url):
+    # The middleware's async path (the test client runs the sync one: tests/test_api.py).
+    response = requests.delete(f"{live_server_url}/api/drawings/{uuid.uuid4()}/", timeout=10)
+    assert response.status_code == 405 and response.headers["Allow"] == "GET"
+    assert response.json()["error"]["code"] == "method_not_allowed"
 
 
 def test_it_pushes_predictions_over_the_websocket_and_stores_them(live_server_url):
