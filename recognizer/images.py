@@ -18,10 +18,14 @@ FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 # Pillow calls a JPEG that carries more frames (the Multi-Picture files many phone cameras
 # write) MPO. It is a JPEG: browsers show its first frame, and so does the worker.
 CONTENT_TYPES = {**FORMATS, "MPO": "image/jpeg"}
-DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*);base64,(?P<data>.*)", re.S)
-# What the API's schema promises for a JSON image (a JSON Schema pattern, ECMA-262 syntax):
-# every string it matches passes the data-URL and base64 checks of from_data_url, so a
-# schema-valid image is refused only for what is inside it (a test holds the two together).
+DATA_URL = re.compile(
+    r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*);base64,(?P<data>.*)", re.S | re.A
+)
+# What the API's schema promises for a JSON image (a JSON Schema pattern, ECMA-262 syntax), and
+# what from_data_url keeps, both ways: every string it matches passes the data-URL and base64
+# checks, so a schema-valid image is refused only for what is inside it; and every string it
+# does not match is refused by them (tests/test_fuzz.py holds the two together). So no space
+# around it, a type in lower case, names and values of ASCII.
 DATA_URL_PATTERN = (
     r"^data:image/(png|jpeg|webp)(;[A-Za-z0-9_.+-]+=[A-Za-z0-9_.+-]+)*;base64,"
     r"([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)$"
@@ -50,13 +54,13 @@ def from_data_url(value: object) -> CheckedImage:
         raise InvalidImage("invalid_image_field", "image must be a string holding a data URL")
     if len(value) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
         raise InvalidImage("image_too_large", f"the image is over {settings.MAX_IMAGE_BYTES} bytes", 413)
-    match = DATA_URL.fullmatch(value.strip())
+    match = DATA_URL.fullmatch(value)
     if not match:
         raise InvalidImage("invalid_data_url", "image must be a data URL: data:image/png;base64,...")
-    declared = (match["type"] or "").lower()
+    declared = match["type"] or ""
     if declared not in FORMATS.values():
         raise InvalidImage(
-            "unsupported_media_type", f"{declared or 'untyped data'} is not a PNG, JPEG or WebP image", 415
+            "unsupported_media_type", f"{declared or 'untyped data'} is not image/png, image/jpeg or image/webp", 415
         )
     try:
         data = base64.b64decode(match["data"], validate=True)
