@@ -117,7 +117,7 @@ class QueuedOut(Schema):
 class DigitOut(Schema):
     digit: int = Field(ge=0, le=9)
     confidence: float
-    probabilities: list[float] = Field(description="ten probabilities, for digits 0 to 9")
+    probabilities: list[float] = Field(min_length=10, max_length=10, description="ten probabilities, for digits 0 to 9")
     box: list[float] = Field(
         min_length=4,
         max_length=4,
@@ -134,7 +134,9 @@ class DrawingOut(Schema):
     digit: int | None = Field(ge=0, le=9, description="the digit, when exactly one was read")
     confidence: float | None = Field(description="the probability that the whole number is right")
     probabilities: list[float] | None = Field(
-        description="ten probabilities, for digits 0 to 9, when exactly one digit was read"
+        min_length=10,
+        max_length=10,
+        description="ten probabilities, for digits 0 to 9, when exactly one digit was read",
     )
     number: str | None = Field(
         pattern=NUMBER_PATTERN, description="the digits read, left to right; null when queued, blank or failed"
@@ -193,6 +195,14 @@ class FeedbackOut(Schema):
 
 INVALID_JSON = "the body is not valid JSON (or nests too deeply)"
 ERRORS = {400: ErrorOut, 404: ErrorOut, 413: ErrorOut, 415: ErrorOut, 422: ErrorOut, 429: ErrorOut}
+
+
+def retry_after(*statuses: int) -> dict:
+    """The OpenAPI of these answers' Retry-After header (Ninja's Status() cannot declare one)."""
+    header = {"required": True, "description": "seconds to wait before trying again", "schema": {"type": "integer"}}
+    return {"responses": {status: {"headers": {"Retry-After": header}} for status in statuses}}
+
+
 UPLOAD_BODY = {
     "required": True,
     "content": {
@@ -277,7 +287,7 @@ def read_upload(request: HttpRequest, query_mode: str | None = None) -> tuple[im
 @api.post(
     "/drawings/",
     response={200: DrawingOut, 202: QueuedOut, **ERRORS, 503: ErrorOut},
-    openapi_extra={"requestBody": UPLOAD_BODY},
+    openapi_extra={"requestBody": UPLOAD_BODY, **retry_after(429, 503)},
     summary="Submit a drawing",
     description="Stores the drawing and queues its prediction (202). With `wait`, answers 200 with the "
     "result as soon as it exists, or 202 when the wait ran out. `mode` (in a JSON body, or in the query "
@@ -322,7 +332,12 @@ async def find(drawing_id: uuid.UUID) -> Drawing:
         raise HttpError(404, "no drawing has this id") from None
 
 
-@api.get("/drawings/{uuid:drawing_id}/", response={200: DrawingOut, **ERRORS}, summary="A drawing and its prediction")
+@api.get(
+    "/drawings/{uuid:drawing_id}/",
+    response={200: DrawingOut, **ERRORS},
+    openapi_extra=retry_after(429),
+    summary="A drawing and its prediction",
+)
 async def get_drawing(request: HttpRequest, drawing_id: uuid.UUID):
     if retry_after := await ratelimit.read_retry_after(ratelimit.request_client(request)):
         return ratelimit.refusal(retry_after, "requests").response()
@@ -332,6 +347,7 @@ async def get_drawing(request: HttpRequest, drawing_id: uuid.UUID):
 @api.post(
     "/drawings/{uuid:drawing_id}/feedback/",
     response={200: FeedbackOut, **ERRORS},
+    openapi_extra=retry_after(429),
     summary="Say which digit (or number) the drawing really is",
 )
 async def give_feedback(request: HttpRequest, drawing_id: uuid.UUID, feedback: FeedbackIn):

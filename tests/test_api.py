@@ -259,3 +259,22 @@ def test_a_method_the_path_does_not_answer_is_a_405_in_the_error_envelope(client
     assert response.status_code == 405 and response["Allow"] == allowed
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_the_openapi_document_says_which_answers_carry_retry_after_and_ten_probabilities(client):
+    document = client.get("/api/openapi.json").json()
+    for path, method, statuses in [
+        ("/api/drawings/", "post", ("429", "503")),
+        ("/api/drawings/{drawing_id}/", "get", ("429",)),
+        ("/api/drawings/{drawing_id}/feedback/", "post", ("429",)),
+    ]:
+        for status in statuses:
+            answer = document["paths"][path][method]["responses"][status]
+            assert answer["headers"]["Retry-After"]["required"], (path, status)
+            assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorOut"}
+    schemas = document["components"]["schemas"]
+    for probabilities in (
+        schemas["DigitOut"]["properties"]["probabilities"],
+        schemas["DrawingOut"]["properties"]["probabilities"]["anyOf"][0],
+    ):
+        assert (probabilities["minItems"], probabilities["maxItems"]) == (10, 10)
