@@ -197,7 +197,7 @@ INVALID_JSON = "the body is not valid JSON (or nests too deeply)"
 ERRORS = {400: ErrorOut, 404: ErrorOut, 413: ErrorOut, 415: ErrorOut, 422: ErrorOut, 429: ErrorOut}
 
 
-def retry_after(*statuses: int) -> dict:
+def retry_after_header(*statuses: int) -> dict:
     """The OpenAPI of these answers' Retry-After header (Ninja's Status() cannot declare one)."""
     header = {"required": True, "description": "seconds to wait before trying again", "schema": {"type": "integer"}}
     return {"responses": {status: {"headers": {"Retry-After": header}} for status in statuses}}
@@ -287,7 +287,7 @@ def read_upload(request: HttpRequest, query_mode: str | None = None) -> tuple[im
 @api.post(
     "/drawings/",
     response={200: DrawingOut, 202: QueuedOut, **ERRORS, 503: ErrorOut},
-    openapi_extra={"requestBody": UPLOAD_BODY, **retry_after(429, 503)},
+    openapi_extra={"requestBody": UPLOAD_BODY, **retry_after_header(429, 503)},
     summary="Submit a drawing",
     description="Stores the drawing and queues its prediction (202). With `wait`, answers 200 with the "
     "result as soon as it exists, or 202 when the wait ran out. `mode` (in a JSON body, or in the query "
@@ -335,7 +335,7 @@ async def find(drawing_id: uuid.UUID) -> Drawing:
 @api.get(
     "/drawings/{uuid:drawing_id}/",
     response={200: DrawingOut, **ERRORS},
-    openapi_extra=retry_after(429),
+    openapi_extra=retry_after_header(429),
     summary="A drawing and its prediction",
 )
 async def get_drawing(request: HttpRequest, drawing_id: uuid.UUID):
@@ -347,7 +347,7 @@ async def get_drawing(request: HttpRequest, drawing_id: uuid.UUID):
 @api.post(
     "/drawings/{uuid:drawing_id}/feedback/",
     response={200: FeedbackOut, **ERRORS},
-    openapi_extra=retry_after(429),
+    openapi_extra=retry_after_header(429),
     summary="Say which digit (or number) the drawing really is",
 )
 async def give_feedback(request: HttpRequest, drawing_id: uuid.UUID, feedback: FeedbackIn):
