@@ -156,3 +156,17 @@ def animated_png() -> bytes:
     """An APNG of two frames: its second frame's chunks follow the first frame's pixel data."""
     image = Image.open(io.BytesIO(samples.SEVEN))
     return encoded(image, "PNG", save_all=True, append_images=[image.rotate(90)])
+
+
+# What a client cut off halfway through a pipelined executemany leaves on the server.
+HOLDS_A_WRITE_LOCK = "SELECT count(*) FROM pg_locks WHERE pid = %s AND locktype = 'transactionid'"
+
+
+def write_left_halfway(conn, sql: bytes, params: list[bytes] | None = None) -> None:
+    """On a psycopg connection in autocommit: BEGIN and `sql` pipelined with no Sync after them. The
+    backend holds the write's row locks and waits for the rest of the pipeline, not idle in a
+    transaction (so no idle timeout ends it); poll HOLDS_A_WRITE_LOCK for its pid until it holds them."""
+    conn.pgconn.enter_pipeline_mode()
+    conn.pgconn.send_query_params(b"BEGIN", None)
+    conn.pgconn.send_query_params(sql, params)
+    conn.pgconn.flush()

@@ -99,20 +99,16 @@ def test_the_claim_and_the_sweeper_pass_over_a_drawing_a_vanished_worker_holds_l
     other = connection.get_new_connection(connection.get_connection_params())
     other.autocommit = True
     try:
-        other.pgconn.enter_pipeline_mode()
-        other.pgconn.send_query_params(b"BEGIN", None)
-        other.pgconn.send_query_params(
-            b"UPDATE recognizer_drawing SET attempts = 0 WHERE id = $1", [str(held.pk).encode()]
+        crafted.write_left_halfway(
+            other, b"UPDATE recognizer_drawing SET attempts = 0 WHERE id = $1", [str(held.pk).encode()]
         )
-        other.pgconn.flush()
         with connection.cursor() as cursor:
             # The settings' session options, which end such a session within seconds.
             cursor.execute("SELECT current_setting('tcp_keepalives_idle'), current_setting('tcp_user_timeout')")
             assert cursor.fetchone() == ("5", "10000")
             cursor.execute("SET lock_timeout = '3s'")  # without the skip, a lock error instead of a hang
-            waiting = "SELECT count(*) FROM pg_locks WHERE pid = %s AND locktype = 'transactionid'"
             deadline = time.monotonic() + 5
-            while cursor.execute(waiting, [other.pgconn.backend_pid]).fetchone()[0] == 0:
+            while cursor.execute(crafted.HOLDS_A_WRITE_LOCK, [other.pgconn.backend_pid]).fetchone()[0] == 0:
                 assert time.monotonic() < deadline, "the other session never took its lock"
                 time.sleep(0.05)
         started = time.monotonic()

@@ -28,7 +28,7 @@ import requests
 import websockets
 from django.conf import settings
 
-from tests import hosts
+from tests import crafted, hosts
 from tests.hosts import PG_DATABASE, PG_USER, WEB_PORT, Audit, Network, Postgres, Site, address
 from training import samples
 
@@ -247,22 +247,19 @@ def test_the_server_ends_the_session_of_a_worker_cut_off_in_the_middle_of_a_writ
         def write_halfway() -> psycopg.Connection:
             options = settings.POSTGRES_SESSION_OPTIONS
             conn = psycopg.connect(host=hub_address, user=PG_USER, dbname=PG_DATABASE, options=options, autocommit=True)
-            conn.pgconn.enter_pipeline_mode()
-            conn.pgconn.send_query_params(b"BEGIN", None)
-            conn.pgconn.send_query_params(b"UPDATE drawing SET id = 1 WHERE id = 1", None)
-            conn.pgconn.flush()  # and no Sync: the rest of the pipeline never comes
+            crafted.write_left_halfway(conn, b"UPDATE drawing SET id = 1 WHERE id = 1")
             return conn
 
         client = hosts.in_namespace(spoke, write_halfway)
         backend = client.pgconn.backend_pid
-        locks = "SELECT count(*) FROM pg_locks WHERE pid = %s AND locktype = 'transactionid'"
-        wait_until(lambda: admin.execute(locks, (backend,)).fetchone()[0], 10, "the write takes its lock")
+        wait_until(lambda: admin.execute(crafted.HOLDS_A_WRITE_LOCK, (backend,)).fetchone()[0], 10, "its lock taken")
         network.cut(spoke)
         alive = "SELECT count(*) FROM pg_stat_activity WHERE pid = %s"
         ended = wait_until(lambda: not admin.execute(alive, (backend,)).fetchone()[0], 30, "the session ends")
         admin.execute("SET lock_timeout = '1s'")
         admin.execute("UPDATE drawing SET id = 1 WHERE id = 1")  # its lock is gone with it
         print(f"\nthe cut-off session ended after {ended:.1f} s")
+        admin.close()
     finally:
         if postgres:
             postgres.close()
