@@ -12,6 +12,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
+from django.urls import register_converter
 from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError, ValidationError
 from pydantic import BeforeValidator, WithJsonSchema, model_validator
@@ -21,6 +22,23 @@ from recognizer import backlog, images, ink, metrics, ratelimit, services
 from recognizer.errors import Refused, envelope
 from recognizer.ink import Ink
 from recognizer.models import NUMBER_PATTERN, Drawing
+
+
+class AnyCaseUUID:
+    """A drawing's id in a path, in either case: a UUID's hex digits are case-insensitive (RFC 9562),
+    and some clients write them upper case (Apple's uuidString). Django's own converter takes lower
+    case only. The string goes on to pydantic, which makes it a UUID."""
+
+    regex = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: object) -> str:
+        return str(value)
+
+
+register_converter(AnyCaseUUID, "anycaseuuid")
 
 api = NinjaAPI(
     title="digits",
@@ -333,7 +351,7 @@ async def find(drawing_id: uuid.UUID) -> Drawing:
 
 
 @api.get(
-    "/drawings/{uuid:drawing_id}/",
+    "/drawings/{anycaseuuid:drawing_id}/",
     response={200: DrawingOut, **ERRORS},
     openapi_extra=retry_after_header(429),
     summary="A drawing and its prediction",
@@ -345,7 +363,7 @@ async def get_drawing(request: HttpRequest, drawing_id: uuid.UUID):
 
 
 @api.post(
-    "/drawings/{uuid:drawing_id}/feedback/",
+    "/drawings/{anycaseuuid:drawing_id}/feedback/",
     response={200: FeedbackOut, **ERRORS},
     openapi_extra=retry_after_header(429),
     summary="Say which digit (or number) the drawing really is",

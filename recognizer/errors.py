@@ -7,8 +7,7 @@ and `{"type": "error", "ref": ..., "code": ..., "message": ...}` on the websocke
 
 from __future__ import annotations
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import JsonResponse
 
 
 def envelope(code: str, message: str) -> dict[str, dict[str, str]]:
@@ -46,31 +45,3 @@ class Refused(Exception):
         if self.retry_after is not None:
             frame["retry_after"] = self.retry_after
         return frame
-
-
-def api_errors_in_json(get_response):
-    """Middleware: a 405 under /api/ (Django Ninja's is text) answered with the envelope, Allow kept.
-
-    Async under ASGI (a sync middleware would cost every request a hop to a thread), sync under
-    the test client's WSGI handler.
-    """
-    if iscoroutinefunction(get_response):
-
-        async def middleware(request: HttpRequest) -> HttpResponse:
-            return _in_json(request, await get_response(request))
-
-        return markcoroutinefunction(middleware)
-    return lambda request: _in_json(request, get_response(request))
-
-
-api_errors_in_json.sync_capable = api_errors_in_json.async_capable = True
-
-
-def _in_json(request: HttpRequest, response: HttpResponse) -> HttpResponse:
-    if response.status_code != 405 or not request.path.startswith("/api/"):
-        return response
-    allowed = response.get("Allow", "")
-    message = f"{request.method} is not allowed here; this path answers {allowed or 'nothing'}"
-    refused = Refused("method_not_allowed", message, 405).response()
-    refused["Allow"] = allowed
-    return refused

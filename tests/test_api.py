@@ -156,6 +156,34 @@ def test_it_describes_a_stored_drawing(client):
     assert set(body) >= {"id", "status", "digit", "confidence", "probabilities", "model_version", "created_at"}
 
 
+def test_a_drawing_answers_head_like_get_without_the_body(client):
+    drawing_id = post_json(client, {"image": samples.data_url(samples.SEVEN)}).json()["id"]
+    got, head = client.get(f"/api/drawings/{drawing_id}/"), client.head(f"/api/drawings/{drawing_id}/")
+    assert head.status_code == got.status_code == 200 and head.content == b""
+    assert head["Content-Type"] == got["Content-Type"] == "application/json; charset=utf-8"
+    assert error_code(client.get(f"/api/drawings/{uuid.uuid4()}/")) == "not_found"
+    assert client.head(f"/api/drawings/{uuid.uuid4()}/").status_code == 404
+
+
+def test_a_drawings_id_is_found_in_upper_case_too(client):
+    drawing_id = post_json(client, {"image": samples.data_url(samples.SEVEN)}).json()["id"]
+    assert client.get(f"/api/drawings/{drawing_id.upper()}/").json()["id"] == drawing_id
+    response = client.post(
+        f"/api/drawings/{drawing_id.upper()}/feedback/", {"label": 1}, content_type="application/json"
+    )
+    assert response.status_code == 200 and Drawing.objects.get(pk=drawing_id).feedback_label == 1
+
+
+def test_an_api_path_without_its_slash_is_a_308_which_keeps_the_method_and_body(client):
+    response = client.post("/api/drawings?wait=1", data="{}", content_type="application/json")
+    assert response.status_code == 308 and response["Location"] == "/api/drawings/?wait=1"
+    drawing_id = uuid.uuid4()
+    assert client.get(f"/api/drawings/{drawing_id}").status_code == 308
+    assert client.post(f"/api/drawings/{drawing_id}/feedback").status_code == 308
+    assert not Drawing.objects.exists()
+    assert error_code(client.get("/api/nothing-here")) == "not_found"
+
+
 def test_it_answers_404_with_an_error_body_for_unknown_ids_and_paths(client):
     assert error_code(client.get(f"/api/drawings/{uuid.uuid4()}/")) == "not_found"
     assert error_code(client.get("/api/drawings/not-a-uuid/")) == "not_found"
@@ -248,8 +276,8 @@ async def test_a_wait_falls_back_to_the_database_when_the_channel_layer_is_down(
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        ("put", "/api/drawings/{id}/", "GET"),
-        ("delete", "/api/drawings/{id}/", "GET"),
+        ("put", "/api/drawings/{id}/", "GET, HEAD"),
+        ("delete", "/api/drawings/{id}/", "GET, HEAD"),
         ("get", "/api/drawings/", "POST"),
         ("get", "/api/drawings/{id}/feedback/", "POST"),
     ],

@@ -52,8 +52,18 @@ def test_a_websocket_anywhere_but_the_recognizers_path_is_a_404_not_a_500(live_s
 def test_the_servers_405_under_the_api_is_in_the_error_envelope(live_server_url):
     # The middleware's async path (the test client runs the sync one: tests/test_api.py).
     response = requests.delete(f"{live_server_url}/api/drawings/{uuid.uuid4()}/", timeout=10)
-    assert response.status_code == 405 and response.headers["Allow"] == "GET"
+    assert response.status_code == 405 and response.headers["Allow"] == "GET, HEAD"
     assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_a_client_that_left_out_the_slash_or_asks_head_is_served_over_the_server(live_server_url):
+    # The middleware's async path. requests follows the 308 with the same POST and body.
+    posted = requests.post(
+        f"{live_server_url}/api/drawings", json={"image": samples.data_url(samples.SEVEN)}, timeout=10
+    )
+    assert posted.status_code == 202 and posted.history[0].status_code == 308
+    head = requests.head(f"{live_server_url}/api/drawings/{posted.json()['id'].upper()}/", timeout=10)
+    assert head.status_code == 200 and head.content == b"" and int(head.headers["Content-Length"]) > 100
 
 
 def test_it_pushes_predictions_over_the_websocket_and_stores_them(live_server_url):
