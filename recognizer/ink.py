@@ -49,7 +49,7 @@ MAX_STROKES = 64
 MAX_POINTS = 10_000  # in all strokes together
 MAX_COORDINATE = 10_000  # pixels: |x|, |y|, and the largest width or height
 MAX_TIME = 1e13  # ms: |t| (epoch milliseconds until the year 2286)
-MIN_PEN, MAX_PEN = 0.5, 1_000.0  # pixels
+MIN_PEN, MAX_PEN = 0.01, 1_000.0  # pixels
 PEN_SHARE = 0.064  # the page's pen as a share of the canvas's longer side: 18 px on 280
 
 # Drawing: each pen position paints a disc, anti-aliased by its distance to each pixel's centre, on a

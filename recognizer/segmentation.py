@@ -95,8 +95,11 @@ IMAGE_WEIGHTS = (0.983, 0.342, 4.978, -8.234, -5.999, -3.603, -1.361, 0.0, 0.0, 
 SKIP_COST = 0.5
 # The image path finds components on the ink shrunk to about this many pixels of line height.
 IMAGE_LINE = 80
-# Points along strokes every this share of the line, for the projection of a piece's ink.
+# Points along strokes every this share of the line, for the projection of a piece's ink ...
 RESAMPLE = 1 / 40
+# ... but no more than this many in a piece: a frame made to be slow (a pen zigzagging thousands of
+# times across a wide canvas) would otherwise be resampled into gigabytes.
+MAX_RESAMPLED = 20_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -463,8 +466,9 @@ def _thinnest(profile: np.ndarray, margin: int) -> int | None:
 
 def _cut_strokes(piece: _Piece, line: float, radius: float) -> tuple[_Piece, _Piece] | None:
     """A piece's strokes cut at the x where the fewest of their points lie (resampled along the path)."""
-    step = max(line * RESAMPLE, 0.5)
-    along = np.concatenate([_resampled(stroke, step) for stroke in piece.strokes])[:, 0]
+    paths = [_along(stroke) for stroke in piece.strokes]
+    step = max(line * RESAMPLE, sum(float(path[-1]) for path in paths) / MAX_RESAMPLED)
+    along = np.concatenate([_resampled_x(s, path, step) for s, path in zip(piece.strokes, paths, strict=True)])
     edges = np.arange(piece.box[0], piece.box[2] + step, step)
     at = _thinnest(np.histogram(along, edges)[0], round(CUT_MARGIN * line / step))
     if at is None:
@@ -480,10 +484,14 @@ def _cut_strokes(piece: _Piece, line: float, radius: float) -> tuple[_Piece, _Pi
     return _stroke_piece(tuple(left), radius), _stroke_piece(tuple(right), radius)
 
 
-def _resampled(stroke: np.ndarray, step: float) -> np.ndarray:
-    along = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(stroke, axis=0).T))])
-    at = np.arange(0, along[-1] + step, step)
-    return np.column_stack([np.interp(at, along, stroke[:, 0]), np.interp(at, along, stroke[:, 1])])
+def _along(stroke: np.ndarray) -> np.ndarray:
+    """The distance along a stroke to each of its points."""
+    return np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(stroke, axis=0).T))])
+
+
+def _resampled_x(stroke: np.ndarray, along: np.ndarray, step: float) -> np.ndarray:
+    """The x of points every `step` along a stroke (`along`: its `_along`)."""
+    return np.interp(np.arange(0, along[-1] + step, step), along, stroke[:, 0])
 
 
 def _cut_mask(piece: _Piece, strength: np.ndarray, line: float) -> tuple[_Piece, _Piece] | None:

@@ -29,6 +29,7 @@ from recognizer.ink import Ink, InvalidStrokes
 from recognizer.model_files import shipped_path
 from recognizer.preprocessing import BlankDrawing, preprocess
 from training import unipen
+from training.strokes import TEMPLATES
 from worker.inference import Predictor
 
 SEED = 20261129  # of the UNIPEN sample
@@ -220,6 +221,16 @@ def test_missing_sizes_and_pen_are_derived_from_the_ink_and_the_page():
     assert (nulls.width, nulls.height) == (1, 2)
     assert ink.parse({"strokes": [], "pen": 5}).width == 1
     assert ink.parse({"strokes": [[[1, 2]]], "width": 280.4, "height": 199.6, "pen": 3}).height == 200
+
+
+def test_points_in_any_unit_of_length_draw_the_same_input():
+    # A client may send its canvas as 0-1 (normalised coordinates): the page's pen is then 0.064,
+    # which the lower bound on the pen once raised to half a unit, half the digit's height.
+    seven = [[[0.2 + 0.6 * x, 0.1 + 0.8 * y] for x, y in stroke] for stroke in TEMPLATES[7][0]]
+    unit = ink.parse({"strokes": seven, "width": 1, "height": 1})
+    pixels = ink.parse({"strokes": [[[280 * x, 280 * y] for x, y in s] for s in seven], "width": 280, "height": 280})
+    assert unit.pen == pytest.approx(ink.PEN_SHARE) and pixels.pen == pytest.approx(ink.PEN_SHARE * 280)
+    assert np.abs(ink.rasterise(unit) - ink.rasterise(pixels)).max() < 1e-3
 
 
 def test_points_off_the_canvas_are_accepted():

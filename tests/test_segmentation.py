@@ -6,6 +6,8 @@ run in a bare clone; only the held-out figure reads UNIPEN from ../shared/data, 
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
@@ -109,6 +111,37 @@ def test_it_cuts_one_stroke_running_through_two_digits(model):
     assert reading.number == "00"
     (_, _, first_right, _), (second_left, _, _, _) = (d.box for d in reading.digits)
     assert first_right <= second_left + PEN  # cut between them, not through either
+
+
+@pytest.mark.parametrize("scale", [1 / 200, 1 / 10, 3])
+def test_a_number_reads_the_same_in_any_unit_of_length(model, scale):
+    # A client may send its points in units other than the page's pixels (0-1, say), pen and canvas
+    # alike; the cut through a stroke running on must fall in the same place.
+    body = number_body([0, 0], gap=15, join=0)
+    scaled = {
+        "strokes": [[[x * scale, y * scale] for x, y in stroke] for stroke in body["strokes"]],
+        "width": max(1, body["width"] * scale),
+        "height": max(1, body["height"] * scale),
+        "pen": PEN * scale,
+    }
+    reading = read_strokes(scaled, model)
+    assert reading.number == "00"
+    boxes = np.array([d.box for d in read_strokes(body, model).digits])
+    assert np.allclose([d.box for d in reading.digits], boxes * scale, rtol=1e-3)
+
+
+def test_a_frame_made_to_be_slow_is_cut_at_a_bounded_cost():
+    # A thin pen zigzagging across the widest canvas at every point: resampled every fortieth of a
+    # line (the pen's height here) this was 400 million points, 3 GB, in number mode.
+    xs = np.where(np.arange(ink.MAX_POINTS) % 2, -ink.MAX_COORDINATE, ink.MAX_COORDINATE)
+    drawing = ink.parse({"strokes": [[[float(x), 100.0] for x in xs]], "pen": 0.5})
+    tracemalloc.start()
+    try:
+        segmentation.from_ink(drawing)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20e6
 
 
 def test_it_reads_touching_digits_in_strokes_and_images(model):
