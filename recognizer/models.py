@@ -20,12 +20,12 @@ from django.db import connection, connections, models, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from recognizer import ink, plain_sql
+from recognizer import ink, plain_sql, segmentation
 from recognizer.preprocessing import preprocess
 
 log = logging.getLogger(__name__)
 digit_validators = [MaxValueValidator(9)]
-NUMBER_MAX_DIGITS = 32  # the longest number a drawing stores, read or corrected
+NUMBER_MAX_DIGITS = segmentation.MAX_DIGITS  # the longest number a drawing stores, read or corrected
 NUMBER_DIGITS = rf"[0-9]{{1,{NUMBER_MAX_DIGITS}}}"  # a number as a drawing stores it: digits, nothing else
 NUMBER_PATTERN = f"^{NUMBER_DIGITS}$"  # as JSON Schema (ECMA) says it
 number_validators = [

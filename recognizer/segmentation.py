@@ -79,6 +79,11 @@ MERGE_WIDTH = 1.3
 MAX_SPAN = 3
 # A piece whose longer side is under this share of the line is a speck: left out, or part of a neighbour.
 SPECK = 0.3
+# The longest number a drawing holds (the stored number's length), and the most pieces (strokes or
+# components, and the parts cuts make) a drawing may have: three per digit. A drawing made of more
+# is refused before it costs the worker: a few hundred bars in a 1 KB PNG took 74 s to group.
+MAX_DIGITS = 32
+MAX_PIECES = 3 * MAX_DIGITS
 # A candidate's score is the log-odds that it is one whole digit, from what the model says of it
 # and its shape (`features`), weighed by WEIGHTS: a logistic regression on the candidates of numbers
 # by UNIPEN's calibration writers, then refined by a coordinate search for the most numbers and
@@ -100,6 +105,13 @@ RESAMPLE = 1 / 40
 # ... but no more than this many in a piece: a frame made to be slow (a pen zigzagging thousands of
 # times across a wide canvas) would otherwise be resampled into gigabytes.
 MAX_RESAMPLED = 20_000
+
+
+class TooLong(ValueError):
+    """A drawing of more pieces than a number of MAX_DIGITS digits is drawn with."""
+
+    def __init__(self) -> None:
+        super().__init__(f"too many separate marks for a number of up to {MAX_DIGITS} digits")
 
 
 @dataclass(frozen=True, eq=False)
@@ -243,7 +255,10 @@ def from_strength(strength: np.ndarray, scale: float = 1.0) -> Segmentation:
     # Components are found on the ink shrunk to about IMAGE_LINE pixels high: a few hundred runs.
     factor = max(1, int((boxes[3] - boxes[1]) // IMAGE_LINE))
     small = np.asarray(Image.fromarray(strength).reduce(factor) if factor > 1 else strength, np.float32)
-    pieces = [_Piece(_box_of(mask), mask=mask) for mask in _components(small >= level / factor)]
+    components = _components(small >= level / factor)
+    if len(components) > MAX_PIECES:
+        raise TooLong
+    pieces = [_Piece(_box_of(mask), mask=mask) for mask in components]
 
     def join(members: list[_Piece]) -> _Piece:
         return _mask_piece(np.logical_or.reduce([m.mask for m in members]))
@@ -439,20 +454,27 @@ def _cut_wide(
     pieces: list[_Piece] = []
     wholes = []
     for group in groups:
-        parts = _cut_until_narrow(group, wide, cut)
+        parts = _cut_until_narrow(group, wide, cut, MAX_PIECES - len(pieces))
         if len(parts) > 1:
             wholes.append((len(pieces), len(pieces) + len(parts)))
         pieces += parts
     return pieces, wholes
 
 
-def _cut_until_narrow(piece: _Piece, wide: Callable[[_Piece], bool], cut: Callable) -> list[_Piece]:
-    if not wide(piece):
-        return [piece]
-    parts = cut(piece)
-    if parts is None:
-        return [piece]
-    return [p for part in parts for p in _cut_until_narrow(part, wide, cut)]
+def _cut_until_narrow(piece: _Piece, wide: Callable[[_Piece], bool], cut: Callable, most: int) -> list[_Piece]:
+    """The piece's parts, left to right, cut while wide; TooLong past `most` parts."""
+    parts: list[_Piece] = []
+    left = [piece]  # still to look at, the leftmost last
+    while left:
+        part = left.pop()
+        halves = cut(part) if wide(part) else None
+        if halves is None:
+            parts.append(part)
+        else:
+            left += reversed(halves)
+        if len(parts) + len(left) > most:
+            raise TooLong
+    return parts
 
 
 def _thinnest(profile: np.ndarray, margin: int) -> int | None:

@@ -296,8 +296,8 @@ TOO_MANY_POINTS = {"strokes": [[[1, 1]] * 5000, [[2, 2]] * 5001]}
         ({"strokes": [[[1, 2]]], "width": 0}, "width must be from 1 to 10000, not 0"),
         ({"strokes": [[[1, 2]]], "height": 20_000}, "height must be from 1 to 10000, not 20000"),
         ({"strokes": [[[1, 2]]], "height": math.nan}, "height must be from 1 to 10000, not nan"),
-        ({"strokes": [[[1, 2]]], "pen": 0}, "pen must be from 0.5 to 1000, not 0"),
-        ({"strokes": [[[1, 2]]], "pen": 1e6}, "pen must be from 0.5 to 1000, not 1e+06"),
+        ({"strokes": [[[1, 2]]], "pen": 0}, "pen must be from 0.01 to 1000, not 0"),
+        ({"strokes": [[[1, 2]]], "pen": 1e6}, "pen must be from 0.01 to 1000, not 1e+06"),
         ({"strokes": [[[1, 2]]], "pen": [18]}, "pen must be a number, not a list"),
     ],
 )

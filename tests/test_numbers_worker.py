@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import requests
 
+from recognizer import segmentation
 from recognizer.models import NUMBER_MAX_DIGITS, Drawing
 from tests.factories import drawing, ink_drawing, not_yet_stale
 from tests.test_batching import Listening
-from tests.test_segmentation import number_body, png_of
+from tests.test_segmentation import bars_png, number_body, png_of
 from training import samples
 from worker import active_model, tasks
 
@@ -105,6 +106,16 @@ def test_a_number_longer_than_a_drawing_stores_fails_alone():
         f"more than {NUMBER_MAX_DIGITS} digits",
         None,
     )
+
+
+def test_a_drawing_of_more_marks_than_a_number_has_fails_alone_before_it_costs_the_worker():
+    bars = bars_png(300)
+    batch = [queued_number(number_body([4, 2])), queued_number({"width": 3040, "height": 200}, image=bars)]
+    tasks.predict_drawing(str(batch[0].pk))
+    good, bars = stored(batch)
+    assert (good.status, good.number) == ("done", "42")
+    assert (bars.status, bars.error) == ("failed", str(segmentation.TooLong()))
+    assert bars.preprocess_ms < 1000  # grouping them all took 74 s
 
 
 def test_a_real_worker_reads_a_number_sent_over_http(live_server_url):

@@ -144,6 +144,26 @@ def test_a_frame_made_to_be_slow_is_cut_at_a_bounded_cost():
     assert peak < 20e6
 
 
+def bars_png(columns: int) -> bytes:
+    """A canvas of `columns` columns of three short bars, each column one digit high: a few hundred bytes."""
+    image = np.full((200, columns * 10 + 40), 255, np.uint8)
+    for column in range(columns):
+        for top in (20, 60, 100, 140):
+            image[top : top + 20, 20 + column * 10 : 23 + column * 10] = 0
+    return samples.png(Image.fromarray(image))
+
+
+def test_a_drawing_of_more_marks_than_a_number_has_is_refused_before_its_pieces_are_grouped():
+    with pytest.raises(segmentation.TooLong):
+        segmentation.from_image(bars_png(300))
+    teeth = np.column_stack([np.linspace(0, 9000, 10_000), np.where(np.arange(10_000) % 2, 0.0, 100.0)])
+    for strokes in ([teeth], np.array_split(teeth, 64)):  # cut, and cut again: no RecursionError
+        with pytest.raises(segmentation.TooLong):
+            segmentation.from_ink(ink.parse({"strokes": [s.tolist() for s in strokes], "pen": 2}))
+    reading_of_many = segmentation.from_image(bars_png(segmentation.MAX_PIECES // 4))
+    assert reading_of_many.pieces <= segmentation.MAX_PIECES
+
+
 def test_it_reads_touching_digits_in_strokes_and_images(model):
     body = number_body([1, 7], gap=-3)
     assert read_strokes(body, model).number == "17"

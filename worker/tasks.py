@@ -171,6 +171,8 @@ def prepare(drawing: Drawing) -> Outcome:
             outcome.image = drawing.model_input()
     except BlankDrawing as exc:
         outcome.fields.update(status=Drawing.Status.BLANK, error=str(exc))
+    except segmentation.TooLong as exc:
+        outcome.fields.update(status=Drawing.Status.FAILED, error=str(exc))
     except SoftTimeLimitExceeded:
         log.error("drawing %s took too long to read", drawing.id)
         outcome.fields.update(status=Drawing.Status.FAILED, error="the image took too long to read")
