@@ -102,8 +102,8 @@ SKIP_COST = 0.5
 IMAGE_LINE = 80
 # Points along strokes every this share of the line, for the projection of a piece's ink ...
 RESAMPLE = 1 / 40
-# ... but no more than this many in a piece: a frame made to be slow (a pen zigzagging thousands of
-# times across a wide canvas) would otherwise be resampled into gigabytes.
+# ... but no more than about this many points, or bins across the piece: a frame made to be slow (a
+# pen zigzagging thousands of times across a wide canvas) would otherwise take gigabytes.
 MAX_RESAMPLED = 20_000
 
 
@@ -255,10 +255,9 @@ def from_strength(strength: np.ndarray, scale: float = 1.0) -> Segmentation:
     # Components are found on the ink shrunk to about IMAGE_LINE pixels high: a few hundred runs.
     factor = max(1, int((boxes[3] - boxes[1]) // IMAGE_LINE))
     small = np.asarray(Image.fromarray(strength).reduce(factor) if factor > 1 else strength, np.float32)
-    components = _components(small >= level / factor)
-    if len(components) > MAX_PIECES:
-        raise TooLong
-    pieces = [_Piece(_box_of(mask), mask=mask) for mask in components]
+    pieces = [_Piece(_box_of(mask), mask=mask) for mask in _components(small >= level / factor, MAX_PIECES)]
+    if not pieces:  # specks apart, which shrinking averaged away
+        raise BlankDrawing("the canvas holds only a speck")
 
     def join(members: list[_Piece]) -> _Piece:
         return _mask_piece(np.logical_or.reduce([m.mask for m in members]))
@@ -489,7 +488,8 @@ def _thinnest(profile: np.ndarray, margin: int) -> int | None:
 def _cut_strokes(piece: _Piece, line: float, radius: float) -> tuple[_Piece, _Piece] | None:
     """A piece's strokes cut at the x where the fewest of their points lie (resampled along the path)."""
     paths = [_along(stroke) for stroke in piece.strokes]
-    step = max(line * RESAMPLE, sum(float(path[-1]) for path in paths) / MAX_RESAMPLED)
+    # Bounded both in points and in bins: a cut may leave strokes of single points across a wide piece.
+    step = max(line * RESAMPLE, (sum(float(path[-1]) for path in paths) + piece.width) / MAX_RESAMPLED)
     along = np.concatenate([_resampled_x(s, path, step) for s, path in zip(piece.strokes, paths, strict=True)])
     edges = np.arange(piece.box[0], piece.box[2] + step, step)
     at = _thinnest(np.histogram(along, edges)[0], round(CUT_MARGIN * line / step))
@@ -503,6 +503,8 @@ def _cut_strokes(piece: _Piece, line: float, radius: float) -> tuple[_Piece, _Pi
             (right if part[0, 0] >= x else left).append(part)
     if not left or not right:
         return None
+    if len(left) + len(right) > MAX_PIECES:  # a scribble crossing the cut back and forth: no number
+        raise TooLong
     return _stroke_piece(tuple(left), radius), _stroke_piece(tuple(right), radius)
 
 
@@ -572,8 +574,9 @@ def _seam(cost: np.ndarray, margin: int) -> np.ndarray | None:
     return np.array(seam[::-1], np.int64) - 1
 
 
-def _components(binary: np.ndarray) -> list[np.ndarray]:
-    """The 8-connected components of a binary image, each as a mask, by union-find over row runs."""
+def _components(binary: np.ndarray, most: int) -> list[np.ndarray]:
+    """The 8-connected components of a binary image, each as a mask, by union-find over row runs;
+    TooLong past `most` of them (before their masks, each the image's size, are made)."""
     stride = binary.shape[1] + 1  # where a run may start or end along a row
     padded = np.zeros((binary.shape[0], stride + 1), bool)
     padded[:, 1:-1] = binary
@@ -608,7 +611,10 @@ def _components(binary: np.ndarray) -> list[np.ndarray]:
     within = np.arange(len(run_of)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     labels = np.full(binary.shape, -1)
     labels[rows[run_of], starts[run_of] + within] = roots[run_of]
-    return [labels == label for label in np.unique(roots)]
+    found = np.unique(roots)
+    if len(found) > most:
+        raise TooLong
+    return [labels == label for label in found]
 
 
 # --- candidates and the choice ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ run in a bare clone; only the held-out figure reads UNIPEN from ../shared/data, 
 
 from __future__ import annotations
 
+import contextlib
 import tracemalloc
 
 import numpy as np
@@ -130,18 +131,62 @@ def test_a_number_reads_the_same_in_any_unit_of_length(model, scale):
     assert np.allclose([d.box for d in reading.digits], boxes * scale, rtol=1e-3)
 
 
-def test_a_frame_made_to_be_slow_is_cut_at_a_bounded_cost():
-    # A thin pen zigzagging across the widest canvas at every point: resampled every fortieth of a
-    # line (the pen's height here) this was 400 million points, 3 GB, in number mode.
-    xs = np.where(np.arange(ink.MAX_POINTS) % 2, -ink.MAX_COORDINATE, ink.MAX_COORDINATE)
-    drawing = ink.parse({"strokes": [[[float(x), 100.0] for x in xs]], "pen": 0.5})
+def peak_bytes(read) -> int:
+    """The most memory `read()` held at once (numpy's arrays included)."""
     tracemalloc.start()
     try:
-        segmentation.from_ink(drawing)
-        peak = tracemalloc.get_traced_memory()[1]
+        read()
+        return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 20e6
+
+
+def flat_zigzag(spread: np.ndarray) -> list[list[float]]:
+    """One flat stroke whose points alternate either side of x = 0, `spread` away: its line is the pen."""
+    xs = np.empty(2 * len(spread))
+    xs[0::2], xs[1::2] = -spread, spread[::-1]
+    return np.column_stack([xs, np.full(len(xs), 100.0)]).tolist()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # At every point across the widest canvas: resampled every fortieth of the line (the pen's
+        # height), 400 million points, 3 GB.
+        {"strokes": [flat_zigzag(np.full(ink.MAX_POINTS // 2, float(ink.MAX_COORDINATE)))], "pen": 0.5},
+        # Spread out, with the thinnest pen: after a cut, strokes of single points across the piece,
+        # and a projection of ten million bins (1.2 GB).
+        {"strokes": [flat_zigzag(np.linspace(1, ink.MAX_COORDINATE, ink.MAX_POINTS // 2))], "pen": ink.MIN_PEN},
+    ],
+)
+def test_a_frame_made_to_be_slow_is_cut_at_a_bounded_cost(body):
+    drawing = ink.parse(body)
+
+    def read() -> None:
+        with contextlib.suppress(segmentation.TooLong):  # the second is more pieces than a number has
+            segmentation.from_ink(drawing)
+
+    assert peak_bytes(read) < 20e6
+
+
+def test_an_image_of_many_specks_is_refused_before_a_mask_is_made_for_each():
+    # 3 KB: 38,000 dots, one full-size mask each was 40 GB.
+    dots = np.full((1024, 1024), 255, np.uint8)
+    dots[400:550:2, ::2] = 0
+    data = samples.png(Image.fromarray(dots))
+
+    def read() -> None:
+        with pytest.raises(segmentation.TooLong):
+            segmentation.from_image(data)
+
+    assert peak_bytes(read) < 50e6
+
+
+def test_specks_that_shrinking_averages_away_are_blank():
+    specks = np.full((1024, 1024), 255, np.uint8)
+    specks[500, 500], specks[10, 10] = 0, 200
+    with pytest.raises(BlankDrawing):
+        segmentation.from_image(samples.png(Image.fromarray(specks)))
 
 
 def bars_png(columns: int) -> bytes:
