@@ -24,7 +24,8 @@ class BodySizeLimit:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length", b"0")
+        # Spaces and tabs round the value are allowed (RFC 9110, 5.5); the server keeps them.
+        length = dict(scope["headers"]).get(b"content-length", b"0").strip(b" \t")
         if not length.isdigit():
             return await self.refuse(send, Refused("invalid_content_length", "Content-Length must be a number"))
         if int(length) > self.max_bytes:

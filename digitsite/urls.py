@@ -12,5 +12,6 @@ urlpatterns = [
     path("metrics", operations.metrics, name="metrics"),
 ]
 
+handler400 = "recognizer.views.bad_request"
 handler404 = "recognizer.views.not_found"
 handler500 = "recognizer.views.server_error"

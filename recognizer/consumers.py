@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import uuid
 
 from asgiref.sync import sync_to_async
@@ -19,6 +20,8 @@ from recognizer.errors import Refused
 from recognizer.images import CheckedImage
 from recognizer.ink import Ink
 from recognizer.models import Drawing
+
+log = logging.getLogger(__name__)
 
 MAX_REF_LENGTH = 200
 # Messages whose handlers reach the database only through database_sync_to_async (group commit),
@@ -61,6 +64,17 @@ async def current_result(drawing_id: uuid.UUID) -> dict | None:
 class RecognizeConsumer(AsyncJsonWebsocketConsumer):
     """One handler per message type; workers send results to this consumer's own channel."""
 
+    client = slot = ""
+    holding: asyncio.Task | None = None  # keeps this socket counted among the client's (ratelimit)
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # However it ended: Channels calls no disconnect for a consumer that raised, and a
+            # socket counted for ever would lock its client's address out.
+            await self.stop_counting()
+
     async def dispatch(self, message: dict) -> None:
         if message["type"] in NO_TIDYING:
             return await getattr(self, get_handler_name(message))(message)
@@ -72,7 +86,6 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         # trusted proxy in scope["client"]), and this connection in its count of open sockets.
         self.client = ratelimit.client_key(self.scope["client"][0] if self.scope.get("client") else "")
         self.slot = uuid.uuid4().hex
-        self.holding: asyncio.Task | None = None
         await self.accept()
         if not await ratelimit.open_connection(self.client, self.slot):
             # Accepted first, so that the client reads why in the usual error frame; 1013: try again later.
@@ -80,10 +93,14 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
             return await self.close(code=1013)
         self.holding = asyncio.create_task(ratelimit.hold_connection(self.client, self.slot))
 
-    async def disconnect(self, code: int) -> None:
+    async def stop_counting(self) -> None:
         if self.holding:
             self.holding.cancel()
-        await ratelimit.close_connection(self.client, self.slot)
+            self.holding = None
+            await ratelimit.close_connection(self.client, self.slot)
+
+    async def disconnect(self, code: int) -> None:
+        await self.stop_counting()
         if self.refs:
             # Nobody reads this channel any more: results still to come go nowhere (and do not
             # wait in this process's channel-layer buffer for a reader that left).
@@ -93,7 +110,9 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None:
             return await self.refuse(None, Refused("text_frames_only", "send JSON in text frames"))
-        if len(text_data) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        # In bytes, as the limit and the byte budget count (isascii is a flag CPython keeps: free).
+        size = len(text_data) if text_data.isascii() else len(text_data.encode(errors="surrogatepass"))
+        if size > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
             return await self.refuse(None, Refused("frame_too_large", f"frames are limited to {limit} bytes", 413))
         try:
@@ -112,10 +131,15 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         if handler is None:
             return await self.refuse(ref, Refused("unknown_type", 'type must be "drawing" or "status"'))
         try:
-            await handler(message, ref, len(text_data))
+            await handler(message, ref, size)
         except RecursionError:
             # A value parsed just under the stack's depth, then printed deeper (a status id): refused, not a crash.
             await self.refuse(ref, Refused("invalid_message", "the frame nests too deeply"))
+        except Exception:
+            # A bug met by one frame answers that frame, as a 500 does over HTTP; the socket and
+            # its other drawings go on.
+            log.exception("a %s frame failed", kind)
+            await self.refuse(ref, Refused("server_error", "the server failed on this frame", 500))
 
     async def on_drawing(self, message: dict, ref: object, size: int) -> None:
         try:

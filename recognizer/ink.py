@@ -151,8 +151,16 @@ def _number(body: dict, key: str, low: float, high: float) -> float | None:
     if type(value) not in (int, float):
         raise InvalidStrokes(f"{key} must be a number, not {_kind(value)}")
     if not low <= value <= high:  # also false for NaN
-        raise InvalidStrokes(f"{key} must be from {low:g} to {high:g}, not {value:g}")
+        raise InvalidStrokes(f"{key} must be from {low:g} to {high:g}, not {_shown(value)}")
     return float(value)
+
+
+def _shown(value: float) -> str:
+    """A number for a message; JSON's integers may be past a float's range, where :g raises."""
+    try:
+        return f"{value:g}"
+    except OverflowError:
+        return "a number past 1e308"
 
 
 def _values(strokes: list) -> np.ndarray:

@@ -22,6 +22,7 @@ from recognizer import worker_state
 from recognizer.errors import Refused
 from recognizer.metrics import Cached, oldest_queued_seconds, queue_depth
 from recognizer.models import ModelVersion
+from recognizer.views import read_only
 
 
 def health() -> dict:
@@ -86,6 +87,7 @@ def verdict() -> dict:
 HEALTH = Cached(verdict, "HEALTH_CACHE_SECONDS")
 
 
+@read_only
 async def healthz(request: HttpRequest) -> JsonResponse:
     # Not on the thread every other database call of this process waits for: without workers
     # the ping waits its whole timeout.
@@ -93,6 +95,7 @@ async def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(answer, status=200 if answer["status"] == "ok" else 503)
 
 
+@read_only
 def metrics(request: HttpRequest) -> HttpResponse:
     if token := settings.METRICS_TOKEN:
         given = request.headers.get("Authorization", "")

@@ -1,13 +1,22 @@
-"""Pages: the canvas, and JSON answers for API paths that match no route."""
+"""Pages: the canvas, and JSON answers for API paths that match no route or that Django refuses."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
 
 from recognizer.errors import Refused
 
 
+def read_only(view):
+    """GET and HEAD only; any other method is a 405, not the CSRF page (the view changes nothing)."""
+    return csrf_exempt(require_safe(view))
+
+
+@require_safe
 def canvas(request: HttpRequest) -> HttpResponse:
     return render(request, "recognizer/canvas.html")
 
@@ -16,6 +25,15 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     if request.path.startswith("/api/"):
         return Refused("not_found", "no such API path", 404).response()
     return render(request, "404.html", status=404)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's own refusals: more fields or files than it parses, a Host it does not serve."""
+    if request.path.startswith("/api/"):
+        return Refused(
+            "bad_request", "the request breaks a limit of the server or names a host it does not serve"
+        ).response()
+    return defaults.bad_request(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

@@ -10,6 +10,7 @@ import redis
 from asgiref.sync import sync_to_async
 from channels.layers import channel_layers, get_channel_layer
 from django.conf import settings
+from django.test import Client
 
 from recognizer import ink, services
 from recognizer.models import Drawing
@@ -287,6 +288,27 @@ def test_a_method_the_path_does_not_answer_is_a_405_in_the_error_envelope(client
     assert response.status_code == 405 and response["Allow"] == allowed
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize("path", ["/api/openapi.json", "/api/docs/", "/healthz", "/metrics", "/"])
+def test_a_read_only_path_answers_405_to_a_post_and_options_not_the_csrf_page(path):
+    client = Client(enforce_csrf_checks=True)
+    for method in ("post", "options", "trace"):
+        response = getattr(client, method)(path)
+        expected = 403 if path == "/" and method == "post" else 405  # the page's form would need its token
+        assert response.status_code == expected, (method, response.status_code)
+        if path.startswith("/api/"):
+            assert error_code(response) == "method_not_allowed" and response["Allow"] == "GET, HEAD"
+    assert client.head(path).status_code in (200, 503)  # healthz: 503 with no worker here
+
+
+def test_what_django_itself_refuses_under_the_api_is_in_the_error_envelope(client):
+    too_many_fields = "&".join(f"f{i}=1" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    response = client.post(f"/api/drawings/?{too_many_fields}", data="{}", content_type="application/json")
+    assert response.status_code == 400 and error_code(response) == "bad_request"
+    response = client.get(f"/api/drawings/{uuid.uuid4()}/", HTTP_HOST="elsewhere.example")
+    assert response.status_code == 400 and error_code(response) == "bad_request"
+    assert not Drawing.objects.exists()
 
 
 def test_the_openapi_document_says_which_answers_carry_retry_after_and_ten_probabilities(client):

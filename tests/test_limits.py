@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import statistics
 import struct
 import subprocess
@@ -82,6 +83,17 @@ def test_the_server_refuses_oversized_bodies_without_reading_them(live_server_ur
     for response in (declared, chunked):
         assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
     assert not Drawing.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_content_length_with_spaces_round_it_is_read(live_server_url):
+    # RFC 9110 allows them; the server passes them on. The response's first line is enough here.
+    body = json.dumps({"strokes": [[[10, 10], [10, 200]]]}).encode()
+    host, port = live_server_url.removeprefix("http://").split(":")
+    head = f"POST /api/drawings/ HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(f"{head}Content-Length:  {len(body)} \r\nConnection: close\r\n\r\n".encode() + body)
+        assert connection.recv(4096).split(b"\r\n")[0] == b"HTTP/1.1 202 Accepted"
 
 
 @pytest.mark.django_db

@@ -32,10 +32,10 @@ async def recognise(base: str, drawings: list[bytes | dict]) -> list[tuple[dict,
     return answers
 
 
-async def handshake(url: str) -> tuple[int, bytes]:
+async def handshake(url: str, origin: str | None = None) -> tuple[int, bytes]:
     """The handshake's HTTP status (101: a websocket opened) and the body of a refusal."""
     try:
-        async with websockets.connect(url):
+        async with websockets.connect(url, origin=origin):
             return 101, b""
     except websockets.InvalidStatus as refused:
         return refused.response.status_code, refused.response.body
@@ -47,6 +47,8 @@ def test_a_websocket_anywhere_but_the_recognizers_path_is_a_404_not_a_500(live_s
     for path in ("/ws/other/", "/ws/", "/", "/api/drawings/"):
         status, body = asyncio.run(handshake(base + path))
         assert status == 404 and json.loads(body)["error"]["code"] == "not_found", (path, status, body)
+    status, body = asyncio.run(handshake(base + "/ws/recognize/", origin="http://elsewhere.example"))
+    assert status == 403 and json.loads(body)["error"]["code"] == "forbidden_origin"
 
 
 def test_the_servers_405_under_the_api_is_in_the_error_envelope(live_server_url):

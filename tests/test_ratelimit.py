@@ -24,7 +24,8 @@ from websockets.sync.client import connect
 from digitsite.asgi import application
 from digitsite.redis_server import free_port
 from digitsite.stack import stop, wait_for_port, web_command
-from recognizer import ratelimit
+from recognizer import ratelimit, services
+from recognizer.consumers import RecognizeConsumer
 from recognizer.models import Drawing
 from tests.factories import drawing
 from training import samples
@@ -254,6 +255,33 @@ async def test_a_client_may_hold_only_so_many_websockets(settings):
     assert await fourth.receive_nothing(timeout=0.3)
     for communicator in (second, fourth, other):
         await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_frame_the_server_fails_on_is_answered_and_a_consumer_that_dies_frees_its_slot(settings, monkeypatch):
+    settings.MAX_CONNECTIONS_PER_CLIENT = 1
+    address = unique_ipv4()
+    communicator = await socket(address)
+
+    def broken(message: dict) -> None:
+        raise RuntimeError("a bug met by one frame")
+
+    monkeypatch.setattr(services, "check_present", broken)
+    await communicator.send_json_to({"type": "drawing", "strokes": [[[1, 2]]], "ref": "a"})
+    answer = await communicator.receive_json_from(timeout=5)
+    assert (answer["type"], answer["code"], answer["ref"]) == ("error", "server_error", "a")
+    await communicator.send_json_to({"type": "status", "id": "nope"})  # the socket goes on
+    assert (await communicator.receive_json_from(timeout=5))["code"] == "invalid_id"
+
+    async def dies(self, *args, **kwargs) -> None:
+        raise RuntimeError("a bug past every handler")
+
+    # Channels calls no disconnect for a consumer that raised: its slot is freed all the same.
+    monkeypatch.setattr(RecognizeConsumer, "receive", dies)
+    await communicator.send_to(text_data="{}")
+    with pytest.raises(RuntimeError):
+        await communicator.wait(timeout=5)
+    assert await ratelimit.open_connection(address, "next")
 
 
 async def test_slots_of_a_crashed_web_process_expire(settings, monkeypatch):

@@ -116,6 +116,7 @@ async def test_a_socket_that_leaves_unhooks_its_drawings():
         ('{"type": "drawing", "strokes": [[[1, 2]]], "mode": "Number"}', "invalid_mode"),
         ('{"type": "drawing", "strokes": [[[1, 2]]], "mode": null}', "invalid_mode"),
         ('{"type": "drawing", "image": "x", "mode": ["number"]}', "invalid_mode"),
+        ('{"type": "drawing", "strokes": [[[1, 2]]], "pen": 1' + "0" * 400 + "}", "invalid_strokes"),  # past float
     ],
 )
 async def test_it_answers_bad_frames_with_an_error_and_stays_open(frame, code):
@@ -126,6 +127,17 @@ async def test_it_answers_bad_frames_with_an_error_and_stays_open(frame, code):
     await communicator.send_to(text_data=json.dumps({"type": "drawing", "image": SEVEN_URL, "ref": "after"}))
     assert (await communicator.receive_json_from(timeout=5))["type"] == "queued"
     assert await Drawing.objects.acount() == 1  # only the good drawing was stored
+    await communicator.disconnect()
+
+
+async def test_the_frame_limit_counts_bytes_not_characters(settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    communicator = await connected()
+    frame = json.dumps({"type": "status", "id": "€" * 400}, ensure_ascii=False)  # 434 characters, 1,234 bytes
+    await communicator.send_to(text_data=frame)
+    assert (await communicator.receive_json_from(timeout=5))["code"] == "frame_too_large"
+    await communicator.send_to(text_data=json.dumps({"type": "status", "id": "€" * 300}, ensure_ascii=False))
+    assert (await communicator.receive_json_from(timeout=5))["code"] == "invalid_id"  # 934 bytes: read
     await communicator.disconnect()
 
 
