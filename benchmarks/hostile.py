@@ -97,6 +97,16 @@ def outcome(read: Callable[[], object]) -> str:
     return "read"
 
 
+def peak_bytes(read: Callable[[], object]) -> int:
+    """The most memory `read()` held at once (numpy's arrays included)."""
+    tracemalloc.start()
+    try:
+        read()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def measure(read: Callable[[], object], rounds: int) -> tuple[float, float, str]:
     """Best time (ms), peak memory (MB), outcome."""
     best = float("inf")
@@ -104,13 +114,7 @@ def measure(read: Callable[[], object], rounds: int) -> tuple[float, float, str]
         started = time.perf_counter()
         ended = outcome(read)
         best = min(best, time.perf_counter() - started)
-    tracemalloc.start()
-    try:
-        outcome(read)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    return best * 1000, peak / 1e6, ended
+    return best * 1000, peak_bytes(lambda: outcome(read)) / 1e6, ended
 
 
 def main() -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import requests
 
+from benchmarks.hostile import bars_png
 from recognizer import segmentation
 from recognizer.models import NUMBER_MAX_DIGITS, Drawing
 from tests.factories import drawing, ink_drawing, not_yet_stale
 from tests.test_batching import Listening
-from tests.test_segmentation import bars_png, number_body, png_of
+from tests.test_segmentation import number_body, png_of
 from training import samples
 from worker import active_model, tasks
 

@@ -7,12 +7,12 @@ run in a bare clone; only the held-out figure reads UNIPEN from ../shared/data, 
 from __future__ import annotations
 
 import contextlib
-import tracemalloc
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from benchmarks.hostile import bars_png, dots_png, flat_zigzag, peak_bytes
 from recognizer import ink, segmentation
 from recognizer.model_files import shipped_path
 from recognizer.preprocessing import BlankDrawing, preprocess
@@ -131,23 +131,6 @@ def test_a_number_reads_the_same_in_any_unit_of_length(model, scale):
     assert np.allclose([d.box for d in reading.digits], boxes * scale, rtol=1e-3)
 
 
-def peak_bytes(read) -> int:
-    """The most memory `read()` held at once (numpy's arrays included)."""
-    tracemalloc.start()
-    try:
-        read()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
-def flat_zigzag(spread: np.ndarray) -> list[list[float]]:
-    """One flat stroke whose points alternate either side of x = 0, `spread` away: its line is the pen."""
-    xs = np.empty(2 * len(spread))
-    xs[0::2], xs[1::2] = -spread, spread[::-1]
-    return np.column_stack([xs, np.full(len(xs), 100.0)]).tolist()
-
-
 @pytest.mark.parametrize(
     "body",
     [
@@ -170,10 +153,7 @@ def test_a_frame_made_to_be_slow_is_cut_at_a_bounded_cost(body):
 
 
 def test_an_image_of_many_specks_is_refused_before_a_mask_is_made_for_each():
-    # 3 KB: 38,000 dots, one full-size mask each was 40 GB.
-    dots = np.full((1024, 1024), 255, np.uint8)
-    dots[400:550:2, ::2] = 0
-    data = samples.png(Image.fromarray(dots))
+    data = dots_png()  # 3 KB: 38,000 dots, one full-size mask each was 40 GB
 
     def read() -> None:
         with pytest.raises(segmentation.TooLong):
@@ -187,15 +167,6 @@ def test_specks_that_shrinking_averages_away_are_blank():
     specks[500, 500], specks[10, 10] = 0, 200
     with pytest.raises(BlankDrawing):
         segmentation.from_image(samples.png(Image.fromarray(specks)))
-
-
-def bars_png(columns: int) -> bytes:
-    """A canvas of `columns` columns of three short bars, each column one digit high: a few hundred bytes."""
-    image = np.full((200, columns * 10 + 40), 255, np.uint8)
-    for column in range(columns):
-        for top in (20, 60, 100, 140):
-            image[top : top + 20, 20 + column * 10 : 23 + column * 10] = 0
-    return samples.png(Image.fromarray(image))
 
 
 def test_a_drawing_of_more_marks_than_a_number_has_is_refused_before_its_pieces_are_grouped():
