@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from recognizer import backlog, metrics, ratelimit, services
-from recognizer.errors import Refused
+from recognizer.errors import Refused, internal_error
 from recognizer.images import CheckedImage
 from recognizer.ink import Ink
 from recognizer.models import Drawing
@@ -139,7 +139,7 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
             # A bug met by one frame answers that frame, as a 500 does over HTTP; the socket and
             # its other drawings go on.
             log.exception("a %s frame failed", kind)
-            await self.refuse(ref, Refused("server_error", "the server failed on this frame", 500))
+            await self.refuse(ref, internal_error())
 
     async def on_drawing(self, message: dict, ref: object, size: int) -> None:
         try:

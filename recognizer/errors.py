@@ -45,3 +45,8 @@ class Refused(Exception):
         if self.retry_after is not None:
             frame["retry_after"] = self.retry_after
         return frame
+
+
+def internal_error() -> Refused:
+    """What a bug met by one request (or one websocket frame) answers."""
+    return Refused("server_error", "something broke on our side", 500)

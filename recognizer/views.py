@@ -8,7 +8,7 @@ from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
-from recognizer.errors import Refused
+from recognizer.errors import Refused, internal_error
 
 
 def read_only(view):
@@ -38,5 +38,5 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 
 def server_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/api/"):
-        return Refused("server_error", "something broke on our side", 500).response()
+        return internal_error().response()
     return render(request, "500.html", status=500)
