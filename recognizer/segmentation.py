@@ -523,11 +523,14 @@ def _cut_mask(piece: _Piece, strength: np.ndarray, line: float) -> tuple[_Piece,
 
     Digits that overlap a little are one component, and no straight cut parts them: the path bends
     round each digit's ink (a seam, moving at most a pixel sideways per row), and crosses ink only
-    where the two touch.
+    where the two touch. The blank that a loop encloses costs as much as ink: through a 0's hole
+    the path crossed its ink only twice, cheaper than where the digits overlap, and cut the 0 in two.
     """
     x0, y0, x1, y1 = piece.box.astype(int)
     inside = piece.mask[y0:y1, x0:x1]  # all of the piece's pixels: its box is its mask's
-    seam = _seam(np.where(inside, strength[y0:y1, x0:x1], 0), round(CUT_MARGIN * line))
+    cost = np.where(inside, strength[y0:y1, x0:x1], 0)
+    cost[_holes(inside)] = cost.max()
+    seam = _seam(cost, round(CUT_MARGIN * line))
     if seam is None:
         return None
     on_left = np.arange(x1 - x0)[None, :] < seam[:, None]
@@ -535,6 +538,13 @@ def _cut_mask(piece: _Piece, strength: np.ndarray, line: float) -> tuple[_Piece,
     if not parts[0].any() or not parts[1].any():
         return None
     return _placed(parts[0], piece.mask, x0, y0), _placed(parts[1], piece.mask, x0, y0)
+
+
+def _holes(inside: np.ndarray) -> np.ndarray:
+    """The blank pixels that ink encloses (a 0's, a 6's loop): a path through them cuts a loop twice."""
+    labels = _labels(~inside)
+    outside = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return ~inside & ~np.isin(labels, outside)
 
 
 def _placed(part: np.ndarray, like: np.ndarray, x0: int, y0: int) -> _Piece:
@@ -575,8 +585,18 @@ def _seam(cost: np.ndarray, margin: int) -> np.ndarray | None:
 
 
 def _components(binary: np.ndarray, most: int) -> list[np.ndarray]:
-    """The 8-connected components of a binary image, each as a mask, by union-find over row runs;
-    TooLong past `most` of them (before their masks, each the image's size, are made)."""
+    """The 8-connected components of a binary image, each as a mask; TooLong past `most` of them
+    (before their masks, each the image's size, are made)."""
+    labels = _labels(binary)
+    found = np.unique(labels[binary])
+    if len(found) > most:
+        raise TooLong
+    return [labels == label for label in found]
+
+
+def _labels(binary: np.ndarray) -> np.ndarray:
+    """Each true pixel's 8-connected component, by union-find over row runs: one label per
+    component (its first run's index), -1 for false pixels."""
     stride = binary.shape[1] + 1  # where a run may start or end along a row
     padded = np.zeros((binary.shape[0], stride + 1), bool)
     padded[:, 1:-1] = binary
@@ -611,10 +631,7 @@ def _components(binary: np.ndarray, most: int) -> list[np.ndarray]:
     within = np.arange(len(run_of)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     labels = np.full(binary.shape, -1)
     labels[rows[run_of], starts[run_of] + within] = roots[run_of]
-    found = np.unique(roots)
-    if len(found) > most:
-        raise TooLong
-    return [labels == label for label in found]
+    return labels
 
 
 # --- candidates and the choice ----------------------------------------------------------------------------
