@@ -14,9 +14,9 @@ time):
   that touch or overlap).
 
 Where the cuts are unsure, each reading is offered to the model: a piece alone, neighbours
-merged (up to MAX_SPAN pieces), a wide piece whole and cut. Every candidate goes through the
-MNIST recipe on its own (`ink.rasterise` of its strokes with the drawing's pen; `to_mnist` of its
-ink), so a lone 1 keeps its shape. The model reads every candidate of every drawing of a batch in
+merged (up to MAX_SPAN pieces), a wide piece whole and cut, a drawing no wider than LONE_WIDTH
+whole. Every candidate goes through the MNIST recipe on its own (`ink.rasterise` of its strokes
+with the drawing's pen; `to_mnist` of its ink), so a lone 1 keeps its shape. The model reads every candidate of every drawing of a batch in
 one call; then, per drawing, `choose` takes the path through the pieces whose candidates are the
 likeliest whole digits, by what the model says of each and its shape (WEIGHTS). Specks (a dot, a
 slip of the pen) may be left out.
@@ -77,6 +77,8 @@ NEAR = 0.25
 # ... if together they are at most this wide (line heights), and at most MAX_SPAN pieces.
 MERGE_WIDTH = 1.3
 MAX_SPAN = 3
+# The whole drawing is offered as one digit too where it is at most this many line heights wide.
+LONE_WIDTH = 2.0
 # A piece whose longer side is under this share of the line is a speck: left out, or part of a neighbour.
 SPECK = 0.3
 # The longest number a drawing holds (the stored number's length), and the most pieces (strokes or
@@ -652,6 +654,9 @@ def _segmentation(
         for end in range(first + 2, min(first + MAX_SPAN, len(pieces)) + 1):
             if _mergeable(pieces[first:end], line):
                 spans.add((first, end))
+    # A drawing no wider than two digits may be one, however many strokes it took (a 5 in four).
+    if pieces and _union(pieces)[2] - _union(pieces)[0] <= LONE_WIDTH * line:
+        spans.add((0, len(pieces)))
     candidates = []
     for first, end in sorted(spans):
         members = pieces[first:end]

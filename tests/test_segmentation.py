@@ -256,6 +256,15 @@ def test_candidates_say_what_they_merge_and_where_a_cut_made_them():
     assert features.shape == (len(joined.candidates), len(segmentation.WEIGHTS))
 
 
+def test_a_drawing_as_narrow_as_a_digit_is_offered_whole_however_many_strokes_it_took():
+    # Four bars within a digit's width: more pieces than a merge takes (MAX_SPAN), offered whole.
+    narrow = segmentation.from_ink(ink.parse(number_body([1, 1, 1, 1], gap=-35)))
+    assert narrow.pieces == 4 > segmentation.MAX_SPAN
+    assert (0, 4) in {(c.first, c.end) for c in narrow.candidates}
+    wide = segmentation.from_ink(ink.parse(number_body([1, 1, 1, 1], gap=25)))
+    assert (0, 4) not in {(c.first, c.end) for c in wide.candidates}
+
+
 def test_the_weights_search_moves_towards_more_numbers_read():
     target = np.array([1.0, -2.0])
 
