@@ -16,10 +16,10 @@ time):
 Where the cuts are unsure, each reading is offered to the model: a piece alone, neighbours
 merged (up to MAX_SPAN pieces), a wide piece whole and cut, a drawing no wider than LONE_WIDTH
 whole. Every candidate goes through the MNIST recipe on its own (`ink.rasterise` of its strokes
-with the drawing's pen; `to_mnist` of its ink), so a lone 1 keeps its shape. The model reads every candidate of every drawing of a batch in
-one call; then, per drawing, `choose` takes the path through the pieces whose candidates are the
-likeliest whole digits, by what the model says of each and its shape (WEIGHTS). Specks (a dot, a
-slip of the pen) may be left out.
+with the drawing's pen; `to_mnist` of its ink), so a lone 1 keeps its shape. The model reads every
+candidate of every drawing of a batch in one call; then, per drawing, `choose` takes the path
+through the pieces whose candidates are the likeliest whole digits, by what the model says of each
+and its shape (WEIGHTS). Specks (a dot, a slip of the pen) may be left out.
 
 The API follows that order: `from_ink` / `from_image` per drawing, one `predict` over every
 candidate's image of the batch (`images`), `choose` per drawing; `read_all` does all three.
@@ -94,10 +94,10 @@ MAX_PIECES = 3 * MAX_DIGITS
 # loses by every other: neither few large candidates nor many small ones win by their count alone. The thresholds above
 # only decide which candidates are offered; these weights choose among them. Fitted with the model
 # cnn-20261129-0826 (each `--fit` refines the weights here): run it again when the model changes.
-WEIGHTS = (0.946, 0.210, 3.965, 0.226, -64.515, -5.333, 1.072, -12.300, -2.688, -1.776, -1.074)
+WEIGHTS = (0.946, 0.210, 3.965, 0.226, -64.515, -5.333, 1.072, -12.300, -1.688, -1.500, -1.776, -1.074)
 # The same for an image's candidates (`--fit` fits both): its pieces are components of the ink,
-# which overlapping digits share, where strokes keep each digit's own.
-IMAGE_WEIGHTS = (0.983, 0.342, 4.978, -8.234, -5.999, -3.603, -1.361, 0.0, 0.0, -1.0, -4.773)
+# which overlapping digits share, where strokes keep each digit's own (and no stroke is crossed: 0).
+IMAGE_WEIGHTS = (0.983, 0.342, 4.978, -8.234, -5.999, -3.603, -1.361, 0.0, 0.0, 0.0, -1.0, -4.773)
 # Leaving a speck out costs this much (log-odds).
 SKIP_COST = 0.5
 # The image path finds components on the ink shrunk to about this many pixels of line height.
@@ -127,6 +127,7 @@ class Candidate:
     joins: int = 0  # pieces of other groups merged in: 0 for a piece, a part or the whole of a cut group
     cuts: int = 0  # its sides that a cut made (0-2): a part of a group cut where the ink was thinnest
     gap: float = 0.0  # blank space between the pieces merged in, in line heights
+    crossed: int = 0  # strokes beyond one that the cuts which made its sides went through (pen strokes only)
 
 
 @dataclass(frozen=True, eq=False)
@@ -186,6 +187,10 @@ class _Piece:
     box: np.ndarray  # x0, y0, x1, y1, ink (pen) included
     strokes: tuple[np.ndarray, ...] = ()
     mask: np.ndarray | None = None
+    # Strokes beyond one that the cut which made its left or right side went through: a pen that
+    # ran on into the next digit is crossed once; a cut through a digit's loop, twice.
+    crossed_left: int = 0
+    crossed_right: int = 0
 
     @property
     def width(self) -> float:
@@ -507,7 +512,11 @@ def _cut_strokes(piece: _Piece, line: float, radius: float) -> tuple[_Piece, _Pi
         return None
     if len(left) + len(right) > MAX_PIECES:  # a scribble crossing the cut back and forth: no number
         raise TooLong
-    return _stroke_piece(tuple(left), radius), _stroke_piece(tuple(right), radius)
+    crossed = max(len(left) + len(right) - len(piece.strokes) - 1, 0)  # each crossing makes one more fragment
+    return (
+        replace(_stroke_piece(tuple(left), radius), crossed_left=piece.crossed_left, crossed_right=crossed),
+        replace(_stroke_piece(tuple(right), radius), crossed_left=crossed, crossed_right=piece.crossed_right),
+    )
 
 
 def _along(stroke: np.ndarray) -> np.ndarray:
@@ -664,7 +673,8 @@ def _segmentation(
         try:
             joins = len(set(group[first:end])) - 1
             cuts = (first in cut_at) + (end in cut_at)
-            candidates.append(Candidate(first, end, box, image(members), joins, cuts, _gap(members) / line))
+            crossed = members[0].crossed_left + members[-1].crossed_right
+            candidates.append(Candidate(first, end, box, image(members), joins, cuts, _gap(members) / line, crossed))
         except BlankDrawing:  # ink too faint to survive the fitting: no digit there
             continue
     # A piece that no candidate reads alone may be left out too, so that a path always exists.
@@ -697,7 +707,8 @@ def features(segmentation: Segmentation, probabilities: np.ndarray) -> np.ndarra
     """Per candidate, what tells a whole digit from a part or a pair: the model's top log-probability
     and its margin over the second; height and width in line heights, and their squared distance
     from a digit's (1 high, 0.6 wide); how many other groups it merges in, the blank between them,
-    how many of its sides a cut made, and whether it spans the whole drawing; and 1 (the intercept)."""
+    how many of its sides a cut made and how many strokes beyond one those cuts went through, and
+    whether it spans the whole drawing; and 1 (the intercept)."""
     if not segmentation.candidates:
         return np.zeros((0, len(WEIGHTS)))
     boxes = np.array([c.box for c in segmentation.candidates])
@@ -706,7 +717,10 @@ def features(segmentation: Segmentation, probabilities: np.ndarray) -> np.ndarra
     ranked = np.log(np.maximum(np.sort(probabilities, axis=1)[:, -2:], 1e-6))
     columns = [ranked[:, 1], ranked[:, 1] - ranked[:, 0], height, width, (height - 1) ** 2, (width - 0.6) ** 2]
     pieces = np.array(
-        [(c.joins, c.gap, c.cuts, c.first == 0 and c.end == segmentation.pieces) for c in segmentation.candidates],
+        [
+            (c.joins, c.gap, c.cuts, c.crossed, c.first == 0 and c.end == segmentation.pieces)
+            for c in segmentation.candidates
+        ],
         np.float64,
     )
     return np.column_stack([*columns, pieces, np.ones(len(pieces))])

@@ -250,6 +250,11 @@ def test_candidates_say_what_they_merge_and_where_a_cut_made_them():
     joined = segmentation.from_ink(ink.parse(number_body([0, 0], gap=15, join=0)))
     parts = [c for c in joined.candidates if c.end - c.first == 1]
     assert len(parts) == 2 and [c.cuts for c in parts] == [1, 1]  # each part has one side the cut made
+    assert [c.crossed for c in parts] == [0, 0]  # the cut crossed only the pen running on
+    wide_zero = [[[20 + (x - 20) * 3, y] for x, y in stroke] for stroke in digit_strokes(0, 20.0)]
+    looped = segmentation.from_ink(ink.parse({"strokes": wide_zero, "width": 240, "height": 140, "pen": PEN}))
+    halves = [c for c in looped.candidates if c.end - c.first == 1]
+    assert len(halves) == 2 and [c.crossed for c in halves] == [1, 1]  # through the loop: two strokes
     whole = next(c for c in joined.candidates if (c.first, c.end) == (0, 2))
     assert whole.cuts == 0
     features = segmentation.features(joined, np.full((len(joined.candidates), 10), 0.1))
