@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -14,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
 from django.urls import register_converter
 from ninja import Field, NinjaAPI, Query, Schema, Status
+from ninja.decorators import decorate_view
 from ninja.errors import HttpError, ValidationError
 from pydantic import BeforeValidator, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
@@ -256,6 +258,30 @@ def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return api.create_response(request, envelope(code, str(exc)), status=exc.status_code)
 
 
+def is_json(request: HttpRequest) -> bool:
+    """Whether the body is declared JSON. Django has dropped the parameters (a charset) and
+    lower-cased the type already."""
+    return request.content_type == "application/json"
+
+
+def unsupported_media_type(accepted: str) -> Refused:
+    """The 415 for a body of a Content-Type the operation does not read; `accepted` says what it does."""
+    return Refused("unsupported_media_type", f"send {accepted}", 415)
+
+
+def json_only(run: Callable[..., Awaitable[HttpResponse]]) -> Callable[..., Awaitable[HttpResponse]]:
+    """A 415 for a body not declared JSON, before Ninja reads it: Ninja parses any body as JSON,
+    whatever its Content-Type says. For async operations (decorate_view wraps Ninja's `run`)."""
+
+    async def checked(request: HttpRequest, **path: object) -> HttpResponse:
+        if not is_json(request):
+            refused = unsupported_media_type("application/json")
+            return api.create_response(request, refused.body(), status=refused.status)
+        return await run(request, **path)
+
+    return checked
+
+
 def read_mode(body: dict, query_mode: str | None) -> str:
     """The mode a POST names: its JSON body's `mode`, else its query's, else digit; or Refused invalid_mode.
 
@@ -279,7 +305,7 @@ def read_upload(request: HttpRequest, query_mode: str | None = None) -> tuple[im
     if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
         raise Refused("request_too_large", f"the request is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes", 413)
     kind = request.content_type or ""
-    if kind == "application/json":
+    if is_json(request):
         try:
             body = json.loads(request.body)
         except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's stack allows
@@ -297,10 +323,8 @@ def read_upload(request: HttpRequest, query_mode: str | None = None) -> tuple[im
         return images.from_bytes(upload.read()), mode
     if kind in images.FORMATS.values():
         return images.from_bytes(request.body), mode
-    raise Refused(
-        "unsupported_media_type",
-        "send application/json with a data URL, multipart/form-data, or an image/png, image/jpeg or image/webp body",
-        415,
+    raise unsupported_media_type(
+        "application/json with a data URL, multipart/form-data, or an image/png, image/jpeg or image/webp body"
     )
 
 
@@ -370,6 +394,7 @@ async def get_drawing(request: HttpRequest, drawing_id: uuid.UUID):
     openapi_extra=retry_after_header(429),
     summary="Say which digit (or number) the drawing really is",
 )
+@decorate_view(json_only)
 async def give_feedback(request: HttpRequest, drawing_id: uuid.UUID, feedback: FeedbackIn):
     if retry_after := await ratelimit.read_retry_after(ratelimit.request_client(request)):
         return ratelimit.refusal(retry_after, "requests").response()

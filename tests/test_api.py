@@ -220,6 +220,22 @@ def test_feedback_nested_past_the_stack_is_invalid_json(client):
     assert response.status_code == 400 and error_code(response) == "invalid_json"
 
 
+def test_feedback_takes_a_json_body_only_and_answers_any_other_with_the_documented_415(client):
+    drawing_id = post_json(client, {"image": samples.data_url(samples.SEVEN)}).json()["id"]
+    feedback = f"/api/drawings/{drawing_id}/feedback/"
+    for kind in ("text/plain", "application/x-www-form-urlencoded", "application/merge-patch+json", ""):
+        response = client.post(feedback, '{"label": 1}', content_type=kind)
+        assert (response.status_code, error_code(response)) == (415, "unsupported_media_type"), kind
+    assert client.post(feedback, "", content_type="text/plain").status_code == 415  # not 422: unread
+    assert Drawing.objects.get(pk=drawing_id).feedback_label is None
+    operation = client.get("/api/openapi.json").json()["paths"]["/api/drawings/{drawing_id}/feedback/"]["post"]
+    assert operation["responses"]["415"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorOut"
+    }
+    response = client.post(feedback, '{"label": 1}', content_type="application/json; charset=utf-8")
+    assert response.status_code == 200 and response.json()["feedback_label"] == 1
+
+
 def test_it_takes_an_mpo_jpeg_as_a_jpeg(client):
     """Many phone cameras write Multi-Picture JPEGs; Pillow calls them MPO."""
     raw = client.post("/api/drawings/", data=crafted.mpo(), content_type="image/jpeg")
