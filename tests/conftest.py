@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 
 from digitsite.redis_server import free_port
 from digitsite.stack import beat_command, stop, wait_for_port, wait_for_workers, web_command, worker_command
@@ -74,6 +76,24 @@ def connection_kept_in_the_test_transaction(request, monkeypatch):
     marker = request.node.get_closest_marker("django_db")
     if marker and not marker.kwargs.get("transaction"):
         monkeypatch.setattr("channels.db.close_old_connections", lambda: None)
+
+
+@pytest.fixture
+async def async_orm_connections_closed():
+    """Closes the connections of asgiref's one thread, where the async ORM and sync_to_async run
+    outside a request, as the end of a request does in the server. An async test uses them outside
+    any request, and the thread outlives the test: its connection, left open, kept PostgreSQL from
+    dropping the test database at the end of the run. (So a test's own ORM calls go through
+    sync_to_async: asyncio.to_thread's threads are out of this fixture's reach.)"""
+    yield
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture(autouse=True)
+def connections_closed_after_an_async_test(request):
+    """async_orm_connections_closed for the async tests only: an async fixture costs every test a turn of the loop."""
+    if inspect.iscoroutinefunction(request.function):
+        request.getfixturevalue("async_orm_connections_closed")
 
 
 @pytest.fixture(scope="session")

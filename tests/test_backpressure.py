@@ -6,13 +6,13 @@ session's Redis cannot consume (or be handed) the messages these tests put in th
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from datetime import timedelta
 
 import pytest
 import redis
+from asgiref.sync import sync_to_async
 from celery import Celery
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
@@ -83,7 +83,7 @@ def test_it_takes_drawings_below_the_backlog_and_when_it_is_off(client, broker, 
 @pytest.mark.django_db(transaction=True)
 async def test_it_sheds_load_over_the_websocket_with_an_overloaded_frame(broker, settings):
     settings.MAX_BACKLOG = 3
-    await asyncio.to_thread(waiting, 10)
+    await sync_to_async(waiting)(10)
     communicator = WebsocketCommunicator(application, "/ws/recognize/")
     assert (await communicator.connect())[0]
     await communicator.send_json_to({"type": "drawing", "image": samples.data_url(samples.SEVEN), "ref": "r1"})
@@ -103,7 +103,7 @@ def test_the_openapi_document_lists_503_for_new_drawings(client):
 async def test_one_reading_serves_a_second_of_drawings(broker, settings):
     settings.MAX_BACKLOG = 5
     assert await backlog.depth() == 0
-    await asyncio.to_thread(waiting, 5)
+    await sync_to_async(waiting)(5)
     assert await backlog.depth() == 0  # the cached reading
     time.sleep(backlog.READING_SECONDS + 0.1)
     assert await backlog.depth() == 5

@@ -16,6 +16,7 @@ import threading
 import time
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from channels_redis.core import RedisChannelLayer
@@ -103,7 +104,7 @@ def test_a_wait_answers_within_its_deadline_when_redis_drops_packets(client, dea
 @pytest.mark.django_db(transaction=True)
 async def test_a_wait_still_finds_a_stored_result_when_redis_drops_packets(dead_layer):
     """Its push never came (the worker could not send it): the database has the last word, in time."""
-    done = await asyncio.to_thread(factories.drawing)
+    done = await sync_to_async(factories.drawing)()
     started = time.monotonic()
     result = await services.wait_for_result(done.id, await get_channel_layer().new_channel(), 2)
     assert result["digit"] == 7
@@ -152,7 +153,7 @@ async def test_a_wait_goes_on_from_the_database_when_redis_goes_away_while_it_li
     settings.CHANNEL_LAYERS = layers
     channel_layers.backends.clear()
     try:
-        queued = await asyncio.to_thread(factories.drawing, status="queued", digit=None, confidence=None)
+        queued = await sync_to_async(factories.drawing)(status="queued", digit=None, confidence=None)
         waiting = asyncio.create_task(services.wait_for_result(queued.id, await get_channel_layer().new_channel(), 5))
         await asyncio.sleep(0.5)  # listening by now
         await asyncio.to_thread(redis_server.stop)
