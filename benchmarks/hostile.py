@@ -48,6 +48,14 @@ def dots_png() -> bytes:
     return samples.png(Image.fromarray(dots))
 
 
+def grid_png() -> bytes:
+    """A grid of 1 px lines every 4 px, 2,000 px wide and 200 high: one mark round 25,000 holes, 1 KB."""
+    grid = np.full((200, 2000), 255, np.uint8)
+    grid[:, ::4] = 0
+    grid[::4, :] = 0
+    return samples.png(Image.fromarray(grid))
+
+
 def scribble(seed: int = 1) -> list[list[float]]:
     """One stroke of every point allowed, anywhere across the widest canvas, 100 px high."""
     rng = np.random.default_rng(seed)
@@ -81,6 +89,7 @@ def cases() -> dict[str, tuple[str, Callable[[], object]]]:
         "300 columns of bars, 1 KB PNG": ("number", image(bars_png(300))),
         f"{most} columns of bars (the most pieces read)": ("number", image(bars_png(most))),
         "38,000 dots, 3 KB PNG": ("number", image(dots_png())),
+        "a grid round 25,000 holes, 1 KB PNG": ("number", image(grid_png())),
         "the same dots": ("digit", lambda: preprocess(dots_png())),
     }
 

@@ -28,6 +28,7 @@ candidate's image of the batch (`images`), `choose` per drawing; `read_all` does
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import math
@@ -262,17 +263,24 @@ def from_strength(strength: np.ndarray, scale: float = 1.0) -> Segmentation:
     # Components are found on the ink shrunk to about IMAGE_LINE pixels high: a few hundred runs.
     factor = max(1, int((boxes[3] - boxes[1]) // IMAGE_LINE))
     small = np.asarray(Image.fromarray(strength).reduce(factor) if factor > 1 else strength, np.float32)
-    pieces = [_Piece(_box_of(mask), mask=mask) for mask in _components(small >= level / factor, MAX_PIECES)]
+    binary = small >= level / factor
+    pieces = [_Piece(_box_of(mask), mask=mask) for mask in _components(binary, MAX_PIECES)]
     if not pieces:  # specks apart, which shrinking averaged away
         raise BlankDrawing("the canvas holds only a speck")
 
     def join(members: list[_Piece]) -> _Piece:
         return _mask_piece(np.logical_or.reduce([m.mask for m in members]))
 
+    @functools.cache
+    def holes() -> np.ndarray:  # found once, at the first cut: a mesh of a few KB has thousands
+        return _holes(binary)
+
     line = _line(_grouped(pieces, math.inf, join))
     groups = _grouped(pieces, line, join)
     pieces, wholes = _cut_wide(
-        groups, lambda piece: piece.width > IMAGE_SPLIT_WIDTH * line, lambda piece: _cut_mask(piece, small, line)
+        groups,
+        lambda piece: piece.width > IMAGE_SPLIT_WIDTH * line,
+        lambda piece: _cut_mask(piece, small, holes(), line),
     )
 
     def image(members: list[_Piece]) -> np.ndarray:
@@ -529,7 +537,7 @@ def _resampled_x(stroke: np.ndarray, along: np.ndarray, step: float) -> np.ndarr
     return np.interp(np.arange(0, along[-1] + step, step), along, stroke[:, 0])
 
 
-def _cut_mask(piece: _Piece, strength: np.ndarray, line: float) -> tuple[_Piece, _Piece] | None:
+def _cut_mask(piece: _Piece, strength: np.ndarray, holes: np.ndarray, line: float) -> tuple[_Piece, _Piece] | None:
     """A piece's pixels cut along the path from top to bottom that crosses the least of its ink.
 
     Digits that overlap a little are one component, and no straight cut parts them: the path bends
@@ -540,7 +548,7 @@ def _cut_mask(piece: _Piece, strength: np.ndarray, line: float) -> tuple[_Piece,
     x0, y0, x1, y1 = piece.box.astype(int)
     inside = piece.mask[y0:y1, x0:x1]  # all of the piece's pixels: its box is its mask's
     cost = np.where(inside, strength[y0:y1, x0:x1], 0)
-    cost[_holes(inside)] = cost.max()
+    cost[holes[y0:y1, x0:x1]] = cost.max()
     seam = _seam(cost, round(CUT_MARGIN * line))
     if seam is None:
         return None
@@ -551,11 +559,11 @@ def _cut_mask(piece: _Piece, strength: np.ndarray, line: float) -> tuple[_Piece,
     return _placed(parts[0], piece.mask, x0, y0), _placed(parts[1], piece.mask, x0, y0)
 
 
-def _holes(inside: np.ndarray) -> np.ndarray:
+def _holes(ink: np.ndarray) -> np.ndarray:
     """The blank pixels that ink encloses (a 0's, a 6's loop): a path through them cuts a loop twice."""
-    labels = _labels(~inside)
+    labels = _labels(~ink)
     outside = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    return ~inside & ~np.isin(labels, outside)
+    return ~ink & ~np.isin(labels, outside)
 
 
 def _placed(part: np.ndarray, like: np.ndarray, x0: int, y0: int) -> _Piece:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from benchmarks.hostile import bars_png, dots_png, flat_zigzag, peak_bytes
+from benchmarks.hostile import bars_png, dots_png, flat_zigzag, grid_png, peak_bytes
 from recognizer import ink, segmentation
 from recognizer.model_files import shipped_path
 from recognizer.preprocessing import BlankDrawing, preprocess
@@ -160,6 +160,19 @@ def test_an_image_of_many_specks_is_refused_before_a_mask_is_made_for_each():
             segmentation.from_image(data)
 
     assert peak_bytes(read) < 50e6
+
+
+def test_a_grid_cut_many_times_has_the_blank_its_lines_enclose_found_once(monkeypatch):
+    # Found again for each part a cut made, a 1 KB grid's 25,000 holes cost the worker ten times as much.
+    labels, labelled = segmentation._labels, []
+
+    def counted(binary: np.ndarray) -> np.ndarray:
+        labelled.append(binary.shape)
+        return labels(binary)
+
+    monkeypatch.setattr(segmentation, "_labels", counted)
+    assert segmentation.from_image(grid_png()).pieces > 10  # cut many times
+    assert len(labelled) == 2  # the ink's components, and the blank's
 
 
 def test_specks_that_shrinking_averages_away_are_blank():
