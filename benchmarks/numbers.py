@@ -11,7 +11,8 @@ way the worker reads a number drawing (recognizer/segmentation.py, the shipped m
 1. as strokes (`from_ink`), and the same numbers painted on canvases in the four ink styles
    (benchmarks/canvases.py) and read from their PNG (`from_image`); MNIST test digits side by side
    (the project's made digits without the MNIST files), from their PNG; numbers whose pen ran on
-   from one digit into the next (one stroke through two digits), as strokes;
+   from one digit into the next (one stroke through two digits), and numbers whose digits vary
+   more in size (training.numbers.VARIED_SIZES), as strokes;
 2. per source: the whole number exactly right, by length; the digit error rate (edit distance over
    the digits written); the kinds of error: a digit misread (same length), two merged (fewer),
    one split (more), order (the right digits in another order); for strokes also what the model
@@ -188,6 +189,12 @@ def main() -> None:
     report("(strokes, each digit's true box: the model's own limit)", truths, true_boxes(pen, model))
     pictures = [painted(n, i, args.styles) for i, n in enumerate(pen)]
     report("canvas images", truths, read_all(pictures, segmentation.from_image, model))
+    varied = [numbers.pen_number(i, args.split, SEED + 2, sizes=numbers.VARIED_SIZES) for i in range(args.count // 4)]
+    report(
+        f"strokes, digits {numbers.VARIED_SIZES[0]}-{numbers.VARIED_SIZES[1]} of the line's height",
+        [n.label for n in varied],
+        read_all([ink.parse(n.body) for n in varied], segmentation.from_ink, model),
+    )
     joined = [numbers.pen_number(i, args.split, SEED + 1, joined=True) for i in range(args.count // 4)]
     inks = [ink.parse(n.body) for n in joined]
     report(

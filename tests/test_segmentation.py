@@ -193,6 +193,22 @@ def test_a_drawing_of_more_marks_than_a_number_has_is_refused_before_its_pieces_
     assert at_the_cap.pieces <= segmentation.MAX_PIECES and at_the_cap.candidates
 
 
+def sized_body(digits: list[int], sizes: list[float]) -> dict:
+    """Template digits side by side with no gap, each `size` times as high and wide, on one baseline."""
+    strokes, left = [], 20.0
+    for digit, size in zip(digits, sizes, strict=True):
+        bottom = TOP + HEIGHT
+        strokes += [[[left + x * size, bottom - (bottom - y) * size] for x, y in s] for s in digit_strokes(digit, 0.0)]
+        left += WIDTH * size
+    return {"strokes": strokes, "width": round(left + 20), "height": 140, "pen": PEN}
+
+
+@pytest.mark.parametrize(("digits", "sizes"), [([2, 0, 4, 8], [1, 0.7, 1, 1]), ([3, 1, 4], [1, 0.7, 1])])
+def test_a_digit_smaller_than_its_neighbours_is_read_not_merged_into_them(model, digits, sizes):
+    # Weights fitted only on digits within a tenth of the line's height read "248" and "34" here.
+    assert read_strokes(sized_body(digits, sizes), model).number == "".join(map(str, digits))
+
+
 def test_it_reads_touching_digits_in_strokes_and_images(model):
     body = number_body([1, 7], gap=-3)
     assert read_strokes(body, model).number == "17"

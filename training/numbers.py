@@ -34,7 +34,8 @@ GAP = (-0.1, 0.45)  # space between two digits' ink, as a share of the line's he
 OVERLAP = 0.25  # ... but an overlap is at most this share of the narrower digit's width: slight
 WIDEST = 1.5  # UNIPEN items wider than this many heights are several digits ("00", "0000"): left out
 WANDER = 0.05  # the baseline's random walk per digit, as a share of the line's height
-SIZE_JITTER = (0.9, 1.1)  # each digit's height against the line's
+SIZE_JITTER = (0.9, 1.1)  # each digit's height against the line's ...
+VARIED_SIZES = (0.7, 1.3)  # ... and for some of the numbers the weights are fitted on: people vary more
 LINE_HEIGHT = (60.0, 220.0)  # the line's height in canvas pixels
 PEN_SHARE = (0.04, 0.16)  # the pen's width as a share of the line's height (log-uniform)
 MARGIN = (0.1, 0.6)  # room round the ink, as a share of the line's height
@@ -67,8 +68,16 @@ def writers(split: str) -> dict[str, list[unipen.PenDigit]]:
     return {writer: digits for writer, digits in by_writer.items() if len(digits) >= 2}
 
 
-def pen_number(index: int, split: str, seed: int = 0, length: int | None = None, joined: bool = False) -> Number:
-    """Number `index` of a split's writers: 2-5 digits of one writer (`length` of them when given)."""
+def pen_number(
+    index: int,
+    split: str,
+    seed: int = 0,
+    length: int | None = None,
+    joined: bool = False,
+    sizes: tuple[float, float] = SIZE_JITTER,
+) -> Number:
+    """Number `index` of a split's writers: 2-5 digits of one writer (`length` of them when given),
+    each `sizes` times the line's height."""
     rng = np.random.default_rng([seed, index])
     people = writers(split)
     writer = sorted(people)[int(rng.integers(len(people)))]
@@ -76,7 +85,7 @@ def pen_number(index: int, split: str, seed: int = 0, length: int | None = None,
     chosen = [people[writer][i] for i in rng.integers(len(people[writer]), size=length)]
     line = rng.uniform(*LINE_HEIGHT)
     pen = line * math.exp(rng.uniform(*np.log(PEN_SHARE)))
-    placed = _placed([d.strokes for d in chosen], line, pen, rng)
+    placed = _placed([d.strokes for d in chosen], line, pen, rng, sizes)
     strokes, boxes, (width, height) = _on_canvas(placed, pen, line, rng)
     if joined:
         strokes = _joined(strokes, [len(digit) for digit in placed], int(rng.integers(length - 1)))
@@ -84,7 +93,9 @@ def pen_number(index: int, split: str, seed: int = 0, length: int | None = None,
     return Number("".join(str(d.label) for d in chosen), boxes, body=body, writer=writer)
 
 
-def _placed(digits: list[tuple[np.ndarray, ...]], line: float, pen: float, rng) -> list[list[np.ndarray]]:
+def _placed(
+    digits: list[tuple[np.ndarray, ...]], line: float, pen: float, rng, sizes: tuple[float, float]
+) -> list[list[np.ndarray]]:
     """Each digit's strokes scaled to about the line's height and placed after the one before."""
     placed, right, baseline, before = [], 0.0, 0.0, 0.0
     for strokes in digits:
@@ -92,7 +103,7 @@ def _placed(digits: list[tuple[np.ndarray, ...]], line: float, pen: float, rng) 
         low, extent = points.min(axis=0), np.ptp(points, axis=0)
         # A digit with next to no height (a dash) is sized by its width instead, as unipen.on_canvas does.
         tall = extent[1] if extent[1] > 0.1 * extent[0] else extent[0]
-        scale = max(line * rng.uniform(*SIZE_JITTER) - pen, 1.0) / max(tall, 1e-9)
+        scale = max(line * rng.uniform(*sizes) - pen, 1.0) / max(tall, 1e-9)
         width = extent[0] * scale + pen
         gap = _gap(rng, line, width, before) if placed else 0.0
         before = width
@@ -240,6 +251,11 @@ def _pen_drawings(paint: Callable, split: str, count: int, seed: int) -> list[tu
         drawings.append((segmentation.from_ink(ink.parse(number.body)), number))
     for i in range(count // 4):
         number = pen_number(i, split, seed + 1, joined=True)
+        drawings.append((segmentation.from_ink(ink.parse(number.body)), number))
+    # Digits of less even sizes: fitted only on digits within a tenth of the line's height, the
+    # weights made a digit 0.7 of it high cost more than merging it into its neighbour.
+    for i in range(count // 4):
+        number = pen_number(i, split, seed + 2, sizes=VARIED_SIZES)
         drawings.append((segmentation.from_ink(ink.parse(number.body)), number))
     # Lone digits as the page sends them (number mode must not cut them), every writer's in turn.
     lone = [d for d in unipen.split(split) if d.writer in writers(split)]
