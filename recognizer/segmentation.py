@@ -9,9 +9,9 @@ time):
   a 1 drawn into the next digit): those stay apart, and the model decides;
 - images: the connected components of the ink, grouped the same way;
 - a piece far wider than the line is high, or holding one stroke that wide, is cut where the ink
-  is thinnest across it: strokes at the minimum of their projection (one stroke running through
-  two digits), an image's component along the top-to-bottom path crossing the least ink (digits
-  that touch or overlap).
+  is thinnest across it: strokes where a cut crosses the fewest of them, at the minimum of their
+  projection (one stroke running through two digits), an image's component along the
+  top-to-bottom path crossing the least ink (digits that touch or overlap).
 
 Where the cuts are unsure, each reading is offered to the model: a piece alone, neighbours
 merged (up to MAX_SPAN pieces), a wide piece whole and cut, a drawing no wider than LONE_WIDTH
@@ -493,23 +493,28 @@ def _cut_until_narrow(piece: _Piece, wide: Callable[[_Piece], bool], cut: Callab
     return parts
 
 
-def _thinnest(profile: np.ndarray, margin: int) -> int | None:
-    """The index of a profile's minimum at least `margin` from its ends, smoothed; None if too short."""
+def _thinnest(profile: np.ndarray, margin: int, crossings: np.ndarray | None = None) -> int | None:
+    """The index of a profile's minimum at least `margin` from its ends, smoothed; None if too short.
+    With `crossings`, the fewest crossings first, and the profile's minimum among those."""
     low, high = max(margin, 1), len(profile) - max(margin, 1)
     if high - low < 1:
         return None
-    smooth = np.convolve(profile, [1, 2, 1], "same")
+    smooth = np.convolve(profile, [1, 2, 1], "same").astype(np.float64)
+    if crossings is not None:
+        smooth += crossings * (smooth.max() + 1)
     return low + int(np.argmin(smooth[low:high]))
 
 
 def _cut_strokes(piece: _Piece, line: float, radius: float) -> tuple[_Piece, _Piece] | None:
-    """A piece's strokes cut at the x where the fewest of their points lie (resampled along the path)."""
+    """A piece's strokes cut at the x that crosses the fewest of them, and of those where the fewest
+    of their points lie (resampled along the path): a pen running on into the next digit is crossed
+    once, a digit's loop twice however thin its middle."""
     paths = [_along(stroke) for stroke in piece.strokes]
     # Bounded both in points and in bins: a cut may leave strokes of single points across a wide piece.
     step = max(line * RESAMPLE, (sum(float(path[-1]) for path in paths) + piece.width) / MAX_RESAMPLED)
     along = np.concatenate([_resampled_x(s, path, step) for s, path in zip(piece.strokes, paths, strict=True)])
     edges = np.arange(piece.box[0], piece.box[2] + step, step)
-    at = _thinnest(np.histogram(along, edges)[0], round(CUT_MARGIN * line / step))
+    at = _thinnest(np.histogram(along, edges)[0], round(CUT_MARGIN * line / step), _crossings(piece.strokes, edges))
     if at is None:
         return None
     x = edges[at] + step / 2
@@ -527,6 +532,19 @@ def _cut_strokes(piece: _Piece, line: float, radius: float) -> tuple[_Piece, _Pi
         replace(_stroke_piece(tuple(left), radius), crossed_left=piece.crossed_left, crossed_right=crossed),
         replace(_stroke_piece(tuple(right), radius), crossed_left=crossed, crossed_right=piece.crossed_right),
     )
+
+
+def _crossings(strokes: Sequence[np.ndarray], edges: np.ndarray) -> np.ndarray:
+    """How many of the strokes' segments a vertical line through each bin's middle crosses."""
+    xs = [stroke[:, 0] for stroke in strokes if len(stroke) > 1]
+    if not xs:
+        return np.zeros(len(edges) - 1)
+    starts = np.concatenate([np.minimum(x[:-1], x[1:]) for x in xs])
+    ends = np.concatenate([np.maximum(x[:-1], x[1:]) for x in xs])
+    middles = edges[:-1] + (edges[1] - edges[0]) / 2
+    first, last = np.searchsorted(middles, starts), np.searchsorted(middles, ends)
+    change = np.bincount(first, minlength=len(middles) + 1) - np.bincount(last, minlength=len(middles) + 1)
+    return np.cumsum(change)[:-1]
 
 
 def _along(stroke: np.ndarray) -> np.ndarray:

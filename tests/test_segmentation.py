@@ -209,6 +209,18 @@ def test_a_digit_smaller_than_its_neighbours_is_read_not_merged_into_them(model,
     assert read_strokes(sized_body(digits, sizes), model).number == "".join(map(str, digits))
 
 
+def test_a_pen_running_on_is_cut_where_it_crosses_the_fewest_strokes():
+    # A 0 whose pen runs on, in a tight zigzag, into a 1: the zigzag has more ink per column than the
+    # 0's middle, but a cut there crosses one stroke, not the 0's two sides.
+    turn = np.linspace(0, 2 * np.pi, 80)
+    zero = np.column_stack([50 + 50 * np.cos(turn), 60 + 50 * np.sin(turn)])
+    zigzag = np.column_stack([np.linspace(100, 140, 41), 60 + np.where(np.arange(41) % 2, 8, -8)])
+    one = np.column_stack([np.full(20, 140.0), np.linspace(60, 10, 20)])
+    stroke = np.concatenate([zero, zigzag, one]).round(1).tolist()
+    candidates = segmentation.from_ink(ink.parse({"strokes": [stroke], "width": 200, "height": 130, "pen": 6}))
+    assert any(box[0] < 0 and 100 <= box[2] <= 110 for box in (c.box for c in candidates.candidates))
+
+
 def test_it_reads_touching_digits_in_strokes_and_images(model):
     body = number_body([1, 7], gap=-3)
     assert read_strokes(body, model).number == "17"
