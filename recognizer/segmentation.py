@@ -691,8 +691,8 @@ def _segmentation(
         for end in range(first + 2, min(first + MAX_SPAN, len(pieces)) + 1):
             if _mergeable(pieces[first:end], line):
                 spans.add((first, end))
-    # A drawing no wider than two digits may be one, however many strokes it took (a 5 in four).
-    if pieces and _union(pieces)[2] - _union(pieces)[0] <= LONE_WIDTH * line:
+    # A drawing as narrow as a digit may be one, however many strokes it took (a 5 in four).
+    if pieces and (extent := _union(pieces))[2] - extent[0] <= LONE_WIDTH * line:
         spans.add((0, len(pieces)))
     candidates = []
     for first, end in sorted(spans):
