@@ -194,7 +194,7 @@ def test_a_drawing_of_more_marks_than_a_number_has_is_refused_before_its_pieces_
 
 
 def sized_body(digits: list[int], sizes: list[float]) -> dict:
-    """Template digits side by side with no gap, each `size` times as high and wide, on one baseline."""
+    """Template digits side by side with no gap, each scaled by its own size (height and width), on one baseline."""
     strokes, left = [], 20.0
     for digit, size in zip(digits, sizes, strict=True):
         bottom = TOP + HEIGHT
