@@ -493,16 +493,15 @@ def _cut_until_narrow(piece: _Piece, wide: Callable[[_Piece], bool], cut: Callab
     return parts
 
 
-def _thinnest(profile: np.ndarray, margin: int, crossings: np.ndarray | None = None) -> int | None:
-    """The index of a profile's minimum at least `margin` from its ends, smoothed; None if too short.
-    With `crossings`, the fewest crossings first, and the profile's minimum among those."""
+def _thinnest(profile: np.ndarray, crossings: np.ndarray, margin: int) -> int | None:
+    """The index with the fewest crossings at least `margin` from the ends, and of those the one where
+    the profile, smoothed, is least; None if too short."""
     low, high = max(margin, 1), len(profile) - max(margin, 1)
     if high - low < 1:
         return None
     smooth = np.convolve(profile, [1, 2, 1], "same").astype(np.float64)
-    if crossings is not None:
-        smooth += crossings * (smooth.max() + 1)
-    return low + int(np.argmin(smooth[low:high]))
+    ranked = crossings * (smooth.max() + 1) + smooth  # a crossing more outweighs any profile
+    return low + int(np.argmin(ranked[low:high]))
 
 
 def _cut_strokes(piece: _Piece, line: float, radius: float) -> tuple[_Piece, _Piece] | None:
@@ -514,7 +513,8 @@ def _cut_strokes(piece: _Piece, line: float, radius: float) -> tuple[_Piece, _Pi
     step = max(line * RESAMPLE, (sum(float(path[-1]) for path in paths) + piece.width) / MAX_RESAMPLED)
     along = np.concatenate([_resampled_x(s, path, step) for s, path in zip(piece.strokes, paths, strict=True)])
     edges = np.arange(piece.box[0], piece.box[2] + step, step)
-    at = _thinnest(np.histogram(along, edges)[0], round(CUT_MARGIN * line / step), _crossings(piece.strokes, edges))
+    profile = np.histogram(along, edges)[0]
+    at = _thinnest(profile, _crossings(piece.strokes, edges), round(CUT_MARGIN * line / step))
     if at is None:
         return None
     x = edges[at] + step / 2
@@ -579,11 +579,11 @@ def _cut_mask(piece: _Piece, strength: np.ndarray, holes: np.ndarray, line: floa
     return _placed(parts[0], piece.mask, x0, y0), _placed(parts[1], piece.mask, x0, y0)
 
 
-def _holes(ink: np.ndarray) -> np.ndarray:
+def _holes(inked: np.ndarray) -> np.ndarray:
     """The blank pixels that ink encloses (a 0's, a 6's loop): a path through them cuts a loop twice."""
-    labels = _labels(~ink)
+    labels = _labels(~inked)
     outside = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    return ~ink & ~np.isin(labels, outside)
+    return ~inked & ~np.isin(labels, outside)
 
 
 def _placed(part: np.ndarray, like: np.ndarray, x0: int, y0: int) -> _Piece:
