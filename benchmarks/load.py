@@ -95,6 +95,8 @@ def role(process: psutil.Process) -> str | None:
     command = " ".join(process.cmdline())
     if "uvicorn" in command and "digitsite.asgi" in command:
         return "web (uvicorn)"
+    if "multiprocessing" in command and role(psutil.Process(process.ppid())) == "web (uvicorn)":
+        return "web (uvicorn)"  # one of WEB_PROCESSES: uvicorn's --workers start them so
     if "celery" in command and " beat" in command:
         return "beat (sweeper)"
     if "celery" in command and " worker" in command and "benchmarks.echo" not in command:

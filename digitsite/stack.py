@@ -2,6 +2,7 @@
 
 python -m digitsite.stack            Redis (embedded unless REDIS_URL is set), WORKERS workers,
                                      the sweeper (Celery beat) and the web server on HOST:PORT
+                                     (WEB_PROCESSES processes behind the one port)
 python -m digitsite.stack web        only the web server   } each with the options used
 python -m digitsite.stack worker     only one worker       } everywhere (tests, compose)
 python -m digitsite.stack beat       only the sweeper      }
@@ -10,10 +11,12 @@ python -m digitsite.stack beat       only the sweeper      }
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,10 +31,14 @@ def worker_command(name: str = "worker@%h") -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "digitsite", "worker", "--loglevel=INFO", "-n", name]
 
 
-def web_command(host: str, port: int) -> list[str]:
+def web_command(host: str, port: int, processes: int = 1) -> list[str]:
+    """The web server; `processes` > 1 runs that many behind the one port (see shared_metrics)."""
     return [
         *(sys.executable, "-m", "uvicorn", "digitsite.asgi:application"),
         *("--host", host, "--port", str(port), "--lifespan", "off", "--no-access-log"),
+        # One web process is one interpreter lock: at about 650 stroke drawings a second it holds
+        # a core, where the worker, Redis and the clients leave part of a second one idle.
+        *(("--workers", str(processes)) if processes > 1 else ()),
         # Frames up to twice the drawing limit reach the consumer, which answers with an
         # error frame; bigger ones are cut off by the server before they are buffered.
         *("--ws-max-size", str(2 * settings_value("DATA_UPLOAD_MAX_MEMORY_SIZE"))),
@@ -40,6 +47,17 @@ def web_command(host: str, port: int) -> list[str]:
         *("--ws-per-message-deflate", "false"),
         *proxy_options(settings_value("TRUSTED_PROXIES")),
     ]
+
+
+def shared_metrics(processes: int, directory: Path) -> dict[str, str]:
+    """The environment several web processes behind one port need for /metrics: each writes its
+    counters to files in `directory` (emptied now) and a scrape, answered by any one of them, sums
+    every process's (prometheus_client's multiprocess mode; recognizer.metrics.scraped). One process: none."""
+    if processes < 2:
+        return {}
+    shutil.rmtree(directory, ignore_errors=True)  # counts of an earlier run would be added in
+    directory.mkdir(parents=True)
+    return {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
 
 
 def proxy_options(trusted: list[str]) -> list[str]:
@@ -113,6 +131,7 @@ def main() -> int:
     host = os.environ.get("HOST", "127.0.0.1")
     port = envint("PORT", 8000)
     workers = envint("WORKERS", 1)
+    web_processes = envint("WEB_PROCESSES", 1)
     redis = None
     if not os.environ.get("REDIS_URL"):
         redis = EmbeddedRedis(BASE_DIR / ".run")
@@ -120,7 +139,12 @@ def main() -> int:
     print(f"redis: {os.environ['REDIS_URL']}{' (embedded)' if redis else ''}", flush=True)
     # Children get their own session so that Ctrl-C reaches only this process, which then
     # stops them in order.
-    web = subprocess.Popen(web_command(host, port), cwd=BASE_DIR, start_new_session=True)
+    web = subprocess.Popen(
+        web_command(host, port, web_processes),
+        cwd=BASE_DIR,
+        env={**os.environ, **shared_metrics(web_processes, BASE_DIR / ".run" / "metrics")},
+        start_new_session=True,
+    )
     commands = [worker_command(f"worker{i + 1}@%h") for i in range(workers)] + [beat_command()]
     processes = [web] + [subprocess.Popen(command, cwd=BASE_DIR, start_new_session=True) for command in commands]
     stopping = False
@@ -152,11 +176,13 @@ def run_one(role: str) -> None:
     """Become one process of the service (for running them apart, e.g. in compose)."""
     host, port = os.environ.get("HOST", "127.0.0.1"), envint("PORT", 8000)
     commands = {
-        "web": lambda: web_command(host, port),
+        "web": lambda: web_command(host, port, envint("WEB_PROCESSES", 1)),
         "worker": lambda: worker_command(os.environ.get("WORKER_NAME", "worker@%h")),
         "beat": beat_command,
     }
     command = commands[role]()
+    if role == "web":
+        os.environ.update(shared_metrics(envint("WEB_PROCESSES", 1), Path(tempfile.mkdtemp(prefix="digits-metrics-"))))
     os.chdir(BASE_DIR)
     os.execv(command[0], command)
 

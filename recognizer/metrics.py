@@ -1,11 +1,18 @@
 """Prometheus metrics: counters kept by each web process, and figures read from the shared
 database and Redis (so they cover every worker on every machine), at most once every
-METRICS_CACHE_SECONDS per process however often /metrics is scraped."""
+METRICS_CACHE_SECONDS per process however often /metrics is scraped.
+
+Several web processes behind one port (WEB_PROCESSES, digitsite.stack.shared_metrics) write their
+counters to files in PROMETHEUS_MULTIPROC_DIR instead, and a scrape, which any one of them answers,
+reads them all (`scraped`): otherwise each scrape would show one process's counts, and Prometheus
+would take every switch between them for a reset.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +23,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import Count
 from django.utils import timezone
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from recognizer.models import Drawing
@@ -139,3 +146,17 @@ class StoredFigures:
 
 STORED_FIGURES = StoredFigures()
 REGISTRY.register(STORED_FIGURES)
+
+
+def _scraped() -> CollectorRegistry:
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return REGISTRY
+    # Every process's counters and histograms, summed; the figures from the database and Redis once.
+    # (The per-process figures of REGISTRY, CPU and memory, would mean little summed: left out.)
+    every_process = CollectorRegistry()
+    multiprocess.MultiProcessCollector(every_process)
+    every_process.register(STORED_FIGURES)
+    return every_process
+
+
+scraped = _scraped()  # what /metrics reads

@@ -14,13 +14,13 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis import RedisError
 
 from digitsite.celery import app as celery_app
 from recognizer import worker_state
 from recognizer.errors import Refused
-from recognizer.metrics import Cached, oldest_queued_seconds, queue_depth
+from recognizer.metrics import Cached, oldest_queued_seconds, queue_depth, scraped
 from recognizer.models import ModelVersion
 from recognizer.views import read_only
 
@@ -105,4 +105,4 @@ def metrics(request: HttpRequest) -> HttpResponse:
             return response
         if not hmac.compare_digest(given.removeprefix("Bearer ").encode(), token.encode()):
             return Refused("forbidden", "wrong metrics token", 403).response()
-    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(generate_latest(scraped), content_type=CONTENT_TYPE_LATEST)

@@ -52,9 +52,9 @@ class Processes:
             "STALE_AFTER": "3",
         }
 
-    def start(self, name: str, command: list[str]) -> subprocess.Popen:
+    def start(self, name: str, command: list[str], env: dict | None = None) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child holds it
-        process = subprocess.Popen(command, cwd=BASE_DIR, env=self.env, stdout=log, stderr=log)
+        process = subprocess.Popen(command, cwd=BASE_DIR, env=env or self.env, stdout=log, stderr=log)
         self.started.append(process)
         return process
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from digitsite.celery import app as celery_app
+from digitsite.redis_server import free_port
+from digitsite.stack import shared_metrics, wait_for_port, web_command
 from recognizer import metrics, operations
 from tests.factories import drawing
 from training import samples
@@ -64,6 +67,26 @@ def test_it_counts_drawings_predictions_and_latency(live_server_url):
     version = f'digits_predictions_total{{model_version="{answer["model_version"]}",status="done"}}'
     assert metric(after, version) >= 1
     assert "digits_queue_depth" in after and "digits_drawings_queued" in after
+
+
+def test_web_processes_behind_one_port_count_together(processes, tmp_path):
+    # Two uvicorn processes share the port and each keeps its own counters: every scrape, whichever
+    # process answers it, must give the sum of both.
+    port, directory = free_port(), tmp_path / "metrics"
+    env = {**processes.env, **shared_metrics(2, directory)}
+    wait_for_port("127.0.0.1", port, processes.start("web-two", web_command("127.0.0.1", port, 2), env))
+    url = f"http://127.0.0.1:{port}"
+
+    def refused(_) -> int:  # a connection of its own, so that either process may take it
+        return requests.post(url + "/api/drawings/", json={"image": "data:image/png;base64,@@"}, timeout=10).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(refused, range(40))) == {400}
+    assert len(list(directory.glob("counter_*.db"))) == 2  # both processes refused some
+    name = 'digits_drawings_refused_total{code="invalid_base64"}'
+    scrapes = [requests.get(url + "/metrics", timeout=10).text for _ in range(10)]
+    assert [metric(text, name) for text in scrapes] == [40] * 10
+    assert all("digits_queue_depth" in text for text in scrapes)  # the shared figures too
 
 
 def test_health_is_read_at_most_once_a_period(client, settings, monkeypatch):
