@@ -43,7 +43,7 @@ from itertools import accumulate, chain, pairwise
 import numpy as np
 
 from recognizer.errors import Refused
-from recognizer.preprocessing import BOX, MIN_EXTENT_SHARE, BlankDrawing, fitted_size, in_field
+from recognizer.preprocessing import BOLDEST, BOX, MIN_EXTENT_SHARE, BlankDrawing, fitted_size, in_field
 
 MAX_STROKES = 64
 MAX_POINTS = 10_000  # in all strokes together
@@ -51,11 +51,6 @@ MAX_COORDINATE = 10_000  # pixels: |x|, |y|, and the largest width or height
 MAX_TIME = 1e13  # ms: |t| (epoch milliseconds until the year 2286)
 MIN_PEN, MAX_PEN = 0.01, 1_000.0  # pixels
 PEN_SHARE = 0.064  # the page's pen as a share of the canvas's longer side: 18 px on 280
-# The boldest pen the model has learnt from, as a share of the ink's longer side (the pen's width
-# included); a bolder pen is drawn this bold. The page's pen is a share of the canvas, so a small
-# digit comes out bold: a 60 px digit in its 18 px pen is 0.3, and UNIPEN's calibration writers'
-# digits drawn that bold read 78 %, where drawn at this share they read 95 % (98 % at 0.06).
-BOLDEST = 0.2
 
 # Drawing: each pen position paints a disc, anti-aliased by its distance to each pixel's centre, on a
 # grid SUPERSAMPLE times finer than the 20 px box, then averaged down as MNIST's resizing did.

@@ -191,14 +191,17 @@ def test_a_pen_bolder_than_the_model_learnt_is_drawn_at_the_boldest_it_learnt():
     assert np.abs(drawn(0.8 * boldest) - drawn(boldest)).max() > 0.1  # a pen within it is drawn as it is
 
 
-def test_a_small_digit_in_a_bold_pen_is_read_as_well_as_in_the_pages_pen(model):
-    # A digit drawn small on the page is bold for its size: the pen is a share of the canvas. Four
-    # times the benchmark's pens read 84 % of these drawings before they were drawn at BOLDEST.
+@pytest.mark.parametrize("path, least", [("strokes", 0.98), ("image", 0.9)])
+def test_a_small_digit_in_a_bold_pen_is_read_about_as_well_as_in_the_pages_pen(model, path, least):
+    # A digit drawn small is bold for its size: the page's pen is a share of the canvas. In four times
+    # the benchmark's pens these drawings read 84 % both ways, before strokes were drawn at BOLDEST (100 %)
+    # and an image's bold pen was thinned towards it (93 %: erosion cannot open a loop the pen filled).
     drawings = [synthetic(i) for i in range(300)]
     labels = np.array([label for _, label in drawings])
     bold = [dataclasses.replace(ink.parse(body), pen=ink.parse(body).pen * 4) for body, _ in drawings]
-    read = model.predict(np.stack([ink.rasterise(drawing) for drawing in bold])).argmax(axis=1)
-    assert (read == labels).mean() >= 0.98
+    draw = ink.rasterise if path == "strokes" else (lambda drawing: preprocess(page_png(drawing)))
+    read = model.predict(np.stack([draw(drawing) for drawing in bold])).argmax(axis=1)
+    assert (read == labels).mean() >= least
 
 
 def test_a_pen_leaving_the_canvas_is_drawn_whole():
