@@ -289,7 +289,7 @@ def from_strength(strength: np.ndarray, scale: float = 1.0) -> Segmentation:
         # A piece's box is its mask's: the members' masks are only read inside their boxes' union.
         x0, y0, x1, y1 = (int(v) for v in _union(members))
         mask = np.logical_or.reduce([m.mask[y0:y1, x0:x1] for m in members])
-        return to_mnist(np.where(mask, small[y0:y1, x0:x1], 0))
+        return to_mnist(np.where(mask, small[y0:y1, x0:x1], 0), thin=True)
 
     return _scaled(replace(_segmentation(pieces, wholes, line, image), painted=True), factor * scale)
 
@@ -363,7 +363,7 @@ def box_input(drawing: Ink | bytes, box: Sequence[float]) -> np.ndarray:
         strength = ink(shrunk(opened))
     scale = strength.shape[1] / size[0]
     left, top = max(int(x0 * scale), 0), max(int(y0 * scale), 0)
-    return to_mnist(strength[top : math.ceil(y1 * scale), left : math.ceil(x1 * scale)])
+    return to_mnist(strength[top : math.ceil(y1 * scale), left : math.ceil(x1 * scale)], thin=True)
 
 
 def _runs_inside(stroke: np.ndarray, low: np.ndarray, high: np.ndarray) -> list[np.ndarray]:

@@ -7,6 +7,7 @@ run in a bare clone; only the held-out figure reads UNIPEN from ../shared/data, 
 from __future__ import annotations
 
 import contextlib
+import io
 
 import numpy as np
 import pytest
@@ -15,7 +16,8 @@ from PIL import Image, ImageDraw
 from benchmarks.hostile import bars_png, dots_png, flat_zigzag, grid_png, peak_bytes
 from recognizer import ink, segmentation
 from recognizer.model_files import shipped_path
-from recognizer.preprocessing import BlankDrawing, preprocess
+from recognizer.preprocessing import BlankDrawing, preprocess, to_mnist
+from recognizer.preprocessing import ink as ink_of
 from training import numbers, samples, unipen
 from training.strokes import TEMPLATES
 from worker.inference import Predictor
@@ -395,3 +397,15 @@ def test_it_reads_most_numbers_of_held_out_writers(model, held_out_writers):
     assert np.mean([r == n.label for r, n in zip(read, pen, strict=True)]) >= 0.85
     assert all(len(n.boxes) == len(n.label) and n.writer in held_out_writers for n in pen)
     assert unipen.split_of(pen[0].writer) == "held_out"
+
+
+def test_a_bold_pen_is_thinned_in_a_numbers_image_as_in_a_digits():
+    # A 7 in a pen a third of its ink: number mode's candidate is thinned as digit mode's input is
+    # (recognizer/preprocessing.py, `thinned`), not read blotted.
+    picture = samples.stroke_digit(7, "dark_on_light", (60, 60, 200, 200), width=70)
+    (candidate,) = segmentation.from_image(picture).candidates
+    thinned = preprocess(picture)
+    as_drawn = to_mnist(ink_of(Image.open(io.BytesIO(picture))))
+    assert np.abs(candidate.image - thinned).mean() < np.abs(candidate.image - as_drawn).mean() / 2
+    box = segmentation.box_input(picture, candidate.box)  # what retraining takes from a reviewed number
+    assert np.abs(box - thinned).mean() < np.abs(box - as_drawn).mean() / 2
