@@ -75,16 +75,17 @@ def pen_number(
     length: int | None = None,
     joined: bool = False,
     sizes: tuple[float, float] = SIZE_JITTER,
+    pens: tuple[float, float] = PEN_SHARE,
 ) -> Number:
     """Number `index` of a split's writers: 2-5 digits of one writer (`length` of them when given),
-    each `sizes` times the line's height."""
+    each `sizes` times the line's height, in a pen `pens` times it (log-uniform)."""
     rng = np.random.default_rng([seed, index])
     people = writers(split)
     writer = sorted(people)[int(rng.integers(len(people)))]
     length = length or int(rng.choice(LENGTHS))
     chosen = [people[writer][i] for i in rng.integers(len(people[writer]), size=length)]
     line = rng.uniform(*LINE_HEIGHT)
-    pen = line * math.exp(rng.uniform(*np.log(PEN_SHARE)))
+    pen = line * math.exp(rng.uniform(*np.log(pens)))
     placed = _placed([d.strokes for d in chosen], line, pen, rng, sizes)
     strokes, boxes, (width, height) = _on_canvas(placed, pen, line, rng)
     if joined:
