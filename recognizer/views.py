@@ -23,14 +23,14 @@ def canvas(request: HttpRequest) -> HttpResponse:
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    if request.path.startswith(API):
+    if request.path_info.startswith(API):
         return Refused("not_found", "no such API path", 404).response()
     return render(request, "404.html", status=404)
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django's own refusals: more fields or files than it parses, a Host it does not serve."""
-    if request.path.startswith(API):
+    if request.path_info.startswith(API):
         return Refused(
             "bad_request", "the request breaks a limit of the server or names a host it does not serve"
         ).response()
@@ -38,6 +38,6 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    if request.path.startswith(API):
+    if request.path_info.startswith(API):
         return internal_error().response()
     return render(request, "500.html", status=500)

@@ -191,6 +191,11 @@ def test_it_answers_404_with_an_error_body_for_unknown_ids_and_paths(client):
     assert error_code(client.get("/api/nothing-here/")) == "not_found"
 
 
+def test_an_api_refusal_is_json_under_a_path_prefix_too(client):
+    # Mounted under a prefix by a proxy (SCRIPT_NAME), the API's paths are still the API's.
+    assert error_code(client.get("/api/nothing-here/", SCRIPT_NAME="/digits")) == "not_found"
+
+
 def test_it_records_feedback(client):
     drawing_id = post_json(client, {"image": samples.data_url(samples.SEVEN)}).json()["id"]
     response = client.post(f"/api/drawings/{drawing_id}/feedback/", {"label": 1}, content_type="application/json")
