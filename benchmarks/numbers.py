@@ -132,8 +132,8 @@ def single_digits(model: Predictor, split: str, count: int) -> None:
 
 
 def timing(model: Predictor, split: str, count: int, rounds: int) -> None:
-    """The worker's time for one 5-digit number: segmentation (candidates drawn) + one model call + the
-    choice, as strokes and as a canvas PNG (decoding included)."""
+    """The worker's time for one 5-digit number: segmentation + reading (the candidates the model is
+    to read drawn, one or two model calls) + the choice, as strokes and as a canvas PNG (decoding included)."""
     pen = [numbers.pen_number(i, split, SEED, length=5) for i in range(count)]
     sources = {
         "strokes": ([ink.parse(n.body) for n in pen], segmentation.from_ink),
@@ -147,7 +147,7 @@ def timing(model: Predictor, split: str, count: int, rounds: int) -> None:
                 t0 = time.perf_counter()
                 candidates_of = segment(drawing)
                 t1 = time.perf_counter()
-                segmentation.choose(candidates_of, model.predict(candidates_of.images))
+                segmentation.read_all([candidates_of], model.predict)
                 t2 = time.perf_counter()
                 best_segment, best_total = min(best_segment, t1 - t0), min(best_total, t2 - t0)
             segment_ms.append(best_segment * 1000)

@@ -257,14 +257,11 @@ def rasterise(ink: Ink) -> np.ndarray:
     if not ink.points:
         raise BlankDrawing("the canvas is blank")
     points = np.concatenate(ink.strokes, dtype=np.float32)
-    radius = ink.pen / 2
     (left, top), (right, bottom) = points.min(axis=0).tolist(), points.max(axis=0).tolist()
-    refuse_tap(right - left, bottom - top, ink.pen)
-    if max(right - left, bottom - top) + 2 * radius < MIN_EXTENT_SHARE * max(ink.width, ink.height):
-        raise BlankDrawing("the canvas holds only a speck")
-    # Drawn no bolder than BOLDEST: pen / (extent + pen) <= BOLDEST. (The speck check above keeps the
-    # pen as drawn: what the person saw.)
-    radius = min(radius, BOLDEST * max(right - left, bottom - top) / (1 - BOLDEST) / 2)
+    refuse_blank(right - left, bottom - top, ink.pen, max(ink.width, ink.height))
+    # Drawn no bolder than BOLDEST: pen / (extent + pen) <= BOLDEST. (The blank checks take the pen as
+    # drawn: what the person saw.)
+    radius = min(ink.pen, BOLDEST * max(right - left, bottom - top) / (1 - BOLDEST)) / 2
     width, height = right - left + 2 * radius, bottom - top + 2 * radius
     size = fitted_size(width, height)
     # Into the fine grid, each axis scaled so that the ink's box fills the fitted size exactly: the
@@ -275,6 +272,14 @@ def rasterise(ink: Ink) -> np.ndarray:
     radius *= BOX * SUPERSAMPLE / max(width, height)
     centres = _pen_positions(fine, list(accumulate(map(len, ink.strokes))), radius)
     return in_field(_box_average(_discs(centres, radius, size), SUPERSAMPLE))
+
+
+def refuse_blank(width: float, height: float, pen: float, canvas: float) -> None:
+    """BlankDrawing for points spanning `width` x `height`, drawn in `pen`, on a canvas whose longer
+    side is `canvas`: a tap (`refuse_tap`), or a speck under MIN_EXTENT_SHARE of the canvas."""
+    refuse_tap(width, height, pen)
+    if max(width, height) + pen < MIN_EXTENT_SHARE * canvas:
+        raise BlankDrawing("the canvas holds only a speck")
 
 
 def refuse_tap(width: float, height: float, pen: float) -> None:

@@ -9,8 +9,10 @@ exception, the time limit) fails that drawing with a reason while the rest are a
 drawing whose tries never finish (the worker died on it) ends failed after MAX_ATTEMPTS.
 
 A number drawing (mode "number") is cut into candidate digits (recognizer/segmentation.py) while
-it is read; the candidates of every number drawing go into the batch's one model call with the
-digit drawings' inputs, and each drawing's reading is chosen from its own rows.
+it is read, and the likeliest of them by their shapes are drawn: they go into the batch's model call
+with the digit drawings' inputs. A second call, for every number drawing at once, reads those that
+could still change a reading (`segmentation.to_read`); the rest are never drawn or read. Each
+drawing's reading is chosen from its own rows.
 """
 
 from __future__ import annotations
@@ -108,7 +110,9 @@ class Outcome:
     drawing: Drawing
     fields: dict = field(default_factory=dict)
     image: np.ndarray | None = None  # a digit drawing's input
-    candidates: segmentation.Segmentation | None = None  # a number drawing's candidate digits
+    candidates: segmentation.Segmentation | None = None  # a number drawing's candidate digits,
+    rows: np.ndarray | None = None  # the model's rows for them (NaN: unread),
+    wanted: tuple[list[int], np.ndarray] | None = None  # and those to read next with their inputs
     timed_out: bool = False  # the task's soft time limit struck while this drawing was read
 
     @property
@@ -166,7 +170,10 @@ def prepare(drawing: Drawing) -> Outcome:
     t0 = time.perf_counter()
     try:
         if drawing.mode == Drawing.Mode.NUMBER:
-            outcome.candidates = segment(drawing)
+            candidates = segment(drawing)
+            outcome.rows = segmentation.unread(candidates)
+            outcome.wanted = wanted(candidates, outcome.rows)
+            outcome.candidates = candidates  # ready to read only once all of this is done
         else:
             outcome.image = drawing.model_input()
     except BlankDrawing as exc:
@@ -193,18 +200,25 @@ def segment(drawing: Drawing) -> segmentation.Segmentation:
     return segmentation.from_image(bytes(drawing.image))
 
 
+def wanted(candidates: segmentation.Segmentation, rows: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """A number drawing's candidates to read next, drawn: (their indices, their inputs)."""
+    return segmentation.inputs(candidates, segmentation.to_read(candidates, rows))
+
+
 def predict(ready: list[Outcome]) -> None:
-    """One model call for the batch: the digit drawings' inputs, then every number drawing's candidates."""
+    """One model call for the batch: the digit drawings' inputs and the number drawings' first
+    candidates; then one for the candidates that could still change a number's reading, if any
+    (a third is never needed: see segmentation.to_read)."""
     model = active_model.current()
     digits = [o for o in ready if o.image is not None]
     numbers = [o for o in ready if o.candidates is not None]
-    inputs = [o.image for o in digits]
-    if numbers:
-        inputs.extend(segmentation.images([o.candidates for o in numbers]))
     t0 = time.perf_counter()
     try:
-        # (A number whose every piece proved unreadable offers nothing to read: no call for it.)
-        probabilities = model.predict(np.stack(inputs)) if inputs else np.zeros((0, 10), np.float32)
+        # (A number whose every piece proved unreadable offers nothing to read: it adds no rows.)
+        probabilities = model.predict(np.concatenate([o.image[None] for o in digits] + [o.wanted[1] for o in numbers]))
+        read_in(numbers, probabilities[len(digits) :])
+        while more := [o for o in numbers if wants_more(o)]:
+            read_in(more, model.predict(np.concatenate([o.wanted[1] for o in more])))
     except SoftTimeLimitExceeded:
         # Not queued again: drawings that hang the model once would hang it every time.
         log.error("a batch of %d drawings took too long to predict", len(ready))
@@ -222,15 +236,38 @@ def predict(ready: list[Outcome]) -> None:
             uncertain=bool(row[digit] < model.uncertain_below),
             **done,
         )
-    rows = segmentation.split_probabilities([o.candidates for o in numbers], probabilities[len(digits) :])
-    for outcome, own in zip(numbers, rows, strict=True):
-        outcome.fields.update(read_number(outcome, own, model.uncertain_below), **done)
+    for outcome in numbers:
+        if outcome.fields["status"] == Drawing.Status.DONE:  # not failed drawing its second candidates
+            outcome.fields.update(read_number(outcome, model.uncertain_below), **done)
 
 
-def read_number(outcome: Outcome, probabilities: np.ndarray, uncertain_below: float) -> dict:
+def read_in(numbers: list[Outcome], probabilities: np.ndarray) -> None:
+    """The rows of one model call over the number drawings' wanted inputs, in turn, to each its own."""
+    start = 0
+    for outcome in numbers:
+        indices = outcome.wanted[0]
+        outcome.rows[indices] = probabilities[start : start + len(indices)]
+        start += len(indices)
+
+
+def wants_more(outcome: Outcome) -> bool:
+    """Whether a number drawing has candidates left to read (drawn now); one that fails to draw fails alone."""
+    try:
+        outcome.wanted = wanted(outcome.candidates, outcome.rows)
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as exc:
+        log.warning("drawing %s could not be read as a number: %r", outcome.drawing.id, exc)
+        outcome.fields.update(status=Drawing.Status.FAILED, error="the number could not be read")
+        outcome.wanted = ([], outcome.wanted[1][:0])
+        return False
+    return bool(outcome.wanted[0])
+
+
+def read_number(outcome: Outcome, uncertain_below: float) -> dict:
     """A number drawing's fields from its candidates' rows; what goes wrong fails this drawing alone."""
     try:
-        reading = segmentation.choose(outcome.candidates, probabilities)
+        reading = segmentation.choose(outcome.candidates, outcome.rows)
     except Exception as exc:
         log.warning("drawing %s could not be read as a number: %r", outcome.drawing.id, exc)
         return {"status": Drawing.Status.FAILED, "error": "the number could not be read"}
