@@ -237,7 +237,7 @@ def predict(ready: list[Outcome]) -> None:
             **done,
         )
     for outcome in numbers:
-        if outcome.fields["status"] == Drawing.Status.DONE:  # not failed drawing its second candidates
+        if outcome.fields["status"] == Drawing.Status.DONE:  # not failed drawing its later candidates
             outcome.fields.update(read_number(outcome, model.uncertain_below), **done)
 
 
@@ -252,6 +252,8 @@ def read_in(numbers: list[Outcome], probabilities: np.ndarray) -> None:
 
 def wants_more(outcome: Outcome) -> bool:
     """Whether a number drawing has candidates left to read (drawn now); one that fails to draw fails alone."""
+    if outcome.fields["status"] != Drawing.Status.DONE:
+        return False
     try:
         outcome.wanted = wanted(outcome.candidates, outcome.rows)
     except SoftTimeLimitExceeded:
@@ -259,7 +261,6 @@ def wants_more(outcome: Outcome) -> bool:
     except Exception as exc:
         log.warning("drawing %s could not be read as a number: %r", outcome.drawing.id, exc)
         outcome.fields.update(status=Drawing.Status.FAILED, error="the number could not be read")
-        outcome.wanted = ([], outcome.wanted[1][:0])
         return False
     return bool(outcome.wanted[0])
 
