@@ -24,8 +24,8 @@ The model need not read every candidate for that (`to_read`): first the likelies
 alone, then only the candidates that could still beat what it read. A pen drawing's candidates are
 drawn only when read. The worker reads a batch in two model calls, each over every drawing.
 
-The API follows that order: `from_ink` / `from_image` per drawing; `to_read`, `inputs` and a model
-call over every drawing of a batch, then again; `choose` per drawing. `read_all` does it all
+The API follows that order: `from_ink` / `from_image` per drawing; `to_read`, `inputs`, a model
+call over every drawing of a batch and `read_in`, then again; `choose` per drawing. `read_all` does it all
 (`images` and `split_probabilities` read every candidate, to fit the weights on).
 `box_input` turns a box of a stored drawing into the model's input, for retraining on numbers.
 """
@@ -389,10 +389,18 @@ def read_all(segmentations: Sequence[Segmentation], predict: Callable[[np.ndarra
         wanted = [inputs(s, to_read(s, r)) for s, r in zip(segmentations, rows, strict=True)]
         if not any(indices for indices, _ in wanted):
             return [choose(s, r) for s, r in zip(segmentations, rows, strict=True)]
-        probabilities = predict(np.concatenate([images for _, images in wanted]))
-        ends = np.cumsum([len(indices) for indices, _ in wanted])
-        for (indices, _), r, own in zip(wanted, rows, np.split(probabilities, ends[:-1]), strict=True):
-            r[indices] = own
+        read_in(rows, wanted, predict(np.concatenate([images for _, images in wanted])))
+
+
+def read_in(
+    rows: Sequence[np.ndarray], wanted: Sequence[tuple[list[int], np.ndarray]], probabilities: np.ndarray
+) -> None:
+    """The rows of one model call over several drawings' wanted inputs (`inputs`), in turn, each into its
+    own drawing's `rows`."""
+    start = 0
+    for own, (indices, _) in zip(rows, wanted, strict=True):
+        own[indices] = probabilities[start : start + len(indices)]
+        start += len(indices)
 
 
 def choose(segmentation: Segmentation, probabilities: np.ndarray) -> Reading:

@@ -15,13 +15,13 @@ import math
 import numpy as np
 
 from recognizer import ink
-from recognizer.preprocessing import BlankDrawing, to_mnist
+from recognizer.preprocessing import BOLDEST, BlankDrawing, to_mnist
 from training import strokes, unipen
 
 SIDE = (200, 600)  # canvas side in pixels
 HEIGHT_SHARE = (0.25, 0.9)  # the digit's height as a share of the canvas's height
 PEN = (2.0, 30.0)  # the pen's width in pixels, log-uniform ...
-PEN_SHARE = ink.BOLDEST  # ... and never over this share of the digit's height: the service draws none bolder
+PEN_SHARE = BOLDEST  # ... and never over this share of the digit's height: the service draws none bolder
 
 
 def canvas_body(digit: unipen.PenDigit, rng: np.random.Generator) -> dict:

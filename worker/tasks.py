@@ -216,9 +216,10 @@ def predict(ready: list[Outcome]) -> None:
     try:
         # (A number whose every piece proved unreadable offers nothing to read: it adds no rows.)
         probabilities = model.predict(np.concatenate([o.image[None] for o in digits] + [o.wanted[1] for o in numbers]))
-        read_in(numbers, probabilities[len(digits) :])
+        segmentation.read_in([o.rows for o in numbers], [o.wanted for o in numbers], probabilities[len(digits) :])
         while more := [o for o in numbers if wants_more(o)]:
-            read_in(more, model.predict(np.concatenate([o.wanted[1] for o in more])))
+            rows = model.predict(np.concatenate([o.wanted[1] for o in more]))
+            segmentation.read_in([o.rows for o in more], [o.wanted for o in more], rows)
     except SoftTimeLimitExceeded:
         # Not queued again: drawings that hang the model once would hang it every time.
         log.error("a batch of %d drawings took too long to predict", len(ready))
@@ -239,15 +240,6 @@ def predict(ready: list[Outcome]) -> None:
     for outcome in numbers:
         if outcome.fields["status"] == Drawing.Status.DONE:  # not failed drawing its later candidates
             outcome.fields.update(read_number(outcome, model.uncertain_below), **done)
-
-
-def read_in(numbers: list[Outcome], probabilities: np.ndarray) -> None:
-    """The rows of one model call over the number drawings' wanted inputs, in turn, to each its own."""
-    start = 0
-    for outcome in numbers:
-        indices = outcome.wanted[0]
-        outcome.rows[indices] = probabilities[start : start + len(indices)]
-        start += len(indices)
 
 
 def wants_more(outcome: Outcome) -> bool:
