@@ -71,6 +71,14 @@ class FeedbackDisagreesFilter(admin.SimpleListFilter):
         return queryset
 
 
+def queue_place(text: str) -> int:
+    """The review page's place in its queue from its URL: 0 unless the text is a whole number (an edited URL)."""
+    try:
+        return max(int(text), 0)
+    except ValueError:
+        return 0
+
+
 def label_action(label: int, description: str):
     @admin.action(description=description, permissions=["label"])
     def action(modeladmin: DrawingAdmin, request: HttpRequest, queryset: DrawingQuerySet) -> None:
@@ -174,7 +182,7 @@ class DrawingAdmin(admin.ModelAdmin):
         self.require(request, self.has_label_permission(request))
         queue = Drawing.objects.review_queue()
         left = queue.count()
-        offset = min(max(int(request.GET.get("offset", 0) or 0), 0), max(left - 1, 0))
+        offset = min(queue_place(request.GET.get("offset", "")), max(left - 1, 0))
         drawing = queue[offset] if left else None
         today = timezone.localdate()
         context = {
@@ -201,10 +209,10 @@ class DrawingAdmin(admin.ModelAdmin):
         try:
             label, number = review.chosen_label(drawing, request.POST)
         except ValidationError as exc:
-            messages.error(request, exc.message)
+            messages.error(request, " ".join(exc.messages))
         else:
             drawing.label_as(label, request.user, number)
-        offset = request.POST.get("offset", "0")
+        offset = queue_place(request.POST.get("offset", ""))
         return HttpResponseRedirect(f"{reverse('admin:recognizer_drawing_review')}?offset={offset}")
 
     def quality_view(self, request: HttpRequest) -> HttpResponse:

@@ -198,7 +198,7 @@ class FeedbackIn(Schema):
     number: str = Field(
         None,
         pattern=NUMBER_PATTERN,
-        description="the digits the person meant, left to right (a number drawing)",
+        description="the digits the person meant, left to right (of a drawing read as one digit: one digit, its label)",
         json_schema_extra=no_default,
     )
 
@@ -247,6 +247,11 @@ def invalid_request(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     where = ".".join(str(part) for part in first.get("loc", ()))
     message = f"{where}: {first.get('msg', 'invalid')}" if where else "the request is invalid"
     return api.create_response(request, envelope("invalid_request", message), status=422)
+
+
+@api.exception_handler(Refused)
+def refused(request: HttpRequest, exc: Refused) -> HttpResponse:
+    return exc.response()
 
 
 @api.exception_handler(HttpError)
@@ -398,6 +403,20 @@ async def get_drawing(request: HttpRequest, drawing_id: uuid.UUID):
 async def give_feedback(request: HttpRequest, drawing_id: uuid.UUID, feedback: FeedbackIn):
     if retry_after := await ratelimit.read_retry_after(ratelimit.request_client(request)):
         return ratelimit.refusal(retry_after, "requests").response()
-    if not await Drawing.objects.filter(pk=drawing_id).give_feedback(feedback.label, feedback.number):
+    mode = await Drawing.objects.filter(pk=drawing_id).values_list("mode", flat=True).afirst()
+    if mode is None:
         raise HttpError(404, "no drawing has this id")
-    return {"id": drawing_id, "feedback_label": feedback.label, "feedback_number": feedback.number}
+    label, number = feedback_for(mode, feedback)
+    if not await Drawing.objects.filter(pk=drawing_id).give_feedback(label, number):
+        raise HttpError(404, "no drawing has this id")  # deleted meanwhile
+    return {"id": drawing_id, "feedback_label": label, "feedback_number": number}
+
+
+def feedback_for(mode: str, feedback: FeedbackIn) -> tuple[int | None, str | None]:
+    """The (label, number) to store for a drawing of this mode: a digit drawing's one digit is its label,
+    however it was sent, so that it is compared with the digit read (the admin's filter) and exported."""
+    if mode != Drawing.Mode.DIGIT or feedback.number is None:
+        return feedback.label, feedback.number
+    if len(feedback.number) != 1:
+        raise Refused("invalid_request", "this drawing was read as one digit: send its digit as label", 422)
+    return int(feedback.number), None

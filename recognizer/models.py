@@ -15,6 +15,7 @@ from itertools import chain
 
 import numpy as np
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import connection, connections, models, router, transaction
 from django.db.models import F, Q
@@ -438,6 +439,19 @@ class Drawing(models.Model):
                 transaction.on_commit(then, using=db.alias)
         for drawing in drawings:
             drawing._state.adding, drawing._state.db = False, db.alias
+
+    def clean(self) -> None:
+        self.check_label(self.label, self.label_number)
+
+    def check_label(self, label: int | None, number: str | None) -> None:
+        """ValidationError unless this label fits the drawing: a digit (or not a digit), or for a number
+        drawing its digits, not both. Export and the quality page read a label by the drawing's mode."""
+        if label is not None and number is not None:
+            raise ValidationError("give the drawing a label or a number, not both")
+        if number is not None and self.mode != self.Mode.NUMBER:
+            raise ValidationError(
+                {"label_number": "this drawing was read as one digit: give it a label (0-9 or not a digit)"}
+            )
 
     def set_label(self, label: int | None, user, number: str | None = None) -> list[str]:
         """Record what staff say the drawing is, a digit or a number (both None clears it), and who

@@ -40,6 +40,7 @@ def chosen_label(drawing: Drawing, form: QueryDict) -> tuple[int | None, str | N
         number = form.get("number", "").strip()
         for check in number_validators:
             check(number)
+        drawing.check_label(None, number)
         return None, number
     if choice == "confirm" and drawing.mode == Drawing.Mode.NUMBER and drawing.number:
         return None, drawing.number

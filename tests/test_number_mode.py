@@ -219,6 +219,20 @@ def test_staff_correct_a_number_on_the_change_page(admin_client, admin_user):
     assert stored.label_number == "19"
 
 
+@pytest.mark.parametrize(
+    ("mode", "form"),
+    [("digit", {"label": "", "label_number": "42"}), ("digit", {"label": 7, "label_number": "7"}),
+     ("number", {"label": 4, "label_number": "42"})],
+)  # fmt: skip
+def test_the_change_page_refuses_a_label_that_does_not_fit_the_drawing(admin_client, mode, form):
+    # Export reads a digit drawing's label and a number drawing's digits: any other pair trained wrong.
+    stored = number_drawing() if mode == "number" else drawing()
+    refused = admin_client.post(f"/admin/recognizer/drawing/{stored.pk}/change/", form)
+    assert refused.status_code == 200 and "errornote" in refused.content.decode()
+    stored.refresh_from_db()
+    assert (stored.label, stored.label_number, stored.labeled_by) == (None, None, None)
+
+
 REVIEW = "/admin/recognizer/drawing/review/"
 
 
@@ -281,3 +295,29 @@ def test_the_feedback_filter_compares_numbers_with_numbers(admin_client):
     for value, expected in (("agrees", agrees), ("disagrees", disagrees)):
         page = admin_client.get(f"/admin/recognizer/drawing/?feedback={value}")
         assert [d.pk for d in page.context["cl"].result_list] == [expected.pk]
+
+
+def test_a_one_digit_number_said_of_a_digit_drawing_is_its_label(client):
+    seven = drawing(digit=7)
+    response = feedback(client, seven.pk, {"number": "1"})
+    assert response.json() == {"id": str(seven.pk), "feedback_label": 1, "feedback_number": None}
+    seven.refresh_from_db()
+    assert (seven.feedback_label, seven.feedback_number) == (1, None)
+
+
+def test_a_longer_number_said_of_a_digit_drawing_is_refused(client):
+    seven = drawing(digit=7)
+    response = feedback(client, seven.pk, {"number": "12"})
+    assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_request"
+    assert "label" in response.json()["error"]["message"]
+    seven.refresh_from_db()
+    assert seven.feedback_count == 0
+
+
+def test_the_review_page_refuses_a_number_for_a_digit_drawing(admin_client):
+    seven = drawing()
+    response = admin_client.post(f"{REVIEW}{seven.pk}/", {"label": "number", "number": "42", "offset": 0})
+    assert response.status_code == 302
+    assert "give it a label" in admin_client.get(REVIEW).content.decode()
+    seven.refresh_from_db()
+    assert seven.label_number is None and seven.labeled_by is None

@@ -112,6 +112,15 @@ def test_the_review_page_walks_the_queue_by_keyboard_choices(admin_client):
     assert b"Nothing left to review" in admin_client.get(REVIEW).content
 
 
+@pytest.mark.parametrize("offset", ["abc", "1.5", "9" * 5000, "-3", ""])
+def test_the_review_page_starts_at_the_first_drawing_for_an_offset_that_is_no_place(admin_client, offset):
+    first = drawing()
+    page = admin_client.get(REVIEW, {"offset": offset})
+    assert page.status_code == 200 and page.context["drawing"] == first
+    labeled = admin_client.post(f"{REVIEW}{first.pk}/", {"label": "1", "offset": offset})
+    assert labeled.status_code == 302 and labeled["Location"].endswith("?offset=0")
+
+
 def test_the_review_page_refuses_labels_that_are_not_labels(admin_client):
     obj = drawing()
     admin_client.post(f"{REVIEW}{obj.pk}/", {"label": "11", "offset": 0})
