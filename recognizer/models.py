@@ -16,6 +16,7 @@ from itertools import chain
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import connection, connections, models, router, transaction
 from django.db.models import F, Q
@@ -488,7 +489,8 @@ class Drawing(models.Model):
             "digits": digits,
             "uncertain": self.uncertain,
             "model_version": self.model_version or None,
-            "created_at": self.created_at.isoformat(),
+            # As the HTTP API writes it (Django's encoder: milliseconds, Z): a pushed result reads the same.
+            "created_at": DjangoJSONEncoder().default(self.created_at),
             "latency_ms": self.latency_ms,
             "error": self.error or None,
         }
@@ -502,7 +504,7 @@ class Drawing(models.Model):
         """
         if self.digit is None:  # queued, blank or failed
             return None, None
-        box = [0, 0, self.width, self.height]
+        box = [0.0, 0.0, float(self.width), float(self.height)]  # floats, as the number mode's boxes
         read = {"digit": self.digit, "confidence": self.confidence, "probabilities": self.probabilities, "box": box}
         return str(self.digit), [read]
 

@@ -32,7 +32,8 @@ def read(digit: int, confidence: float, box: list[float]) -> dict:
 
 def number_drawing(**fields) -> Drawing:
     """A strokes drawing the worker read in number mode as 17: two digits, so no `digit` of its own."""
-    digits = [read(1, 0.99, [31, 51, 69, 209]), read(7, 0.9, [141, 51, 209, 209])]
+    # Boxes as the worker stores them: floats.
+    digits = [read(1, 0.99, [31.0, 51.0, 69.0, 209.0]), read(7, 0.9, [141.0, 51.0, 209.0, 209.0])]
     values = {"mode": "number", "number": "17", "digits": digits, "digit": None, "confidence": 0.891}
     return ink_drawing(TWO_DIGITS, **{**values, **fields})
 
@@ -108,6 +109,15 @@ def test_a_digit_drawing_reads_as_a_one_digit_number_boxed_by_the_whole_drawing(
         {"digit": 7, "confidence": 0.98, "probabilities": seven.probabilities, "box": [0, 0, 280, 280]}
     ]
     DrawingOut.model_validate(body)
+
+
+def test_a_pushed_result_reads_as_the_http_api_answers_it(client):
+    # A client that reads both (a push it missed, asked for over HTTP) sees the same text.
+    for stored in (drawing(digit=7), number_drawing()):
+        pushed = json.dumps(json.loads(json.dumps(stored.result())), sort_keys=True)
+        answered = json.dumps(client.get(f"/api/drawings/{stored.pk}/").json(), sort_keys=True)
+        assert pushed == answered
+        assert stored.result()["created_at"].endswith("Z")
 
 
 @pytest.mark.parametrize("status", ["queued", "blank", "failed"])
