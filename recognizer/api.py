@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -233,7 +233,7 @@ UPLOAD_BODY = {
             "schema": {
                 "type": "object",
                 "required": ["image"],
-                "properties": {"image": {"type": "string", "format": "binary"}},
+                "properties": {"image": {"type": "string", "format": "binary"}, "mode": MODE},
             }
         },
         **{kind: {"schema": {"type": "string", "format": "binary"}} for kind in images.FORMATS.values()},
@@ -287,8 +287,8 @@ def json_only(run: Callable[..., Awaitable[HttpResponse]]) -> Callable[..., Awai
     return checked
 
 
-def read_mode(body: dict, query_mode: str | None) -> str:
-    """The mode a POST names: its JSON body's `mode`, else its query's, else digit; or Refused invalid_mode.
+def read_mode(body: Mapping[str, object], query_mode: str | None) -> str:
+    """The mode a POST names: its JSON body's (or form's) `mode`, else its query's, else digit; or Refused invalid_mode.
 
     A body and a query that name different modes are refused rather than one chosen silently.
     """
@@ -325,7 +325,7 @@ def read_upload(request: HttpRequest, query_mode: str | None = None) -> tuple[im
             raise Refused("missing_image", "the form needs a file field named image")
         if upload.size > settings.MAX_IMAGE_BYTES:
             raise images.InvalidImage("image_too_large", f"the image is over {settings.MAX_IMAGE_BYTES} bytes", 413)
-        return images.from_bytes(upload.read()), mode
+        return images.from_bytes(upload.read()), read_mode(request.POST, query_mode)
     if kind in images.FORMATS.values():
         return images.from_bytes(request.body), mode
     raise unsupported_media_type(
@@ -339,8 +339,8 @@ def read_upload(request: HttpRequest, query_mode: str | None = None) -> tuple[im
     openapi_extra={"requestBody": UPLOAD_BODY, **retry_after_header(429, 503)},
     summary="Submit a drawing",
     description="Stores the drawing and queues its prediction (202). With `wait`, answers 200 with the "
-    "result as soon as it exists, or 202 when the wait ran out. `mode` (in a JSON body, or in the query "
-    "string for a multipart or raw image body) says whether to read one digit or a number.",
+    "result as soon as it exists, or 202 when the wait ran out. `mode` (in a JSON body or a multipart form, "
+    "or in the query string) says whether to read one digit or a number.",
 )
 async def create_drawing(
     request: HttpRequest,

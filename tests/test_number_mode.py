@@ -57,6 +57,19 @@ def test_it_takes_the_mode_of_an_image_body_from_the_query(client):
     assert set(Drawing.objects.values_list("mode", flat=True)) == {"number"}
 
 
+def test_it_takes_the_mode_of_a_form_from_its_field_too(client):
+    form = client.post("/api/drawings/", {"image": samples.io.BytesIO(samples.SEVEN), "mode": "number"})
+    assert form.status_code == 202 and Drawing.objects.get(pk=form.json()["id"]).mode == "number"
+    both = client.post("/api/drawings/?mode=digit", {"image": samples.io.BytesIO(samples.SEVEN), "mode": "number"})
+    wrong = client.post("/api/drawings/", {"image": samples.io.BytesIO(samples.SEVEN), "mode": "Number"})
+    for refused in (both, wrong):
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_mode"
+    assert Drawing.objects.count() == 1
+    doc = client.get("/api/openapi.json").json()
+    multipart = doc["paths"]["/api/drawings/"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert multipart["schema"]["properties"]["mode"]["enum"] == ["digit", "number"]
+
+
 @pytest.mark.parametrize("mode", ["Number", "", "digits", None, 2, ["number"], True])
 def test_it_refuses_a_mode_that_is_not_one_in_a_body(client, mode):
     response = post_json(client, {**TWO_DIGITS, "mode": mode})
