@@ -274,6 +274,13 @@ def test_it_publishes_an_openapi_document_with_every_path(client):
     assert {"application/json", "multipart/form-data", "image/png"} <= set(create["requestBody"]["content"])
 
 
+def test_the_documents_example_body_is_a_drawing_the_api_takes(client):
+    doc = client.get("/api/openapi.json").json()
+    example = doc["paths"]["/api/drawings/"]["post"]["requestBody"]["content"]["application/json"]["example"]
+    assert post_json(client, example).status_code == 202
+    assert ink.parse(example).strokes  # tests/test_shipped_model.py reads it as a 7
+
+
 def test_it_serves_the_api_docs_from_local_assets(client):
     page = client.get("/api/docs/").content.decode()
     assert "swagger" in page.lower() and "cdn" not in page.lower()

@@ -328,13 +328,12 @@ def test_a_one_digit_number_said_of_a_digit_drawing_is_its_label(client):
     assert (seven.feedback_label, seven.feedback_number) == (1, None)
 
 
-def test_a_longer_number_said_of_a_digit_drawing_is_refused(client):
+def test_a_longer_number_said_of_a_digit_drawing_is_kept_as_a_number_it_disagrees_with(client, admin_client):
     seven = drawing(digit=7)
-    response = feedback(client, seven.pk, {"number": "12"})
-    assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_request"
-    assert "label" in response.json()["error"]["message"]
-    seven.refresh_from_db()
-    assert seven.feedback_count == 0
+    response = feedback(client, seven.pk, {"number": "12"})  # a number drawn in digit mode
+    assert response.json() == {"id": str(seven.pk), "feedback_label": None, "feedback_number": "12"}
+    listed = admin_client.get("/admin/recognizer/drawing/?feedback=disagrees").context["cl"].result_list
+    assert [d.pk for d in listed] == [seven.pk]
 
 
 def test_the_review_page_refuses_a_number_for_a_digit_drawing(admin_client):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from recognizer import ink
+from recognizer.api import SEVEN_IN_STROKES
 from recognizer.model_files import read_metadata, shipped_path
 from training import pen_inputs, unipen
 from worker.inference import Predictor
@@ -30,3 +32,8 @@ def test_the_shipped_model_scores_on_held_out_writers_what_its_metadata_says():
     accuracy = float((Predictor.from_file(shipped_path()).predict(images).argmax(axis=1) == labels).mean())
     assert accuracy >= 0.98
     assert abs(accuracy - metadata["sets"]["unipen_held_out"]["accuracy"]) <= 0.002
+
+
+def test_the_api_documents_example_drawing_reads_as_the_seven_it_is():
+    probabilities = Predictor.from_file(shipped_path()).predict(ink.rasterise(ink.parse(SEVEN_IN_STROKES))[None])
+    assert probabilities.argmax() == 7 and probabilities.max() > 0.9
