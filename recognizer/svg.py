@@ -114,6 +114,25 @@ def boxes(digits: object, width: float, height: float) -> str:
     )
 
 
+def stroke_order(cleaned: list[list[tuple[float, float, float | None]]], width: float, line: float) -> str:
+    """Each stroke's place in the order drawn, in a round badge up and left of where it starts, clear of
+    the ink and inside the picture: white on blue, so that no one reads it as a digit drawn."""
+    size = max(10.0, width * 0.06)
+    radius = size * 0.65
+    centres = [
+        (n, _number(max(x - line / 2 - radius / 2, radius)), _number(max(y - line / 2 - radius / 2, radius)))
+        for n, (x, y, _) in enumerate((points[0] for points in cleaned), start=1)
+    ]
+    badges = "".join(f'<circle cx="{x}" cy="{y}" r="{_number(radius)}"/>' for _, x, y in centres)
+    numbers = "".join(f'<text x="{x}" y="{y}">{n}</text>' for n, x, y in centres)
+    return (
+        f'<g class="digits-order" stroke="{PAPER}" stroke-width="{_number(size / 8)}">'
+        f'<g fill="{ORDER}">{badges}</g><g fill="{PAPER}" stroke="none" text-anchor="middle" '
+        f'dominant-baseline="central" font-size="{_number(size * 0.8)}" font-family="sans-serif" '
+        f'font-weight="bold">{numbers}</g></g>'
+    )
+
+
 def strokes_svg(
     strokes: object,
     width: object,
@@ -141,17 +160,7 @@ def strokes_svg(
         paths.append(f'<path d="{_path(points)}"{timing if detail else ""}/>')
     order = boxes(digits, w, h) if detail and digits else ""
     if detail and cleaned:
-        size = max(10.0, w * 0.06)
-        # Up and left of where each stroke starts, clear of the ink, and kept inside the picture.
-        numbers = "".join(
-            f'<text x="{_number(max(x - line / 2, size * 0.7))}" y="{_number(max(y - line / 2, size))}">{n}</text>'
-            for n, (x, y, _) in enumerate((points[0] for points in cleaned), start=1)
-        )
-        order += (  # a white halo keeps the numbers readable over the ink
-            f'<g class="digits-order" fill="{ORDER}" stroke="{PAPER}" stroke-width="{_number(size / 5)}" '
-            f'paint-order="stroke" text-anchor="end" font-size="{_number(size)}" font-family="sans-serif" '
-            f'font-weight="bold">{numbers}</g>'
-        )
+        order += stroke_order(cleaned, w, line)
     svg = (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="digits-strokes {escape(css_class)}" '
         f'viewBox="0 0 {_number(w)} {_number(h)}" role="img" aria-label="the drawing, {len(cleaned)} stroke(s)">'

@@ -61,17 +61,18 @@ CONSTANTS = {
     "xmlns": {"http://www.w3.org/2000/svg"},
     "role": {"img"},
     "fill": {"none", svg.INK, svg.PAPER, svg.ORDER},
-    "stroke": {svg.INK, svg.PAPER},
+    "stroke": {"none", svg.INK, svg.PAPER},
     "stroke-linecap": {"round"},
     "stroke-linejoin": {"round"},
     "paint-order": {"stroke"},
-    "text-anchor": {"end"},
+    "text-anchor": {"middle"},
+    "dominant-baseline": {"central"},
     "font-family": {"sans-serif"},
     "font-weight": {"bold"},
     "width": {"100%"},
     "height": {"100%"},
 }
-NUMERIC = {"x", "y", "stroke-width", "font-size", "pathLength"}
+NUMERIC = {"x", "y", "cx", "cy", "r", "stroke-width", "font-size", "pathLength"}
 
 
 @pytest.fixture
@@ -95,7 +96,7 @@ def assert_only_numbers_and_constants(element: ElementTree.Element) -> None:
     """What the builder promises: nothing from the stored strokes but numbers reaches the SVG."""
     for node in element.iter():
         tag = node.tag.removeprefix("{http://www.w3.org/2000/svg}")
-        assert tag in {"svg", "rect", "g", "path", "text"}, tag
+        assert tag in {"svg", "rect", "g", "path", "text", "circle"}, tag
         assert (node.text or "").isdigit() if tag == "text" else not (node.text or "").strip()
         for name, value in node.attrib.items():
             if name == "d":
@@ -136,7 +137,11 @@ def test_the_change_page_draws_the_strokes_in_order_with_a_replay_button(admin_c
     assert first.get("style") == "--delay:0ms;--duration:260ms"
     assert second.get("style") == "--delay:510ms;--duration:150ms"  # 0.26 s + the gap; at least 0.15 s
     numbers = [(text.text, text.get("x"), text.get("y")) for text in picture.iter("{http://www.w3.org/2000/svg}text")]
-    assert numbers == [("1", "75.6", "61.6"), ("2", "91.6", "141.6")]  # by each stroke's start, clear of the pen
+    # In a badge by each stroke's start, clear of the pen: its centre 19.6 px from the start, its radius
+    # 10.9 and the pen's 8.4.
+    assert numbers == [("1", "70.1", "56.1"), ("2", "86.1", "136.1")]
+    badges = [(c.get("cx"), c.get("cy"), c.get("r")) for c in picture.iter("{http://www.w3.org/2000/svg}circle")]
+    assert badges == [("70.1", "56.1", "10.9"), ("86.1", "136.1", "10.9")]
     assert "Replay the strokes" in page and "recognizer/strokes.js" in page
     assert_only_numbers_and_constants(picture)
 
