@@ -359,6 +359,10 @@ def test_it_shows_drawings_in_the_admin(browser, live_server_url, screenshots, d
     thumbnail = page.locator("#result_list svg.digits-thumb").first
     assert thumbnail.locator("path").count() >= 1 and thumbnail.bounding_box()["width"] > 0
     page.screenshot(path=screenshots / "admin-drawings.png")
+    # Every column fits a 1400 px screen beside the admin's sidebar and filters: no scrolling sideways.
+    page.set_viewport_size({"width": 1400, "height": 800})
+    widths = page.eval_on_selector(".results", "results => [results.scrollWidth, results.clientWidth]")
+    assert widths[0] <= widths[1], widths
 
 
 def test_it_reviews_drawings_with_the_keyboard_only(browser, live_server_url, screenshots, django_user_model):
