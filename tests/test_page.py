@@ -200,6 +200,37 @@ def test_it_keeps_a_stroke_that_leaves_the_canvas(browser, live_server_url):
     assert answer(page) not in ("?", BLANK_MARK, "!")  # released outside the canvas, still sent and answered
 
 
+def test_a_second_finger_does_not_join_the_stroke(browser, live_server_url):
+    # Real touches of two fingers (two pointerIds): one draws a 1; the other (or a palm) comes down
+    # after it, moves beside it and is still there, moving on, once the first has lifted.
+    page = browser.new_context(**PHONE).new_page()
+    sent = record_sent_frames(page)
+    page.goto(live_server_url + "/")
+    page.wait_for_selector('#connection[data-state="online"]')
+    cdp = page.context.new_cdp_session(page)
+
+    def touch(kind: str, *touching: dict) -> None:
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": list(touching)})
+
+    finger = [{"id": 0, "x": x, "y": y} for x, y in points(page, STROKES[1][0])]
+    palm = [{"id": 1, "x": x, "y": y} for x, y in points(page, [(0.1, 0.3), (0.2, 0.6), (0.2, 0.9)])]
+    touch("touchStart", finger[0])
+    for at_finger, at_palm in zip(finger, palm, strict=False):
+        touch("touchMove", at_finger, at_palm)  # the palm's first touches down
+    for at_palm in palm[len(finger) :]:
+        touch("touchMove", at_palm)  # the finger, no longer among the touches, has lifted
+    touch("touchEnd")
+    drawing = frame(page, sent, "drawing")
+    middle = drawing["width"] / 2
+    assert len(drawing["strokes"]) == 1 and all(abs(x - middle) <= 2 for x, _, _ in drawing["strokes"][0])
+    assert answer(page) == "1"
+    box = page.locator("#pad").bounding_box()
+    pixels = [(round((p["x"] - box["x"]) * 2), round((p["y"] - box["y"]) * 2)) for p in palm]  # 2 px a CSS px
+    red = "(pixels) => { const ctx = document.getElementById('pad').getContext('2d'); " \
+          "return pixels.map(([x, y]) => ctx.getImageData(x, y, 1, 1).data[0]); }"  # fmt: skip
+    assert set(page.evaluate(red, pixels)) == {255}  # nothing drawn where the palm went
+
+
 def test_it_answers_a_blank_canvas_as_blank(browser, live_server_url, screenshots):
     page = open_page(browser, live_server_url)
     box = page.locator("#pad").bounding_box()

@@ -52,6 +52,7 @@ let reconnectDelay = 500;
 let sendTimer = null;
 let strokes = []; // the drawing, in canvas units (0..1) with event times, so it can be redrawn at any size
 let stroke = null; // the stroke being drawn
+let strokePointer = null; // the pointer drawing it: a second finger or a resting palm must not join in
 let sequence = 0; // every send gets a ref; only the newest answer is shown
 let latestRef = null;
 let currentId = null; // the drawing that feedback refers to
@@ -109,10 +110,14 @@ function drawStroke(points) {
   if (points.length > 1) line(points);
 }
 
+// A stroke belongs to the pointer that started it: while it is drawn, other pointers' events are
+// ignored, or two fingers' points would be joined into one line.
 pad.addEventListener("pointerdown", (event) => {
   event.preventDefault();
+  if (stroke) return;
   pad.setPointerCapture(event.pointerId); // a stroke that leaves the canvas keeps drawing
   pad.dataset.pointer = event.pointerType;
+  strokePointer = event.pointerId;
   clearTimeout(sendTimer);
   boxes.replaceChildren(); // they belong to the drawing as it was
   stroke = [position(event)];
@@ -121,15 +126,16 @@ pad.addEventListener("pointerdown", (event) => {
 });
 
 pad.addEventListener("pointermove", (event) => {
-  if (!stroke) return;
+  if (!stroke || event.pointerId !== strokePointer) return;
   const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
   const added = (events.length ? events : [event]).map(position);
   line([stroke[stroke.length - 1], ...added]);
   stroke.push(...added);
 });
 
-function endStroke() {
-  if (!stroke) return;
+function endStroke(event) {
+  // A cancelled pointer (the browser took it over) ends its stroke as if lifted: the ink is kept.
+  if (!stroke || event.pointerId !== strokePointer) return;
   stroke = null;
   clearTimeout(sendTimer);
   sendTimer = setTimeout(send, SEND_DELAY_MS);
