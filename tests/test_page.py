@@ -614,38 +614,45 @@ def test_a_phone_gets_a_wide_pad_for_a_number_too(browser, live_server_url):
 READ = [(1, 0.99, 0.2), (4, 0.95, 0.45), (7, 0.62, 0.7)]  # digit, confidence, left edge as a share of the width
 
 
-def number_answer(frame: dict, drawing_id: str) -> dict:
+def number_answer(frame: dict, drawing_id: str, read: list = READ) -> dict:
     width, height = frame["width"], frame["height"]
     digits = [
         {"digit": d, "confidence": sure, "probabilities": [sure if i == d else (1 - sure) / 9 for i in range(10)],
          "box": [left * width, 0.2 * height, (left + 0.1) * width, 0.8 * height]}
-        for d, sure, left in READ
+        for d, sure, left in read
     ]  # fmt: skip
     return {
         "type": "prediction", "ref": frame["ref"], "id": drawing_id, "status": "done", "mode": "number",
-        "digit": None, "confidence": 0.58, "probabilities": None, "number": "147", "digits": digits,
-        "uncertain": False, "model_version": "cnn-test", "created_at": "2026-11-29T00:00:00+00:00",
+        "digit": None, "confidence": 0.58, "probabilities": None, "number": "".join(str(d) for d, _, _ in read),
+        "digits": digits, "uncertain": False, "model_version": "cnn-test", "created_at": "2026-11-29T00:00:00+00:00",
         "latency_ms": 3.0, "error": None,
     }  # fmt: skip
 
 
-def test_it_shows_a_number_with_each_digits_confidence_and_box(browser, live_server_url):
-    """The page against a websocket that answers as a worker would about a number: the rendering alone."""
-    page = browser.new_context(viewport={"width": 1000, "height": 760}).new_page()
+def answer_as_a_worker(page, read: list = READ) -> list[dict]:
+    """Answers each drawing the page sends on its websocket as a worker would that read this number;
+    the drawing frames sent are returned (as they come)."""
     sent: list[dict] = []
 
-    def answer_as_a_worker(socket) -> None:
+    def on_connect(socket) -> None:
         def on_message(message: str) -> None:
             frame = json.loads(message)
             if frame.get("type") == "drawing":
                 sent.append(frame)
                 drawing_id = str(uuid.uuid4())
                 socket.send(json.dumps({"type": "queued", "id": drawing_id, "ref": frame["ref"]}))
-                socket.send(json.dumps(number_answer(frame, drawing_id)))
+                socket.send(json.dumps(number_answer(frame, drawing_id, read)))
 
         socket.on_message(on_message)
 
-    page.route_web_socket("**/ws/recognize/", answer_as_a_worker)
+    page.route_web_socket("**/ws/recognize/", on_connect)
+    return sent
+
+
+def test_it_shows_a_number_with_each_digits_confidence_and_box(browser, live_server_url):
+    """The page against a websocket that answers as a worker would about a number: the rendering alone."""
+    page = browser.new_context(viewport={"width": 1000, "height": 760}).new_page()
+    sent = answer_as_a_worker(page)
     feedback = []
     page.route("**/feedback/", lambda route: (feedback.append(route.request.post_data_json), route.fulfill(json={})))
     page.goto(live_server_url + "/")
@@ -674,6 +681,28 @@ def test_it_shows_a_number_with_each_digits_confidence_and_box(browser, live_ser
     page.mouse.down()  # drawing more: the boxes were about the drawing as it was
     assert page.locator("#boxes rect").count() == 0
     page.mouse.up()
+
+
+def test_escape_in_the_correction_field_keeps_the_drawing(browser, live_server_url):
+    page = browser.new_context(viewport={"width": 1000, "height": 760}).new_page()
+    answer_as_a_worker(page)
+    page.goto(live_server_url + "/")
+    page.wait_for_selector('#connection[data-state="online"]')
+    choose(page, "A number")
+    draw_with_mouse(page, [[(0.25, 0.2), (0.25, 0.8)]])
+    assert answer(page) == "147"
+    pad = "document.getElementById('pad')"
+    inked = f"{pad}.getContext('2d').getImageData(0, 0, {pad}.width, {pad}.height).data.some((v) => v < 255)"
+    page.click("#feedback-digits")
+    page.keyboard.press("End")
+    page.keyboard.press("Backspace")
+    page.keyboard.type("8")
+    page.keyboard.press("Escape")  # in the field, where a correction is being typed ...
+    assert page.locator("#digit").text_content() == "147" and page.input_value("#feedback-digits") == "148"
+    assert page.evaluate(inked) and page.locator("#feedback").is_visible()  # ... it keeps all that
+    assert page.evaluate("document.activeElement.id") != "feedback-digits"  # and only leaves the field
+    page.keyboard.press("Escape")  # out of it, Escape clears the pad
+    assert page.locator("#digit").text_content() == "?" and not page.evaluate(inked)
 
 
 def in_place(strokes: list, place: int, places: int, ratio: float) -> list:

@@ -188,7 +188,12 @@ modes.addEventListener("change", (event) => {
   }
 });
 document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape") clearPad();
+  if (event.key !== "Escape") return;
+  // In a text field (the number being corrected) Escape only leaves the field: wiping the drawing
+  // and its answer there would throw away what was being typed.
+  const field = event.target;
+  if (field.isContentEditable || field.matches("textarea, select, input:not([type=radio])")) field.blur();
+  else clearPad();
 });
 
 // ---- sending ----------------------------------------------------------------
