@@ -534,6 +534,23 @@ def test_it_sends_a_png_when_asked(browser, live_server_url, how):
     assert answer(page) == "7"
 
 
+def test_every_page_has_an_icon(browser, live_server_url):
+    page = browser.new_context().new_page()
+    response = page.request.get(live_server_url + "/favicon.ico")  # redirects followed
+    assert response.status == 200 and response.headers["content-type"] == "image/svg+xml"
+    errors = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    with page.expect_response("**/recognizer/favicon.svg") as icon:
+        page.goto(live_server_url + "/")  # the icon its link names
+    assert icon.value.status == 200 and icon.value.url == response.url
+    # Pages without a link (the admin's) have the browser fetch /favicon.ico itself, out of sight of
+    # the page's events: a 404 there shows only as an error on the console.
+    for url in ("/admin/login/", "/api/docs/"):
+        page.goto(live_server_url + url)
+        page.wait_for_timeout(1000)
+    assert not errors
+
+
 def log_in(page, live_server_url: str, django_user_model, next_url: str) -> None:
     # Hashed with the server's hasher: the test settings use a faster one the server lacks.
     password = PBKDF2PasswordHasher().encode("a-long-password", "pagetestsalt")
