@@ -722,6 +722,39 @@ def test_escape_in_the_correction_field_keeps_the_drawing(browser, live_server_u
     assert page.locator("#digit").text_content() == "?" and not page.evaluate(inked)
 
 
+def overlap(a: dict, b: dict) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+# The box of an element's text itself, which may overflow the element's own box.
+TEXT_BOX = """(element) => {
+  const range = document.createRange();
+  range.selectNodeContents(element);
+  const { x, y, width, height } = range.getBoundingClientRect();
+  return { x, y, width, height };
+}"""
+
+
+@pytest.mark.parametrize("number", ["11111111", "123456789012"])
+def test_a_long_number_fits_on_a_phone(browser, live_server_url, number):
+    page = browser.new_context(**PHONE).new_page()
+    answer_as_a_worker(page, [(int(d), 0.9, i / len(number)) for i, d in enumerate(number)])
+    page.goto(live_server_url + "/")
+    page.wait_for_selector('#connection[data-state="online"]')
+    choose(page, "A number")
+    draw_with_touch(page, [[(0.25, 0.2), (0.25, 0.8)]])
+    assert answer(page) == number
+    sentence = page.locator("#summary").bounding_box()
+    for shown in (page.locator("#digit").bounding_box(), page.locator("#digit").evaluate(TEXT_BOX)):
+        assert not overlap(shown, sentence), (shown, sentence)
+        assert shown["x"] >= 0 and shown["x"] + shown["width"] <= PHONE["viewport"]["width"]
+
+
 def in_place(strokes: list, place: int, places: int, ratio: float) -> list:
     """A digit's strokes, drawn in a square, moved to slot `place` of `places` on a pad `ratio` times as wide."""
     centre = (place + 1) / (places + 1)
