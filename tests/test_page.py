@@ -627,6 +627,28 @@ def test_a_phone_gets_a_wide_pad_for_a_number_too(browser, live_server_url):
     assert page.locator("#pad").bounding_box()["width"] > 300  # the page's width, less its margins
 
 
+@pytest.mark.parametrize(("mode", "ratio"), [("One digit", 1), ("A number", 3)])
+def test_the_pad_and_its_clear_button_fit_a_phone_on_its_side(browser, live_server_url, mode, ratio):
+    # The pad takes touches for drawing, not scrolling: it must fit the screen's height to be usable.
+    landscape = {**PHONE, "viewport": {"width": 844, "height": 390}}
+    page = browser.new_context(**landscape).new_page()
+    sent = record_sent_frames(page)
+    page.goto(live_server_url + "/")
+    page.wait_for_selector('#connection[data-state="online"]')
+    choose(page, mode)
+    for element in ("#pad", "#clear"):
+        box = page.locator(element).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 844, element
+        assert box["y"] >= 0 and box["y"] + box["height"] <= 390, element
+    assert pad_ratio(page) == pytest.approx(ratio, abs=0.05)
+    # Drawn on the smaller pad, a 1 in its middle is sent in the pixels of its bitmap, and read.
+    draw_with_touch(page, [[(0.5, 0.2), (0.5, 0.8)]])
+    drawing = frame(page, sent, "drawing")
+    assert drawing["width"] == 2 * round(page.locator("#pad").bounding_box()["width"])
+    assert all(abs(x - drawing["width"] / 2) <= 2 for x, _, _ in drawing["strokes"][0])
+    assert answer(page) == "1"
+
+
 # What a worker answers about a three-digit number; the boxes in the pixels of the drawing sent.
 READ = [(1, 0.99, 0.2), (4, 0.95, 0.45), (7, 0.62, 0.7)]  # digit, confidence, left edge as a share of the width
 
