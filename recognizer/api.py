@@ -76,7 +76,9 @@ MODE = {
 class ImageIn(Schema):
     image: str = Field(
         description="a data URL: data:image/png;base64,... (PNG, JPEG or WebP); an image the pattern "
-        "allows is still refused with 400 invalid_image when its bytes are not a readable image",
+        "allows is still refused with 400 invalid_image when its bytes are not a readable image (a PNG's "
+        "compressed pixels are checked at their start: one that goes wrong further in is accepted, and its "
+        "drawing ends failed with the reason)",
         pattern=images.DATA_URL_PATTERN,
         min_length=images.DATA_URL_MIN_LENGTH,
     )

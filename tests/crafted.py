@@ -57,6 +57,16 @@ def corrupt_pixels(png: bytes = samples.SEVEN) -> bytes:
     return rebuilt([(k, b"\x78\x9c" + b"\xff" * 64 if k == b"IDAT" else d) for k, d in chunks(png)])
 
 
+def random_pixels(png: bytes = samples.SEVEN) -> bytes:
+    """The PNG with its pixel data replaced by random bytes (the same every run), as a fuzzer makes it."""
+    return rebuilt([(k, np.random.default_rng(0).bytes(2000) if k == b"IDAT" else d) for k, d in chunks(png)])
+
+
+def unfiltered_pixels(png: bytes = samples.SEVEN) -> bytes:
+    """The PNG with a valid zlib stream of pixel data whose first row names filter 5 (PNG has 0-4)."""
+    return rebuilt([(k, zlib.compress(b"\x05" + b"\0" * 4096) if k == b"IDAT" else d) for k, d in chunks(png)])
+
+
 def short_pixels(png: bytes = samples.SEVEN) -> bytes:
     """The PNG with pixel data for its first rows only: a valid zlib stream, too short."""
     return rebuilt([(k, zlib.compress(b"\0" * 64) if k == b"IDAT" else d) for k, d in chunks(png)])
