@@ -80,6 +80,15 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
             return await getattr(self, get_handler_name(message))(message)
         await super().dispatch(message)
 
+    async def send_json(self, content: dict, close: bool = False) -> None:
+        try:
+            await super().send_json(content, close)
+        except OSError:
+            # The client left (ASGI servers raise an OSError on a send to a closed socket): nobody
+            # to tell. Its drawing is stored and read all the same; a client that closes right
+            # after sending is no error of ours, and was logged as one per frame.
+            log.debug("the client left before %s frame could be sent", content.get("type"))
+
     async def connect(self) -> None:
         self.refs: dict[str, object] = {}  # drawing id -> the client's ref, while awaited
         # The bucket this client's limits count in (uvicorn has put the real client behind a

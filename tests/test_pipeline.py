@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 import uuid
 
 import numpy as np
@@ -122,3 +123,23 @@ def test_it_serves_the_canvas_page_with_local_assets_only(live_server_url):
     page = requests.get(live_server_url + "/", timeout=5)
     assert page.status_code == 200 and "<canvas" in page.text and "http://" not in page.text
     assert requests.get(live_server_url + "/static/recognizer/canvas.js", timeout=5).status_code == 200
+
+
+def test_a_client_that_closes_right_after_sending_logs_no_error_and_its_drawing_is_read(live_server_url, processes):
+    log = processes.logs / f"web-{live_server_url.rsplit(':', 1)[1]}.log"
+    seen = len(log.read_text(errors="replace"))
+    before = Drawing.objects.filter(source="ws").count()
+
+    async def send_and_leave(ref: str) -> None:
+        async with websockets.connect(ws_url(live_server_url), origin=live_server_url) as socket:
+            await socket.send(json.dumps({"type": "drawing", "image": samples.data_url(samples.SEVEN), "ref": ref}))
+
+    for i in range(5):
+        asyncio.run(send_and_leave(f"gone-{i}"))
+    deadline = time.monotonic() + 30
+    while Drawing.objects.filter(source="ws", status="queued").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert Drawing.objects.filter(source="ws").count() == before + 5
+    assert not Drawing.objects.filter(source="ws", status="queued").exists()
+    written = log.read_text(errors="replace")[seen:]
+    assert "ERROR" not in written and "Traceback" not in written, written
