@@ -299,7 +299,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"client_mistakes": {"()": "digitsite.logs.ClientMistakes"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["client_mistakes"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # Celery's two INFO lines per task ("received", "succeeded in"), hundreds a second under load,
     # say nothing the stored drawing does not (its timings, its model); failures still log.

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 
+import pytest
+
+from digitsite.logs import ClientMistakes
 from recognizer import ratelimit
 from recognizer.consumers import result_frame
 from recognizer.errors import Refused, envelope
@@ -61,3 +66,27 @@ def test_a_failed_prediction_is_a_prediction_frame_with_its_reason_not_an_error_
     # for what the server refuses).
     result = {"id": "d1", "status": "failed", "digit": None, "error": "the model crashed"}
     assert result_frame(result, "r2") == {"type": "prediction", "ref": "r2", **result}
+
+
+@pytest.mark.django_db
+def test_a_clients_mistakes_are_logged_as_one_warning_line_not_an_error_with_its_traceback(client):
+    # A Host not allowed, a form of too many fields: Django logs each at ERROR with a traceback.
+    [console] = [h for h in logging.getLogger().handlers if any(isinstance(f, ClientMistakes) for f in h.filters)]
+    written = io.StringIO()
+    stream = console.setStream(written)
+    try:
+        assert client.get("/api/openapi.json", HTTP_HOST="elsewhere.example").status_code == 400
+        fields = "&".join(f"f{i}=1" for i in range(1500))
+        assert client.post("/admin/login/", fields, content_type="application/x-www-form-urlencoded").status_code == 400
+    finally:
+        console.setStream(stream)
+    logged = written.getvalue()
+    assert "WARNING django.security.DisallowedHost" in logged and "WARNING django.security.TooManyFieldsSent" in logged
+    assert "ERROR" not in logged and "Traceback" not in logged, logged
+
+
+@pytest.mark.parametrize(("status", "level"), [(503, "WARNING"), (500, "ERROR")])
+def test_load_shed_is_a_warning_and_a_server_error_stays_an_error(status, level):
+    record = logging.LogRecord("django.request", logging.ERROR, __file__, 1, "Service Unavailable", None, None)
+    record.status_code = status
+    assert ClientMistakes().filter(record) and record.levelname == level
