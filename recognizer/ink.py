@@ -156,11 +156,15 @@ def _number(body: dict, key: str, low: float, high: float) -> float | None:
 
 
 def _shown(value: float) -> str:
-    """A number for a message; JSON's integers may be past a float's range, where :g raises."""
+    """A number for a message: short (:g), unless that rounds it (10000.0001 would read as the limit
+    it is past); JSON's integers may be past a float's range, where :g raises."""
     try:
-        return f"{value:g}"
+        short = f"{value:g}"
     except OverflowError:
         return "a number past 1e308"
+    if isinstance(value, int):
+        return str(value) if abs(value) < 10**15 else short
+    return short if float(short) == value or math.isnan(value) else repr(value)
 
 
 def _values(strokes: list) -> np.ndarray:
@@ -235,7 +239,7 @@ def _value_problem(name: str, value: object) -> str | None:
         return f"{name} is not a finite number"
     limit = MAX_TIME if name == "t" else MAX_COORDINATE
     if abs(number) > limit:
-        return f"{name} is {number:g}, beyond ±{limit:g}"
+        return f"{name} is {_shown(value)}, beyond ±{limit:g}"
     return None
 
 
