@@ -74,6 +74,9 @@ MODE = {
 
 
 class ImageIn(Schema):
+    # A drawing is an image or strokes: a body naming both is refused (400 image_and_strokes), even
+    # with strokes null, so neither branch of the body's oneOf may hold the other's key.
+    model_config = {"json_schema_extra": {"not": {"required": ["strokes"]}}}
     image: str = Field(
         description="a data URL: data:image/png;base64,... (PNG, JPEG or WebP); an image the pattern "
         "allows is still refused with 400 invalid_image when its bytes are not a readable image (a PNG's "
@@ -101,6 +104,7 @@ STROKES_IN = {
     "title": "StrokesIn",
     "type": "object",
     "required": ["strokes"],
+    "not": {"required": ["image"]},
     "properties": {
         "strokes": {
             "type": "array",

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import uuid
 
 from asgiref.sync import sync_to_async
@@ -16,6 +17,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from recognizer import backlog, metrics, ratelimit, services
+from recognizer.api import AnyCaseUUID
 from recognizer.errors import Refused, internal_error
 from recognizer.images import CheckedImage
 from recognizer.ink import Ink
@@ -24,6 +26,7 @@ from recognizer.models import Drawing
 log = logging.getLogger(__name__)
 
 MAX_REF_LENGTH = 200
+UUID = re.compile(AnyCaseUUID.regex)
 # Messages whose handlers reach the database only through database_sync_to_async (group commit),
 # which tidies the thread's connections itself, or not at all (a result goes out on the socket).
 # Channels would hop to its database thread before each of them to close old connections: two
@@ -174,10 +177,11 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
 
     async def on_status(self, message: dict, ref: object, size: int) -> None:
         """Where a drawing is now, for a client that missed its push (the layer is at-most-once)."""
-        try:
-            drawing_id = uuid.UUID(str(message.get("id")))
-        except ValueError:
+        # The forms the HTTP path takes, no more: uuid.UUID reads {...}, urn:uuid:... and bare hex too.
+        sent = message.get("id")
+        if not (isinstance(sent, str) and UUID.fullmatch(sent)):
             return await self.refuse(ref, Refused("invalid_id", "id must be a drawing's UUID"))
+        drawing_id = uuid.UUID(sent)
         if retry_after := await ratelimit.read_retry_after(self.client):
             return await self.refuse(ref, ratelimit.refusal(retry_after, "requests"))
         await aclose_old_connections()  # the async ORM below does not tidy them (see NO_TIDYING)

@@ -82,6 +82,7 @@ def test_it_stores_strokes_without_an_image(client):
         ({"strokes": [[[1, 2]]] * 65}, "invalid_strokes", "at most 64"),
         ({"strokes": [[[1, 2]]], "pen": -1}, "invalid_strokes", "pen"),
         ({"strokes": [[[1, 2]]], "image": "data:image/png;base64,AAAA"}, "image_and_strokes", "not both"),
+        ({"strokes": None, "image": samples.data_url(samples.SEVEN)}, "image_and_strokes", "not both"),
         ({"ink": []}, "missing_image", "strokes"),
     ],
 )
@@ -91,6 +92,13 @@ def test_it_refuses_bad_strokes_saying_what_is_wrong_and_stores_nothing(client, 
     error = response.json()["error"]
     assert error["code"] == code and words in error["message"], error
     assert not Drawing.objects.exists()
+
+
+def test_the_document_says_a_body_is_an_image_or_strokes_not_both(client):
+    doc = client.get("/api/openapi.json").json()
+    body = doc["paths"]["/api/drawings/"]["post"]["requestBody"]["content"]["application/json"]
+    image, strokes = body["schema"]["oneOf"]
+    assert image["not"] == {"required": ["strokes"]} and strokes["not"] == {"required": ["image"]}
 
 
 def test_it_accepts_multipart_and_raw_png(client):

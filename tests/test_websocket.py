@@ -113,6 +113,11 @@ async def test_a_socket_that_leaves_unhooks_its_drawings():
         ('{"type": "drawing", "image": "data:text/html;base64,PGgxPg=="}', "unsupported_media_type"),
         ('{"type": "drawing", "image": "x", "ref": {"a": 1}}', "invalid_ref"),
         ('{"type": "status", "id": "nope"}', "invalid_id"),
+        # Only the forms GET /api/drawings/<id>/ takes, which uuid.UUID reads more widely.
+        ('{"type": "status", "id": "{12345678-1234-5678-1234-567812345678}"}', "invalid_id"),
+        ('{"type": "status", "id": "urn:uuid:12345678-1234-5678-1234-567812345678"}', "invalid_id"),
+        ('{"type": "status", "id": "12345678123456781234567812345678"}', "invalid_id"),
+        ('{"type": "status", "id": 7}', "invalid_id"),
         ('{"type": "drawing", "strokes": [[[1, 2]]], "mode": "Number"}', "invalid_mode"),
         ('{"type": "drawing", "strokes": [[[1, 2]]], "mode": null}', "invalid_mode"),
         ('{"type": "drawing", "image": "x", "mode": ["number"]}', "invalid_mode"),
