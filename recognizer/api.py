@@ -23,16 +23,15 @@ from pydantic_core import PydanticCustomError
 from recognizer import backlog, images, ink, metrics, ratelimit, services
 from recognizer.errors import Refused, envelope
 from recognizer.ink import Ink
-from recognizer.models import NUMBER_PATTERN, Drawing
+from recognizer.models import DRAWING_ID, NUMBER_PATTERN, Drawing
 from recognizer.views import read_only
 
 
 class AnyCaseUUID:
-    """A drawing's id in a path, in either case: a UUID's hex digits are case-insensitive (RFC 9562),
-    and some clients write them upper case (Apple's uuidString). Django's own converter takes lower
-    case only. The string goes on to pydantic, which makes it a UUID."""
+    """A drawing's id in a path, in either case (models.DRAWING_ID): Django's own converter takes
+    lower case only. The string goes on to pydantic, which makes it a UUID."""
 
-    regex = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    regex = DRAWING_ID
 
     def to_python(self, value: str) -> str:
         return value

@@ -17,16 +17,15 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from recognizer import backlog, metrics, ratelimit, services
-from recognizer.api import AnyCaseUUID
 from recognizer.errors import Refused, internal_error
 from recognizer.images import CheckedImage
 from recognizer.ink import Ink
-from recognizer.models import Drawing
+from recognizer.models import DRAWING_ID, Drawing
 
 log = logging.getLogger(__name__)
 
 MAX_REF_LENGTH = 200
-UUID = re.compile(AnyCaseUUID.regex)
+UUID = re.compile(DRAWING_ID)
 # Messages whose handlers reach the database only through database_sync_to_async (group commit),
 # which tidies the thread's connections itself, or not at all (a result goes out on the socket).
 # Channels would hop to its database thread before each of them to close old connections: two

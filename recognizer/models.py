@@ -30,6 +30,9 @@ digit_validators = [MaxValueValidator(9)]
 NUMBER_MAX_DIGITS = segmentation.MAX_DIGITS  # the longest number a drawing stores, read or corrected
 NUMBER_DIGITS = rf"[0-9]{{1,{NUMBER_MAX_DIGITS}}}"  # a number as a drawing stores it: digits, nothing else
 NUMBER_PATTERN = f"^{NUMBER_DIGITS}$"  # as JSON Schema (ECMA) says it
+# A drawing's id as clients may send it, over HTTP and the websocket alike: a UUID's hex digits are
+# case-insensitive (RFC 9562), and some clients write them upper case (Apple's uuidString).
+DRAWING_ID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 number_validators = [
     RegexValidator(rf"\A{NUMBER_DIGITS}\Z", f"a number is 1 to {NUMBER_MAX_DIGITS} digits, 0 to 9, and nothing else")
 ]
