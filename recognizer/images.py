@@ -8,6 +8,7 @@ import io
 import re
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -123,13 +124,13 @@ def check_pixel_start(data: bytes) -> None:
 
     Random bytes behind valid CRCs fail here. Data that goes wrong further in is accepted, and its
     drawing fails in the worker with the reason, alone."""
-    stream, start, offset = zlib.decompressobj(), b"", 8
-    while offset + 8 <= len(data) and len(start) < PIXELS_CHECKED:
-        length, kind = struct.unpack_from(">I4s", data, offset)
+    stream, start = zlib.decompressobj(), b""
+    for offset, length, kind in _chunks(data):
+        if len(start) >= PIXELS_CHECKED:
+            break
         if kind == b"IDAT":
             chunk = memoryview(data)[offset + 8 : offset + 8 + length]
             start += stream.decompress(chunk, PIXELS_CHECKED - len(start))
-        offset += 12 + length
     if not start or start[0] > 4:  # filter types 0-4: none, sub, up, average, Paeth
         raise ValueError("the PNG's pixel data does not start with a row")
 
@@ -165,12 +166,21 @@ def check_png_trailer(data: bytes, animated: bool = False) -> None:
 
 def _after_pixel_data(data: bytes) -> int | None:
     """The offset of the first chunk after a PNG's run of IDAT chunks (None: no such chunk)."""
-    offset, seen_pixels = 8, False
-    while offset + 8 <= len(data):
-        length, kind = struct.unpack_from(">I4s", data, offset)
+    seen_pixels = False
+    for offset, _length, kind in _chunks(data):
         if kind == b"IDAT":
             seen_pixels = True
         elif seen_pixels:
             return offset
-        offset += 12 + length  # length, type, data, CRC
     return None
+
+
+def _chunks(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """Each chunk of a PNG after its signature: its offset, its data's length and its type.
+
+    Only the lengths are followed (Pillow's verify() checked the CRCs and the order already)."""
+    offset = 8
+    while offset + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, offset)
+        yield offset, length, kind
+        offset += 12 + length  # length, type, data, CRC
