@@ -40,6 +40,8 @@ FULLY_DECODED_PIXELS = 1024 * 1024
 # stream, or whose first row names no filter, are refused at upload. Inflating a canvas whole
 # would cost the web 0.26-0.5 ms, a quarter to a third more than it spends on a drawing.
 PIXELS_CHECKED = 1024
+# The chunks a PNG decoder must understand: any other whose type starts upper case is refused.
+CRITICAL_CHUNKS = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND"})
 
 
 class InvalidImage(Refused):
@@ -113,9 +115,21 @@ def _read(data: bytes) -> tuple[str, int, int]:
         # chunk's CRC and their order, without inflating the pixels (the worker does the one decode).
         animated = image.is_animated
         image.verify()
+    check_critical_chunks(data)
     check_png_trailer(data, animated)
     check_pixel_start(data)
     return content_type, width, height
+
+
+def check_critical_chunks(data: bytes) -> None:
+    """Refuse a PNG holding a critical chunk (its type's first letter upper case) that PNG does not define.
+
+    Pillow reads past one; the PNG specification tells a decoder to refuse the image, as browsers do,
+    since the pixels may mean something else without it."""
+    for _offset, _length, kind in _chunks(data):
+        if kind[:1].isupper() and kind not in CRITICAL_CHUNKS:
+            name = kind.decode("ascii", "backslashreplace")
+            raise InvalidImage("invalid_image", f"the PNG holds a critical chunk PNG does not define: {name}")
 
 
 def check_pixel_start(data: bytes) -> None:

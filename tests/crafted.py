@@ -67,6 +67,11 @@ def unfiltered_pixels(png: bytes = samples.SEVEN) -> bytes:
     return rebuilt([(k, zlib.compress(b"\x05" + b"\0" * 4096) if k == b"IDAT" else d) for k, d in chunks(png)])
 
 
+def unknown_critical_chunk(png: bytes = samples.SEVEN) -> bytes:
+    """The PNG with a chunk whose upper-case type says a decoder must understand it, and none does."""
+    return with_chunk(png, b"QUUX", b"what the pixels mean", after_pixels=False)
+
+
 def short_pixels(png: bytes = samples.SEVEN) -> bytes:
     """The PNG with pixel data for its first rows only: a valid zlib stream, too short."""
     return rebuilt([(k, zlib.compress(b"\0" * 64) if k == b"IDAT" else d) for k, d in chunks(png)])

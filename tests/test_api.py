@@ -126,6 +126,8 @@ def test_it_accepts_multipart_and_raw_png(client):
         ({"image": samples.data_url(crafted.corrupt_pixels())}, 400, "invalid_image"),
         ({"image": samples.data_url(crafted.random_pixels())}, 400, "invalid_image"),
         ({"image": samples.data_url(crafted.unfiltered_pixels())}, 400, "invalid_image"),
+        # A critical chunk PNG does not define: browsers refuse to show such an image.
+        ({"image": samples.data_url(crafted.unknown_critical_chunk())}, 400, "invalid_image"),
         ({"image": ""}, 400, "invalid_data_url"),
         (crafted.nested_json(100_000), 400, "invalid_json"),  # past Python's stack: RecursionError
         ('{"image": ' + crafted.nested_json(100_000) + "}", 400, "invalid_json"),

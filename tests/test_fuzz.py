@@ -181,6 +181,7 @@ def test_every_png_the_upload_check_accepts_the_worker_can_read():
     # The poison of issue #13: the worker's load() raises SyntaxError on these.
     assert {"zTXt-broken-after-IDAT", "iCCP-broken-after-IDAT"} <= set(refused)
     assert {"zTXt-good-after-IDAT", "iCCP-good-after-IDAT", "tEXt-good-after-IDAT", "apng"} <= set(accepted)
+    assert {"prVt-good-before-IDAT", "prVt-good-after-IDAT"} <= set(accepted)  # private, ancillary: skipped
     print(f"{len(accepted)} PNG variants accepted and readable, {len(refused)} refused")
 
 
