@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.http.multipartparser import MultiPartParserError
 from django.urls import register_converter
 from ninja import Field, NinjaAPI, Query, Schema, Status
@@ -302,12 +302,19 @@ def read_mode(body: Mapping[str, object], query_mode: str | None) -> str:
     return named.pop() if named else Drawing.Mode.DIGIT
 
 
+def refuse_two_modes(form: QueryDict, where: str) -> None:
+    """Refused invalid_mode where a form or query string names different modes: one is not chosen silently."""
+    if len(set(form.getlist("mode"))) > 1:
+        raise Refused("invalid_mode", f"the {where} names more than one mode: send one")
+
+
 def read_upload(request: HttpRequest, query_mode: str | None = None) -> tuple[images.CheckedImage | Ink, str]:
     """The drawing of a POST: JSON with strokes or a data URL, a multipart field `image`, or a raw image body;
     and the mode to read it in (see read_mode).
 
     Raises Refused (InvalidImage, InvalidStrokes for the drawing itself) with the status to answer.
     """
+    refuse_two_modes(request.GET, "query string")
     mode = read_mode({}, query_mode)  # checked before the body is read: it costs nothing
     length = int(request.META.get("CONTENT_LENGTH") or 0)
     if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
@@ -321,11 +328,16 @@ def read_upload(request: HttpRequest, query_mode: str | None = None) -> tuple[im
         return services.read_drawing(body), read_mode(body if isinstance(body, dict) else {}, query_mode)
     if kind == "multipart/form-data":
         try:
-            upload = request.FILES.get("image")
+            uploads = request.FILES.getlist("image")
         except MultiPartParserError:
             raise Refused("invalid_multipart", "the multipart body is malformed") from None
-        if upload is None:
+        if not uploads:
             raise Refused("missing_image", "the form needs a file field named image")
+        # A form of two drawings is refused rather than one of them chosen silently.
+        if len(uploads) > 1:
+            raise Refused("invalid_multipart", f"the form has {len(uploads)} files named image: send one a request")
+        refuse_two_modes(request.POST, "form")
+        [upload] = uploads
         if upload.size > settings.MAX_IMAGE_BYTES:
             raise images.InvalidImage("image_too_large", f"the image is over {settings.MAX_IMAGE_BYTES} bytes", 413)
         return images.from_bytes(upload.read()), read_mode(request.POST, query_mode)

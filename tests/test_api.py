@@ -108,6 +108,15 @@ def test_it_accepts_multipart_and_raw_png(client):
     assert Drawing.objects.count() == 2
 
 
+def test_a_form_of_two_images_is_refused_not_read_in_part(client):
+    two = client.post("/api/drawings/", {"image": [samples.io.BytesIO(samples.SEVEN), samples.io.BytesIO(b"x")]})
+    assert two.status_code == 400 and two.json()["error"] == {
+        "code": "invalid_multipart",
+        "message": "the form has 2 files named image: send one a request",
+    }
+    assert Drawing.objects.count() == 0
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [

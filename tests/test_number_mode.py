@@ -70,6 +70,18 @@ def test_it_takes_the_mode_of_a_form_from_its_field_too(client):
     assert multipart["schema"]["properties"]["mode"]["enum"] == ["digit", "number"]
 
 
+def test_a_form_or_a_query_naming_two_modes_is_refused_not_read_in_one(client):
+    seven = samples.io.BytesIO
+    form = client.post("/api/drawings/", {"image": seven(samples.SEVEN), "mode": ["digit", "number"]})
+    query = client.post("/api/drawings/?mode=digit&mode=number", data=samples.SEVEN, content_type="image/png")
+    in_json = post_json(client, TWO_DIGITS, "?mode=number&mode=digit")
+    for refused in (form, query, in_json):
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_mode"
+    assert not Drawing.objects.exists()
+    repeated = client.post("/api/drawings/?mode=number", {"image": seven(samples.SEVEN), "mode": ["number"] * 2})
+    assert repeated.status_code == 202 and Drawing.objects.get().mode == "number"
+
+
 @pytest.mark.parametrize("mode", ["Number", "", "digits", None, 2, ["number"], True])
 def test_it_refuses_a_mode_that_is_not_one_in_a_body(client, mode):
     response = post_json(client, {**TWO_DIGITS, "mode": mode})
