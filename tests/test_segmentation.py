@@ -448,3 +448,52 @@ def test_a_bold_pen_is_thinned_in_a_numbers_image_as_in_a_digits():
     assert np.abs(candidate.image - thinned).mean() < np.abs(candidate.image - as_drawn).mean() / 2
     box = segmentation.box_input(picture, candidate.box)  # what retraining takes from a reviewed number
     assert np.abs(box - thinned).mean() < np.abs(box - as_drawn).mean() / 2
+
+
+def flood_filled(binary: np.ndarray) -> np.ndarray:
+    """The reference: each true pixel's 8-connected component, labelled by the flat index of its
+    first pixel in reading order (rows top down, each left to right); -1 elsewhere."""
+    height, width = binary.shape
+    labels = np.full(binary.shape, -1)
+    for start in map(int, np.flatnonzero(binary)):
+        if labels.flat[start] >= 0:
+            continue
+        labels.flat[start], waiting = start, [divmod(start, width)]
+        while waiting:
+            y, x = waiting.pop()
+            for ny in range(max(y - 1, 0), min(y + 2, height)):
+                for nx in range(max(x - 1, 0), min(x + 2, width)):
+                    if binary[ny, nx] and labels[ny, nx] < 0:
+                        labels[ny, nx] = start
+                        waiting.append((ny, nx))
+    return labels
+
+
+def assert_components(binary: np.ndarray) -> None:
+    labels, expected = segmentation._labels(binary), flood_filled(binary)
+    pairs = sorted(set(zip(labels[binary].tolist(), expected[binary].tolist(), strict=True)))
+    assert ((labels >= 0) == binary).all()
+    # One label per component, and labels in the order of the components' first pixels.
+    assert len(pairs) == len(np.unique(labels[binary])) == len(np.unique(expected[binary]))
+    assert [reference for _, reference in pairs] == sorted(reference for _, reference in pairs)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_components_are_the_8_connected_ones_labelled_in_reading_order(seed):
+    rng = np.random.default_rng(seed)
+    assert_components(rng.random(tuple(rng.integers(1, 50, 2))) < rng.uniform(0.2, 0.8))
+
+
+def test_components_of_spirals_and_grids_are_the_8_connected_ones():
+    # Long paths doubling back, and a mesh round many holes: many rounds of joining for a naive labelling.
+    side = 301
+    spiral = np.zeros((side, side), bool)
+    for k in range(0, side // 2, 2):
+        far = side - 1 - k
+        spiral[k, k : far + 1] = spiral[far, k : far + 1] = spiral[k : far + 1, k] = True
+        spiral[k + 2 : far + 1, far] = True
+        spiral[k + 2, k : k + 3] = True
+    grid = np.zeros((120, 200), bool)
+    grid[:, ::4] = grid[::4, :] = True
+    for binary in (spiral, ~spiral, grid, ~grid):
+        assert_components(binary)
