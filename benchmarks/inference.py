@@ -3,7 +3,8 @@
     .venv/bin/python -m benchmarks.inference [--count 500] [--size 280] [--model PATH] [--keras]
 
 Canvases are MNIST-like sample digits (training/samples.py) in the four ink styles, as PNG files the way a browser
-sends them. One drawing is timed end to end (PNG bytes -> probabilities) and by part; the
+sends them. One drawing is timed end to end (PNG bytes -> probabilities) and by part (decoding,
+and within it inflating the pixel data with the zlib Pillow runs on; the ink map; the MNIST recipe); the
 batched figure is the worker's call on 64 preprocessed drawings at once (PREDICT_BATCH's
 default). The model is the worker's: the LiteRT export (worker/inference.py), one thread.
 The RSS is this process's, which has loaded the runtime and not TensorFlow; --keras then
@@ -13,18 +14,45 @@ times the Keras model the same way, for comparison (it loads TensorFlow, after t
 from __future__ import annotations
 
 import argparse
+import io
 import statistics
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
 import psutil
+from PIL import Image, features
 
+from recognizer.images import chunks
 from recognizer.model_files import shipped_path
-from recognizer.preprocessing import preprocess
+from recognizer.preprocessing import ink, preprocess, to_mnist
 from training import samples
 from worker.inference import Predictor
+
+
+def decoded(png: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(png)) as image:
+        image.load()
+        return image
+
+
+def compressed_pixels(png: bytes) -> bytes:
+    """A PNG's pixel data as stored (its IDAT chunks joined): what decoding it inflates."""
+    return b"".join(png[offset + 8 : offset + 8 + length] for offset, length, kind in chunks(png) if kind == b"IDAT")
+
+
+def preprocessing_parts(canvases: list[bytes]) -> dict[str, float]:
+    """The medians (ms) of preprocess's parts: decoding, inflating the pixel data alone, the ink, the recipe."""
+    images = [decoded(canvas) for canvas in canvases]
+    strengths = [ink(image) for image in images]
+    return {
+        "decode": statistics.median(timed(decoded, canvases)),
+        "inflate": statistics.median(timed(zlib.decompress, [compressed_pixels(c) for c in canvases])),
+        "ink": statistics.median(timed(ink, images)),
+        "recipe": statistics.median(timed(lambda strength: to_mnist(strength, thin=True), strengths)),
+    }
 
 
 def timed(function, arguments) -> list[float]:
@@ -68,9 +96,15 @@ def main() -> None:
     throughput = per_second(model.predict, batch, rounds=200)
     rss = psutil.Process().memory_info().rss / 2**20
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))
+    parts = preprocessing_parts(canvases)  # after the RSS: it holds every canvas decoded
     print(f"model {model.version} (LiteRT export), one process, one thread, {args.count} {args.size} px PNG canvases")
     print(f"  one drawing, decode + preprocess + predict: p50 {statistics.median(one):.3f} ms")
     print(f"    decode + preprocess:                     p50 {statistics.median(decode):.3f} ms")
+    print(f"      decode the PNG (Pillow):               p50 {parts['decode']:.3f} ms")
+    zlib_version = f"zlib {features.version('zlib')}, the one Pillow runs on"
+    print(f"        of which inflate its pixel data:     p50 {parts['inflate']:.3f} ms ({zlib_version})")
+    print(f"      ink map:                               p50 {parts['ink']:.3f} ms")
+    print(f"      MNIST recipe (fit, thin, centre):      p50 {parts['recipe']:.3f} ms")
     print(f"    predict (LiteRT, batch of one):          p50 {statistics.median(runtime):.3f} ms")
     print(f"  batched predict, 64 at a time:             {throughput:,.0f} drawings/s")
     print(f"  process RSS with the model loaded:         {rss:.0f} MB (TensorFlow/Keras modules loaded: {len(loaded)})")

@@ -115,18 +115,18 @@ def _read(data: bytes) -> tuple[str, int, int]:
         # chunk's CRC and their order, without inflating the pixels (the worker does the one decode).
         animated = image.is_animated
         image.verify()
-    check_critical_chunks(data)
+    check_criticalchunks(data)
     check_png_trailer(data, animated)
     check_pixel_start(data)
     return content_type, width, height
 
 
-def check_critical_chunks(data: bytes) -> None:
+def check_criticalchunks(data: bytes) -> None:
     """Refuse a PNG holding a critical chunk (its type's first letter upper case) that PNG does not define.
 
     Pillow reads past one; the PNG specification tells a decoder to refuse the image, as browsers do,
     since the pixels may mean something else without it."""
-    for _offset, _length, kind in _chunks(data):
+    for _offset, _length, kind in chunks(data):
         if kind[:1].isupper() and kind not in CRITICAL_CHUNKS:
             name = kind.decode("ascii", "backslashreplace")
             raise InvalidImage("invalid_image", f"the PNG holds a critical chunk PNG does not define: {name}")
@@ -139,7 +139,7 @@ def check_pixel_start(data: bytes) -> None:
     Random bytes behind valid CRCs fail here. Data that goes wrong further in is accepted, and its
     drawing fails in the worker with the reason, alone."""
     stream, start = zlib.decompressobj(), b""
-    for offset, length, kind in _chunks(data):
+    for offset, length, kind in chunks(data):
         if len(start) >= PIXELS_CHECKED:
             break
         if kind == b"IDAT":
@@ -181,7 +181,7 @@ def check_png_trailer(data: bytes, animated: bool = False) -> None:
 def _after_pixel_data(data: bytes) -> int | None:
     """The offset of the first chunk after a PNG's run of IDAT chunks (None: no such chunk)."""
     seen_pixels = False
-    for offset, _length, kind in _chunks(data):
+    for offset, _length, kind in chunks(data):
         if kind == b"IDAT":
             seen_pixels = True
         elif seen_pixels:
@@ -189,7 +189,7 @@ def _after_pixel_data(data: bytes) -> int | None:
     return None
 
 
-def _chunks(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+def chunks(data: bytes) -> Iterator[tuple[int, int, bytes]]:
     """Each chunk of a PNG after its signature: its offset, its data's length and its type.
 
     Only the lengths are followed (Pillow's verify() checked the CRCs and the order already)."""
