@@ -55,7 +55,7 @@ def ink(image: Image.Image) -> np.ndarray:
     so dark-on-light, light-on-dark and coloured strokes all give the same ink. The pixel
     work runs in Pillow's C code on bytes: a few times faster than float arrays in numpy.
     """
-    rgba = image.convert("RGBA")
+    rgba = image if image.mode == "RGBA" else image.convert("RGBA")  # a canvas's PNG is RGBA already
     width, height = rgba.size
     edges = ((0, 0, width, 1), (0, height - 1, width, height), (0, 0, 1, height), (width - 1, 0, width, height))
     border = np.concatenate([np.asarray(rgba.crop(edge)).reshape(-1, 4) for edge in edges])
@@ -65,8 +65,10 @@ def ink(image: Image.Image) -> np.ndarray:
     if rgba.getchannel("A").getextrema()[0] < 255:  # the alpha band alone: a third of the time of all four
         # Composite over the background colour first, so half-transparent ink counts half.
         rgba = Image.alpha_composite(Image.new("RGBA", rgba.size, background), rgba)
-    plain = Image.new("RGB", rgba.size, background[:3])
-    red, green, blue = ImageChops.difference(rgba.convert("RGB"), plain).split()
+    # Opaque now: against an opaque background the alpha band's difference is 0, and the colour
+    # bands' differences are as in RGB, without converting the image first (a quarter of the time).
+    plain = Image.new("RGBA", rgba.size, (*background[:3], 255))
+    red, green, blue, _ = ImageChops.difference(rgba, plain).split()
     return np.asarray(ImageChops.lighter(ImageChops.lighter(red, green), blue))
 
 
