@@ -305,7 +305,11 @@ LOGGING = {
     # Celery's two INFO lines per task ("received", "succeeded in"), hundreds a second under load,
     # say nothing the stored drawing does not (its timings, its model); failures still log.
     "loggers": {
-        name: {"level": "WARNING" if LOG_LEVEL == "INFO" else LOG_LEVEL}
-        for name in ("celery.worker.strategy", "celery.app.trace")
+        **{
+            name: {"level": "WARNING" if LOG_LEVEL == "INFO" else LOG_LEVEL}
+            for name in ("celery.worker.strategy", "celery.app.trace")
+        },
+        # uvicorn's records go to its own handler, not the console above: the filter goes on its logger.
+        "uvicorn.error": {"filters": ["client_mistakes"]},
     },
 }

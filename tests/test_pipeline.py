@@ -10,6 +10,7 @@ import pytest
 import requests
 import websockets
 
+from digitsite.logs import REFUSED_HANDSHAKE
 from recognizer.models import Drawing
 from training import samples
 
@@ -147,3 +148,24 @@ def test_a_client_that_closes_right_after_sending_logs_no_error_and_its_drawing_
     assert not Drawing.objects.filter(source="ws", status="queued").exists()
     written = log.read_text(errors="replace")[seen:]
     assert "ERROR" not in written and "Traceback" not in written, written
+
+
+def test_a_refused_handshake_is_logged_as_refused_not_as_an_error(live_server_url, processes):
+    # uvicorn logs an ERROR after every handshake the application answers with a refusal of its own.
+    log = processes.logs / f"web-{live_server_url.rsplit(':', 1)[1]}.log"
+    seen = len(log.read_text(errors="replace"))
+
+    async def refused(path: str, origin: str | None) -> int:
+        with pytest.raises(websockets.InvalidStatus) as caught:
+            async with websockets.connect(live_server_url.replace("http", "ws", 1) + path, origin=origin):
+                pass
+        return caught.value.response.status_code
+
+    assert asyncio.run(refused("/ws/recognize/", "http://elsewhere.example")) == 403
+    assert asyncio.run(refused("/ws/nowhere/", None)) == 404
+    deadline = time.monotonic() + 10
+    while (written := log.read_text(errors="replace")[seen:]).count(REFUSED_HANDSHAKE) < 2:
+        assert time.monotonic() < deadline, written
+        time.sleep(0.05)
+    assert "connection rejected (403 Forbidden)" in written and "connection rejected (404 Not Found)" in written
+    assert "ERROR" not in written, written
