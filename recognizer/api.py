@@ -327,6 +327,10 @@ def read_upload(request: HttpRequest, query_mode: str | None = None) -> tuple[im
             raise Refused("invalid_json", INVALID_JSON) from None
         return services.read_drawing(body), read_mode(body if isinstance(body, dict) else {}, query_mode)
     if kind == "multipart/form-data":
+        if not request.META.get("CONTENT_LENGTH"):
+            # A chunked body declares no length, and Django's multipart parser reads nothing of a
+            # body of no length. Its length is that of the body as read (bounded by BodySizeLimit).
+            request.META["CONTENT_LENGTH"] = str(len(request.body))
         try:
             uploads = request.FILES.getlist("image")
         except MultiPartParserError:

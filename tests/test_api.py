@@ -9,9 +9,11 @@ import pytest
 import redis
 from asgiref.sync import sync_to_async
 from channels.layers import channel_layers, get_channel_layer
+from channels.testing import HttpCommunicator
 from django.conf import settings
 from django.test import Client
 
+from digitsite.asgi import application
 from recognizer import ink, services
 from recognizer.models import Drawing
 from tests import crafted
@@ -106,6 +108,33 @@ def test_it_accepts_multipart_and_raw_png(client):
     raw = client.post("/api/drawings/", data=samples.SEVEN, content_type="image/png")
     assert (multipart.status_code, raw.status_code) == (202, 202)
     assert Drawing.objects.count() == 2
+
+
+BOUNDARY = "qa-7f3c9e1d2b"
+
+
+def form(*parts: tuple[str, bytes]) -> bytes:
+    """A multipart/form-data body (boundary BOUNDARY) of (Content-Disposition, content) parts."""
+    return (
+        b"".join(
+            f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + content + b"\r\n"
+            for disposition, content in parts
+        )
+        + f"--{BOUNDARY}--\r\n".encode()
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_chunked_form_is_read():
+    # A chunked body declares no length (a client streaming its form: Go's multipart.Writer on a
+    # pipe, requests with a generator); an ASGI server hands it over without a content-length.
+    body = form(('form-data; name="image"; filename="seven.png"', samples.SEVEN))
+    headers = [(b"content-type", f"multipart/form-data; boundary={BOUNDARY}".encode()), (b"host", b"127.0.0.1")]
+    communicator = HttpCommunicator(application, "POST", "/api/drawings/", body, headers)
+    response = await communicator.get_response(timeout=10)
+    assert response["status"] == 202, response["body"]
+    stored = await Drawing.objects.aget(pk=json.loads(response["body"])["id"])
+    assert bytes(stored.image) == samples.SEVEN
 
 
 def test_a_form_of_two_images_is_refused_not_read_in_part(client):
