@@ -331,16 +331,24 @@ def read_upload(request: HttpRequest, query_mode: str | None = None) -> tuple[im
             # A chunked body declares no length, and Django's multipart parser reads nothing of a
             # body of no length. Its length is that of the body as read (bounded by BodySizeLimit).
             request.META["CONTENT_LENGTH"] = str(len(request.body))
+        # A part without a filename (RFC 7578 makes it optional: requests' (None, data), Go's
+        # CreateFormField) is a text field to Django, decoded in the request's encoding: decoded as
+        # Latin-1, its bytes come back whole. The other fields (mode) are ASCII, the same in either.
+        request.encoding = "latin-1"
         try:
             uploads = request.FILES.getlist("image")
+            fields = request.POST.getlist("image")
         except MultiPartParserError:
             raise Refused("invalid_multipart", "the multipart body is malformed") from None
-        if not uploads:
-            raise Refused("missing_image", "the form needs a file field named image")
+        if not uploads and not fields:
+            raise Refused("missing_image", "the form needs a part named image holding the image file")
         # A form of two drawings is refused rather than one of them chosen silently.
-        if len(uploads) > 1:
-            raise Refused("invalid_multipart", f"the form has {len(uploads)} files named image: send one a request")
+        if len(uploads) + len(fields) > 1:
+            sent = len(uploads) + len(fields)
+            raise Refused("invalid_multipart", f"the form has {sent} files named image: send one a request")
         refuse_two_modes(request.POST, "form")
+        if fields:
+            return images.from_bytes(fields[0].encode("latin-1")), read_mode(request.POST, query_mode)
         [upload] = uploads
         if upload.size > settings.MAX_IMAGE_BYTES:
             raise images.InvalidImage("image_too_large", f"the image is over {settings.MAX_IMAGE_BYTES} bytes", 413)

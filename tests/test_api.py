@@ -124,6 +124,20 @@ def form(*parts: tuple[str, bytes]) -> bytes:
     )
 
 
+@pytest.mark.parametrize(
+    "disposition",
+    # RFC 7578 4.2: a filename is optional. requests' files={"image": (None, png)}, Go's CreateFormField
+    # and curl's -F 'image=@f;filename=' send none (or an empty one).
+    ['form-data; name="image"', 'form-data; name="image"; filename=""'],
+)
+def test_a_form_part_without_a_filename_is_the_image(client, disposition):
+    body = form((disposition, samples.SEVEN), ('form-data; name="mode"', b"number"))
+    response = client.generic("POST", "/api/drawings/", body, content_type=f"multipart/form-data; boundary={BOUNDARY}")
+    assert response.status_code == 202, response.json()
+    stored = Drawing.objects.get(pk=response.json()["id"])
+    assert bytes(stored.image) == samples.SEVEN and stored.mode == "number"
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_a_chunked_form_is_read():
     # A chunked body declares no length (a client streaming its form: Go's multipart.Writer on a
