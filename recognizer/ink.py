@@ -92,11 +92,13 @@ class Ink:
         return sum(len(stroke) for stroke in self.strokes)
 
     def to_json(self) -> list[list[list[float]]]:
-        """The strokes as JSON-ready lists to store: x, y to 0.1 px (the page sends no finer), t to 1 ms."""
+        """The strokes as JSON-ready lists to store: x, y to 0.1 px on a canvas of 100-1,000 px (the page
+        sends no finer) and as finely for a smaller one (stored_places), t to 1 ms."""
+        places = stored_places(max(self.width, self.height))
         if self.times is None:
-            return [np.round(stroke.astype(np.float64), 1).tolist() for stroke in self.strokes]
+            return [np.round(stroke.astype(np.float64), places).tolist() for stroke in self.strokes]
         return [
-            np.column_stack([np.round(stroke.astype(np.float64), 1), np.round(times)]).tolist()
+            np.column_stack([np.round(stroke.astype(np.float64), places), np.round(times)]).tolist()
             for stroke, times in zip(self.strokes, self.times, strict=True)
         ]
 
@@ -112,6 +114,14 @@ class Ink:
             return parse({"strokes": strokes, "width": width, "height": height, "pen": pen})
         xy = tuple(np.asarray(stroke, np.float32).reshape(len(stroke), -1)[:, :2] for stroke in strokes)
         return cls(xy, int(width), int(height), float(pen))  # no times: drawing does not need them
+
+
+def stored_places(side: int) -> int:
+    """The decimal places a point is stored to on a canvas whose longer side is `side`: a step of a
+    ten-thousandth to a thousandth of the side (0.1 px on the page's 280 px; 0.0001 on a canvas of 1),
+    so that a drawing in any unit of length (normalised to 0-1, say) is stored about as finely as in
+    pixels; never coarser than 0.1."""
+    return max(1, 4 - math.ceil(math.log10(side)))
 
 
 # --- checking ------------------------------------------------------------------------------------

@@ -257,6 +257,31 @@ def test_points_in_any_unit_of_length_draw_the_same_input():
     assert np.abs(ink.rasterise(unit) - ink.rasterise(pixels)).max() < 1e-3
 
 
+def test_points_in_any_unit_of_length_are_stored_as_finely(model):
+    # The worker draws the strokes as stored (to_json, then from_stored). Stored to 0.1 in any unit,
+    # a drawing in units of 0-1 was drawn on a grid of 10x10: 14 of 200 page drawings read wrong.
+    def scaled(body: dict, side: float) -> dict:
+        """The drawing in units of `side` px, its pen 6.4 % of its canvas's shorter side."""
+        strokes = [[[x / side, y / side, *rest] for x, y, *rest in stroke] for stroke in body["strokes"]]
+        shorter = min(body["width"], body["height"]) / side
+        return {
+            "strokes": strokes,
+            "width": body["width"] / side,
+            "height": body["height"] / side,
+            "pen": 0.064 * shorter,
+        }
+
+    def as_stored(body: dict) -> np.ndarray:
+        drawing = ink.parse(body)
+        return ink.rasterise(Ink.from_stored(drawing.to_json(), drawing.width, drawing.height, drawing.pen))
+
+    bodies = [synthetic(i)[0] for i in range(200)]
+    pixels = np.stack([as_stored(scaled(body, 1)) for body in bodies])
+    units = np.stack([as_stored(scaled(body, min(body["width"], body["height"]))) for body in bodies])  # 0-1
+    assert (model.predict(units).argmax(axis=1) == model.predict(pixels).argmax(axis=1)).all()
+    assert closeness(units, pixels).max() < 0.01
+
+
 def test_points_off_the_canvas_are_accepted():
     drawing = ink.parse({"strokes": [[[-40, -3], [300, 290]]], "width": 280, "height": 280})
     assert drawing.strokes[0].tolist() == [[-40, -3], [300, 290]]
@@ -269,8 +294,11 @@ def test_to_json_keeps_a_tenth_of_a_pixel_and_whole_milliseconds_and_reads_back(
     again = Ink.from_stored(json.loads(json.dumps(stored)), drawing.width, drawing.height, drawing.pen)
     assert again.to_json() == [[point[:2] for point in stroke] for stroke in stored]  # the worker needs no times
     assert (again.width, again.height, again.pen) == (drawing.width, drawing.height, drawing.pen) == (280, 40, 17.92)
-    plain = ink.parse({"strokes": [[[10.04, 20.06]]]}).to_json()
+    plain = ink.parse({"strokes": [[[10.04, 20.06]]], "width": 280, "height": 280}).to_json()
     assert plain == [[[10.0, 20.1]]]
+    # A canvas in another unit is stored as finely for its size: a ten-thousandth of its longer side.
+    assert ink.parse({"strokes": [[[0.10004, 0.20006]]], "width": 1, "height": 1}).to_json() == [[[0.1, 0.2001]]]
+    assert ink.parse({"strokes": [[[10.04, 20.06]]]}).to_json() == [[[10.04, 20.06]]]  # a canvas of 11x21
 
 
 # --- checking: what parse refuses, and how it says so --------------------------------------------
