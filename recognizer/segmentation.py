@@ -185,13 +185,14 @@ class DigitReading:
     probabilities: tuple[float, ...]
     box: Box
 
-    def as_dict(self) -> dict:
-        """As the result's `digits` entries hold it (JSON-ready)."""
+    def as_dict(self, places: int = 1) -> dict:
+        """As the result's `digits` entries hold it (JSON-ready): the box to `places` decimals, as the
+        drawing's points are stored (ink.stored_places: 0.1 px on a canvas of pixels, finer in smaller units)."""
         return {
             "digit": self.digit,
             "confidence": round(self.confidence, 6),
             "probabilities": [round(p, 6) for p in self.probabilities],
-            "box": [round(v, 1) for v in self.box],
+            "box": [round(v, places) for v in self.box],
         }
 
 

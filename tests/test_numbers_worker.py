@@ -147,3 +147,22 @@ def test_a_real_worker_reads_a_number_sent_over_http(live_server_url):
     assert [d["digit"] for d in result["digits"]] == [1, 9, 8, 4]
     boxes = [d["box"] for d in result["digits"]]
     assert boxes == sorted(boxes) and all(0 <= box[0] < box[2] <= body["width"] for box in boxes)
+
+
+def test_a_number_in_units_of_0_1_has_its_boxes_as_finely_as_in_pixels():
+    # A box was stored to 0.1 in the drawing's own unit: a tenth of the height of a number sent
+    # in units of 0-1 (its canvas 1 high), where the pixels' boxes are to 0.1 px.
+    pixels = number_body([4, 2])
+    side = pixels["height"]
+    unit = {
+        "strokes": [[[x / side, y / side] for x, y in stroke] for stroke in pixels["strokes"]],
+        "width": max(1, round(pixels["width"] / side)),
+        "height": 1,
+        "pen": pixels["pen"] / side,
+    }
+    batch = [queued_number(pixels), queued_number(unit)]
+    tasks.predict_drawing(str(batch[0].pk))
+    in_pixels, in_units = stored(batch)
+    assert in_pixels.number == in_units.number == "42"
+    boxes = np.array([d["box"] for d in in_pixels.digits])
+    assert np.allclose(np.array([d["box"] for d in in_units.digits]) * side, boxes, atol=0.5)

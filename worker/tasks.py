@@ -271,9 +271,11 @@ def read_number(outcome: Outcome, uncertain_below: float) -> dict:
         return {"status": Drawing.Status.FAILED, "error": f"more than {NUMBER_MAX_DIGITS} digits"}
     one = reading.digits[0] if len(reading.digits) == 1 else None
     confidence = round(reading.confidence, 6)
+    # Boxes as finely as the points: to 0.1 in units of 0-1 they were a tenth of the drawing off.
+    places = ink.stored_places(max(outcome.drawing.width or 1, outcome.drawing.height or 1))
     return {
         "number": reading.number,
-        "digits": [d.as_dict() for d in reading.digits],
+        "digits": [d.as_dict(places) for d in reading.digits],
         "confidence": confidence,
         # A digit and its ten probabilities only where exactly one digit was read (DESIGN.md).
         "digit": one.digit if one else None,
