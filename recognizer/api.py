@@ -327,6 +327,10 @@ def read_upload(request: HttpRequest, query_mode: str | None = None) -> tuple[im
             raise Refused("invalid_json", INVALID_JSON) from None
         return services.read_drawing(body), read_mode(body if isinstance(body, dict) else {}, query_mode)
     if kind == "multipart/form-data":
+        # A media type is case-insensitive (RFC 9110, 8.3.1), but Django's multipart parser takes only
+        # "multipart/" in lower case: the type is given to it so (the boundary keeps its case).
+        declared, semicolon, parameters = request.META["CONTENT_TYPE"].partition(";")
+        request.META["CONTENT_TYPE"] = declared.strip().lower() + semicolon + parameters
         if not request.META.get("CONTENT_LENGTH"):
             # A chunked body declares no length, and Django's multipart parser reads nothing of a
             # body of no length. Its length is that of the body as read (bounded by BodySizeLimit).

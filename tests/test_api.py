@@ -138,6 +138,14 @@ def test_a_form_part_without_a_filename_is_the_image(client, disposition):
     assert bytes(stored.image) == samples.SEVEN and stored.mode == "number"
 
 
+def test_a_form_whose_media_type_is_not_in_lower_case_is_read(client):
+    # Media types are case-insensitive (RFC 9110, 8.3.1); the boundary is not, and keeps its case.
+    body = form(('form-data; name="image"; filename="seven.png"', samples.SEVEN))
+    response = client.generic("POST", "/api/drawings/", body, content_type=f"Multipart/Form-Data; boundary={BOUNDARY}")
+    assert response.status_code == 202, response.json()
+    assert bytes(Drawing.objects.get(pk=response.json()["id"]).image) == samples.SEVEN
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_a_chunked_form_is_read():
     # A chunked body declares no length (a client streaming its form: Go's multipart.Writer on a
