@@ -92,7 +92,9 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
             log.debug("the client left before %s frame could be sent", content.get("type"))
 
     async def connect(self) -> None:
-        self.refs: dict[str, object] = {}  # drawing id -> the client's ref, while awaited
+        # Drawing id -> the refs of this socket's frames that await its result (the drawing's, then any
+        # status for it while queued), each answered by one prediction.
+        self.refs: dict[str, list[object]] = {}
         # The bucket this client's limits count in (uvicorn has put the real client behind a
         # trusted proxy in scope["client"]), and this connection in its count of open sockets.
         self.client = ratelimit.client_key(self.scope["client"][0] if self.scope.get("client") else "")
@@ -164,7 +166,7 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
             return await self.refuse(ref, over_limit)
         drawing_id = uuid.uuid4()
         # Awaited before the drawing is queued, so even the fastest result finds its ref.
-        self.refs[str(drawing_id)] = ref
+        self.refs[str(drawing_id)] = [ref]
         try:
             drawn, mode = await check_frame(message, size)
             await services.submit(drawn, Drawing.Source.WEBSOCKET, drawing_id, self.channel_name, mode)
@@ -186,10 +188,13 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         await aclose_old_connections()  # the async ORM below does not tidy them (see NO_TIDYING)
         # Still queued: its result comes here from now on, whichever socket sent it. Set
         # before it is read, so a result stored in between is read rather than missed.
-        self.refs[str(drawing_id)] = ref
+        awaiting = self.refs.setdefault(str(drawing_id), [])
+        awaiting.append(ref)
         if await Drawing.objects.filter(pk=drawing_id).send_results_to(self.channel_name):
             return await self.send_json({"type": "queued", "id": str(drawing_id), "ref": ref})
-        del self.refs[str(drawing_id)]
+        awaiting.pop()  # answered below; a ref of the drawing's own frame still awaits its push
+        if not awaiting:
+            del self.refs[str(drawing_id)]
         result = await current_result(drawing_id)
         if result is None:
             return await self.refuse(ref, Refused("not_found", "no drawing has this id", 404))
@@ -200,8 +205,8 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         result = event["drawing"]
         if result["id"] not in self.refs:
             return  # already answered (a redelivered task sends again)
-        ref = self.refs.pop(result["id"])
-        await self.send_json(result_frame(result, ref))
+        for ref in self.refs.pop(result["id"]):
+            await self.send_json(result_frame(result, ref))
         metrics.observe_result(result)
 
     async def refuse(self, ref: object, refused: Refused) -> None:

@@ -91,6 +91,25 @@ async def test_a_status_from_another_socket_moves_the_result_there():
     await second.disconnect()
 
 
+async def test_a_status_on_the_drawing_s_own_socket_leaves_its_first_ref_answered_too():
+    # A client polling for a slow result on the socket that sent it: each frame, the drawing's and the
+    # status's, is answered by its own prediction (the status's ref took the drawing's place, which
+    # then was never answered).
+    communicator = await connected()
+    await communicator.send_json_to({"type": "drawing", "image": SEVEN_URL, "ref": "a"})
+    drawing_id = (await communicator.receive_json_from(timeout=5))["id"]
+    await communicator.send_json_to({"type": "status", "id": drawing_id, "ref": "b"})
+    assert await communicator.receive_json_from(timeout=5) == {"type": "queued", "id": drawing_id, "ref": "b"}
+    await send_result_as_a_worker_would(await Drawing.objects.aget(pk=drawing_id))
+    predictions = [await communicator.receive_json_from(timeout=5) for _ in range(2)]
+    assert [(p["type"], p["id"], p["ref"]) for p in predictions] == [
+        ("prediction", drawing_id, "a"),
+        ("prediction", drawing_id, "b"),
+    ]
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
+
+
 async def test_a_socket_that_leaves_unhooks_its_drawings():
     communicator = await connected()
     await communicator.send_json_to({"type": "drawing", "image": SEVEN_URL})
