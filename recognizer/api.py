@@ -327,41 +327,48 @@ def read_upload(request: HttpRequest, query_mode: str | None = None) -> tuple[im
             raise Refused("invalid_json", INVALID_JSON) from None
         return services.read_drawing(body), read_mode(body if isinstance(body, dict) else {}, query_mode)
     if kind == "multipart/form-data":
-        # A media type is case-insensitive (RFC 9110, 8.3.1), but Django's multipart parser takes only
-        # "multipart/" in lower case: the type is given to it so (the boundary keeps its case).
-        declared, semicolon, parameters = request.META["CONTENT_TYPE"].partition(";")
-        request.META["CONTENT_TYPE"] = declared.strip().lower() + semicolon + parameters
-        if not request.META.get("CONTENT_LENGTH"):
-            # A chunked body declares no length, and Django's multipart parser reads nothing of a
-            # body of no length. Its length is that of the body as read (bounded by BodySizeLimit).
-            request.META["CONTENT_LENGTH"] = str(len(request.body))
-        # A part without a filename (RFC 7578 makes it optional: requests' (None, data), Go's
-        # CreateFormField) is a text field to Django, decoded in the request's encoding: decoded as
-        # Latin-1, its bytes come back whole. The other fields (mode) are ASCII, the same in either.
-        request.encoding = "latin-1"
-        try:
-            uploads = request.FILES.getlist("image")
-            fields = request.POST.getlist("image")
-        except MultiPartParserError:
-            raise Refused("invalid_multipart", "the multipart body is malformed") from None
-        if not uploads and not fields:
-            raise Refused("missing_image", "the form needs a part named image holding the image file")
-        # A form of two drawings is refused rather than one of them chosen silently.
-        if len(uploads) + len(fields) > 1:
-            sent = len(uploads) + len(fields)
-            raise Refused("invalid_multipart", f"the form has {sent} files named image: send one a request")
-        refuse_two_modes(request.POST, "form")
-        if fields:
-            return images.from_bytes(fields[0].encode("latin-1")), read_mode(request.POST, query_mode)
-        [upload] = uploads
-        if upload.size > settings.MAX_IMAGE_BYTES:
-            raise images.InvalidImage("image_too_large", f"the image is over {settings.MAX_IMAGE_BYTES} bytes", 413)
-        return images.from_bytes(upload.read()), read_mode(request.POST, query_mode)
+        return read_form(request, query_mode)
     if kind in images.FORMATS.values():
         return images.from_bytes(request.body), mode
     raise unsupported_media_type(
         "application/json with a data URL, multipart/form-data, or an image/png, image/jpeg or image/webp body"
     )
+
+
+def read_form(request: HttpRequest, query_mode: str | None) -> tuple[images.CheckedImage, str]:
+    """The image of a multipart form, its one part named `image` (with a filename or without), and the
+    mode to read it in; or Refused."""
+    as_django_reads_forms(request)
+    try:
+        files = request.FILES.getlist("image")
+        # A part without a filename (RFC 7578 makes it optional: requests' (None, data), Go's
+        # CreateFormField) is a text field to Django: decoded as Latin-1, its bytes come back whole.
+        texts = [text.encode("latin-1") for text in request.POST.getlist("image")]
+    except MultiPartParserError:
+        raise Refused("invalid_multipart", "the multipart body is malformed") from None
+    parts = [*files, *texts]
+    if not parts:
+        raise Refused("missing_image", "the form needs a part named image holding the image file")
+    # A form of two drawings is refused rather than one of them chosen silently.
+    if len(parts) > 1:
+        raise Refused("invalid_multipart", f"the form has {len(parts)} parts named image: send one a request")
+    refuse_two_modes(request.POST, "form")
+    data = parts[0] if isinstance(parts[0], bytes) else parts[0].read()  # bounded by the body's limit
+    return images.from_bytes(data), read_mode(request.POST, query_mode)
+
+
+def as_django_reads_forms(request: HttpRequest) -> None:
+    """A valid multipart request made one Django's form parser reads as it is meant."""
+    # A media type is case-insensitive (RFC 9110, 8.3.1), but the parser takes only "multipart/" in
+    # lower case: the type is given to it so (the boundary keeps its case).
+    declared, semicolon, parameters = request.META["CONTENT_TYPE"].partition(";")
+    request.META["CONTENT_TYPE"] = declared.strip().lower() + semicolon + parameters
+    if not request.META.get("CONTENT_LENGTH"):
+        # A chunked body declares no length, and the parser reads nothing of a body of no length. Its
+        # length is that of the body as read (bounded by BodySizeLimit).
+        request.META["CONTENT_LENGTH"] = str(len(request.body))
+    # Text fields decoded as Latin-1 keep their bytes (the image's, above); the others (mode) are ASCII.
+    request.encoding = "latin-1"
 
 
 @api.post(

@@ -163,7 +163,7 @@ def test_a_form_of_two_images_is_refused_not_read_in_part(client):
     two = client.post("/api/drawings/", {"image": [samples.io.BytesIO(samples.SEVEN), samples.io.BytesIO(b"x")]})
     assert two.status_code == 400 and two.json()["error"] == {
         "code": "invalid_multipart",
-        "message": "the form has 2 files named image: send one a request",
+        "message": "the form has 2 parts named image: send one a request",
     }
     assert Drawing.objects.count() == 0
 
