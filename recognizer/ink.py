@@ -43,7 +43,7 @@ from itertools import accumulate, chain, pairwise
 import numpy as np
 
 from recognizer.errors import Refused
-from recognizer.preprocessing import BOLDEST, BOX, MIN_EXTENT_SHARE, BlankDrawing, fitted_size, in_field
+from recognizer.preprocessing import BOLDEST, BOX, MIN_EXTENT_SHARE, BlankDrawing, canvas_side, fitted_size, in_field
 
 MAX_STROKES = 64
 MAX_POINTS = 10_000  # in all strokes together
@@ -266,13 +266,13 @@ def rasterise(ink: Ink) -> np.ndarray:
     """The model's 28x28 float32 input in [0, 1] for an Ink, by the image path's recipe; or BlankDrawing.
 
     Blank as an image would be: no points, or ink whose longer side (pen included) is under
-    MIN_EXTENT_SHARE of the canvas's longer side; and a tap (`refuse_tap`).
+    MIN_EXTENT_SHARE of the canvas's size (`canvas_side`); and a tap (`refuse_tap`).
     """
     if not ink.points:
         raise BlankDrawing("the canvas is blank")
     points = np.concatenate(ink.strokes, dtype=np.float32)
     (left, top), (right, bottom) = points.min(axis=0).tolist(), points.max(axis=0).tolist()
-    refuse_blank(right - left, bottom - top, ink.pen, max(ink.width, ink.height))
+    refuse_blank(right - left, bottom - top, ink.pen, canvas_side(ink.width, ink.height))
     # Drawn no bolder than BOLDEST: pen / (extent + pen) <= BOLDEST. (The blank checks take the pen as
     # drawn: what the person saw.)
     radius = min(ink.pen, BOLDEST * max(right - left, bottom - top) / (1 - BOLDEST)) / 2
@@ -289,8 +289,8 @@ def rasterise(ink: Ink) -> np.ndarray:
 
 
 def refuse_blank(width: float, height: float, pen: float, canvas: float) -> None:
-    """BlankDrawing for points spanning `width` x `height`, drawn in `pen`, on a canvas whose longer
-    side is `canvas`: a tap (`refuse_tap`), or a speck under MIN_EXTENT_SHARE of the canvas."""
+    """BlankDrawing for points spanning `width` x `height`, drawn in `pen`, on a canvas whose size
+    (`canvas_side`) is `canvas`: a tap (`refuse_tap`), or a speck under MIN_EXTENT_SHARE of the canvas."""
     refuse_tap(width, height, pen)
     if max(width, height) + pen < MIN_EXTENT_SHARE * canvas:
         raise BlankDrawing("the canvas holds only a speck")

@@ -8,6 +8,7 @@ none of that: any size, any colour, ink anywhere, often on a transparent backgro
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 from PIL import Image, ImageChops
@@ -18,8 +19,8 @@ SIZE = 28  # ... and centres it in 28x28.
 MIN_CONTRAST = 40
 # Ink fainter than this share of the strongest ink is anti-aliasing or noise, not the digit's extent.
 EXTENT_SHARE = 0.2
-# A mark whose longer side is under this share of the canvas's longer side is a tap or a slip of
-# the pen (the page's pen is 6 % of the canvas wide), not a digit.
+# A mark whose longer side is under this share of the canvas's size (`canvas_side`) is a tap or a
+# slip of the pen (the page's pen is 6 % of the canvas wide), not a digit.
 MIN_EXTENT_SHARE = 0.08
 # The boldest pen the model learnt from, as a share of the ink's longer side (the pen included): a
 # bolder one is drawn at it (recognizer/ink.py) or thinned towards it (`thinned`). A small digit is
@@ -79,7 +80,7 @@ def to_mnist(strength: np.ndarray, thin: bool = False) -> np.ndarray:
         raise BlankDrawing("the canvas is blank")
     rows = np.flatnonzero((strength >= EXTENT_SHARE * peak).any(axis=1))
     cols = np.flatnonzero((strength >= EXTENT_SHARE * peak).any(axis=0))
-    if max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) < MIN_EXTENT_SHARE * max(strength.shape):
+    if max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) < MIN_EXTENT_SHARE * canvas_side(*strength.shape):
         raise BlankDrawing("the canvas holds only a speck")
     digit = strength[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32) / peak
     small = _fitted(digit)
@@ -87,6 +88,13 @@ def to_mnist(strength: np.ndarray, thin: bool = False) -> np.ndarray:
     if thin and _pen_width(small >= 0.5) > BOLD_IN_THE_BOX * max(small.shape):
         small = _fitted(thinned(digit))
     return in_field(small)
+
+
+def canvas_side(width: float, height: float) -> float:
+    """The side of a square canvas as large as this one, which a speck is measured against: on a square
+    canvas its side; on a long strip for a number, or a phone's tall canvas, less than the longer
+    side, which a digit as high as the strip, or a small part of the phone, fills little of."""
+    return math.sqrt(width * height)
 
 
 def _fitted(digit: np.ndarray) -> np.ndarray:

@@ -51,6 +51,7 @@ from recognizer.preprocessing import (
     MIN_EXTENT_SHARE,
     SIZE,
     BlankDrawing,
+    canvas_side,
     ink,
     shrunk,
     to_mnist,
@@ -245,7 +246,7 @@ def from_ink(drawing: Ink) -> Segmentation:
     boxes = np.stack([p.box for p in pieces])
     span = boxes[:, 2:].max(axis=0) - boxes[:, :2].min(axis=0) - drawing.pen  # the boxes hold the pen's ink
     refuse_tap(float(span[0]), float(span[1]), drawing.pen)
-    _refuse_speck(boxes, max(drawing.width, drawing.height))
+    _refuse_speck(boxes, canvas_side(drawing.width, drawing.height))
 
     def join(members: list[_Piece]) -> _Piece:
         return _stroke_piece(_fragments(members), radius)
@@ -298,7 +299,7 @@ def from_strength(strength: np.ndarray, scale: float = 1.0) -> Segmentation:
         raise BlankDrawing("the canvas is blank")
     level = EXTENT_SHARE * peak
     boxes = _box_of(strength >= level)
-    _refuse_speck(boxes[None], max(strength.shape))
+    _refuse_speck(boxes[None], canvas_side(*strength.shape))
     # Components are found on the ink shrunk to about IMAGE_LINE pixels high: a few hundred runs.
     factor = max(1, int((boxes[3] - boxes[1]) // IMAGE_LINE))
     small = np.asarray(Image.fromarray(strength).reduce(factor) if factor > 1 else strength, np.float32)

@@ -497,3 +497,34 @@ def test_components_of_spirals_and_grids_are_the_8_connected_ones():
     grid[:, ::4] = grid[::4, :] = True
     for binary in (spiral, ~spiral, grid, ~grid):
         assert_components(binary)
+
+
+def drawn(strokes: list, size: tuple[int, int], pen: float) -> bytes:
+    """The strokes painted black on a white canvas of `size`, as a PNG."""
+    canvas = Image.new("RGB", size, "white")
+    for stroke in strokes:
+        ImageDraw.Draw(canvas).line([tuple(point) for point in stroke], fill="black", width=round(pen), joint="curve")
+    return samples.png(canvas)
+
+
+# A 7 150 px high on a phone's tall canvas, and a 12 110 px high on a long strip: under 8 % of the
+# canvas's longer side, but no speck of a canvas that size (canvas_side).
+PHONE, SEVEN = (1170, 2532), [[[500, 1200], [620, 1200], [540, 1350]]]
+STRIP, TWELVE = (1500, 150), [[[30, 20], [30, 130]], [[70, 40], [110, 20], [125, 60], [70, 130], [130, 130]]]
+
+
+def test_a_digit_on_a_tall_or_long_canvas_is_read_not_blank(model):
+    body = {"strokes": SEVEN, "width": PHONE[0], "height": PHONE[1], "pen": 12}
+    assert model.predict(ink.rasterise(ink.parse(body))[None]).argmax() == 7
+    assert model.predict(preprocess(drawn(SEVEN, PHONE, 12))[None]).argmax() == 7
+    number = {"strokes": TWELVE, "width": STRIP[0], "height": STRIP[1], "pen": 9.6}
+    for candidates in (segmentation.from_ink(ink.parse(number)), segmentation.from_image(drawn(TWELVE, STRIP, 9.6))):
+        assert segmentation.read_all([candidates], model.predict)[0].number == "12"
+
+
+def test_a_speck_of_a_tall_canvas_s_shorter_side_is_blank():
+    speck = [[[500, 1200], [540, 1240]]]  # 40 px and the pen: under 8 % of 1721, the side of a square as large
+    with pytest.raises(BlankDrawing):
+        ink.rasterise(ink.parse({"strokes": speck, "width": PHONE[0], "height": PHONE[1], "pen": 12}))
+    with pytest.raises(BlankDrawing):
+        preprocess(drawn(speck, PHONE, 12))
