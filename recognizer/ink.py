@@ -26,8 +26,7 @@ screen with a 1000 Hz mouse is a few thousand points; a digit on a phone is 30-2
 - t, when given, finite and within ±MAX_TIME ms (an epoch in ms fits), on every point or on none;
 - width and height from 1 to MAX_COORDINATE (whole pixels: a fraction is rounded); missing (or
   null), a side is the smallest canvas from the origin holding every point;
-- pen from MIN_PEN to MAX_PEN pixels; missing (or null), the page's pen: PEN_SHARE of the canvas's
-  longer side (18 px on 280).
+- pen from MIN_PEN to MAX_PEN pixels; missing (or null), the page's pen (`default_pen`: 18 px on 280).
 
 The worker's cost is bounded whatever the frame: the pen is drawn in the 20 px box, so a stroke
 costs by its length there (MAX_BETWEEN and MAX_WORK bound the rest).
@@ -50,7 +49,7 @@ MAX_POINTS = 10_000  # in all strokes together
 MAX_COORDINATE = 10_000  # pixels: |x|, |y|, and the largest width or height
 MAX_TIME = 1e13  # ms: |t| (epoch milliseconds until the year 2286)
 MIN_PEN, MAX_PEN = 0.01, 1_000.0  # pixels
-PEN_SHARE = 0.064  # the page's pen as a share of the canvas's longer side: 18 px on 280
+PEN_SHARE = 0.064  # the page's pen as a share of the canvas's shorter side: 18 px on 280
 
 # Drawing: each pen position paints a disc, anti-aliased by its distance to each pixel's centre, on a
 # grid SUPERSAMPLE times finer than the 20 px box, then averaged down as MNIST's resizing did.
@@ -146,7 +145,7 @@ def parse(body: dict) -> Ink:
         height = height if height is not None else max(1.0, math.ceil(far[1]))
     width, height = max(1, round(width)), max(1, round(height))
     if pen is None:
-        pen = min(max(PEN_SHARE * max(width, height), MIN_PEN), MAX_PEN)
+        pen = min(max(default_pen(width, height), MIN_PEN), MAX_PEN)
     # Each stroke a view of the one array (slices: np.split cost more than all the checks).
     bounds = list(pairwise([0, *accumulate(map(len, strokes))]))
     times = tuple(values[start:end, 2] for start, end in bounds) if values.shape[1] == 3 else None
@@ -286,6 +285,12 @@ def rasterise(ink: Ink) -> np.ndarray:
     radius *= BOX * SUPERSAMPLE / max(width, height)
     centres = _pen_positions(fine, list(accumulate(map(len, ink.strokes))), radius)
     return in_field(_box_average(_discs(centres, radius, size), SUPERSAMPLE))
+
+
+def default_pen(width: float, height: float) -> float:
+    """The pen the page draws with on a canvas of width x height (canvas.js: the shorter side's share,
+    so that a wide strip for a number is drawn in the pen of a square as high)."""
+    return PEN_SHARE * min(width, height)
 
 
 def refuse_blank(width: float, height: float, pen: float, canvas: float) -> None:

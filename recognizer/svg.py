@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from recognizer.ink import PEN_SHARE
+from recognizer.ink import default_pen
 from recognizer.models import Drawing
 
 INK, PAPER, ORDER, BOX = "#1b1f24", "#fff", "#2f6fde", "#d9480f"
@@ -152,7 +152,7 @@ def strokes_svg(
     """
     w, h = _size(width, height)
     line = _finite(pen)
-    line = line if line is not None and line > 0 else max(2.0, w * PEN_SHARE)  # as recognizer.ink's default
+    line = line if line is not None and line > 0 else max(2.0, default_pen(w, h))  # as recognizer.ink's default
     cleaned = clean_strokes(strokes)
     paths = []
     for (delay, duration), points in zip(_timings(cleaned), cleaned, strict=True):

@@ -239,8 +239,9 @@ def test_parse_reads_points_in_canvas_pixels_with_or_without_time():
 def test_missing_sizes_and_pen_are_derived_from_the_ink_and_the_page():
     drawing = ink.parse({"strokes": [[[10, 20], [250.2, 130]]]})
     assert (drawing.width, drawing.height) == (251, 130)  # the smallest canvas holding every point
-    assert drawing.pen == pytest.approx(ink.PEN_SHARE * 251)
+    assert drawing.pen == pytest.approx(ink.PEN_SHARE * 130)  # the page's: a share of the shorter side
     assert ink.parse({"strokes": [[[1, 2]]], "width": 280, "height": 280}).pen == pytest.approx(17.92)
+    assert ink.parse({"strokes": [[[1, 2]]], "width": 840, "height": 280}).pen == pytest.approx(17.92)
     nulls = ink.parse({"strokes": [[[1, 2]]], "width": None, "height": None, "pen": None})
     assert (nulls.width, nulls.height) == (1, 2)
     assert ink.parse({"strokes": [], "pen": 5}).width == 1
@@ -293,7 +294,7 @@ def test_to_json_keeps_a_tenth_of_a_pixel_and_whole_milliseconds_and_reads_back(
     assert stored == [[[10.0, 20.1, 1000.0], [30.6, 40.0, 1017.0]], [[1.0, 2.0, 1200.0]]]
     again = Ink.from_stored(json.loads(json.dumps(stored)), drawing.width, drawing.height, drawing.pen)
     assert again.to_json() == [[point[:2] for point in stroke] for stroke in stored]  # the worker needs no times
-    assert (again.width, again.height, again.pen) == (drawing.width, drawing.height, drawing.pen) == (280, 40, 17.92)
+    assert (again.width, again.height, again.pen) == (drawing.width, drawing.height, drawing.pen) == (280, 40, 2.56)
     plain = ink.parse({"strokes": [[[10.04, 20.06]]], "width": 280, "height": 280}).to_json()
     assert plain == [[[10.0, 20.1]]]
     # A canvas in another unit is stored as finely for its size: a ten-thousandth of its longer side.

@@ -95,12 +95,12 @@ def on_canvas(
       canvas at that height is drawn smaller.
     - position: where the ink's box lies in the room the canvas leaves it, per axis from 0 (left,
       top) to 1 (right, bottom); (0.5, 0.5) centres it.
-    - pen: its width in pixels; by default the page's (ink.PEN_SHARE of the canvas's longer side).
+    - pen: its width in pixels; by default the page's (ink.default_pen).
 
     Coordinates are rounded to 0.1 px, as the page sends them.
     """
     width_px, height_px = canvas
-    pen = ink.PEN_SHARE * max(canvas) if pen is None else pen
+    pen = ink.default_pen(*canvas) if pen is None else pen
     points = np.concatenate(digit.strokes)
     low = points.min(axis=0)
     extent = points.max(axis=0) - low
