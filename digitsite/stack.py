@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from digitsite.env import envint
 from digitsite.redis_server import EmbeddedRedis
@@ -115,6 +116,16 @@ def wait_for_workers(count: int, processes: list[subprocess.Popen], broker_url: 
     raise RuntimeError(f"{count} worker(s) did not answer within {timeout:.0f} s")
 
 
+def redacted(url: str) -> str:
+    """The URL with its password, if any, shown as `***`: fit for a log line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 def stop(processes: list[subprocess.Popen]) -> None:
     """Web first (no new drawings), then workers (they finish the one in hand)."""
     for process in processes:
@@ -136,7 +147,7 @@ def main() -> int:
     if not os.environ.get("REDIS_URL"):
         redis = EmbeddedRedis(BASE_DIR / ".run")
         os.environ["REDIS_URL"] = redis.url  # the children inherit it
-    print(f"redis: {os.environ['REDIS_URL']}{' (embedded)' if redis else ''}", flush=True)
+    print(f"redis: {redacted(os.environ['REDIS_URL'])}{' (embedded)' if redis else ''}", flush=True)
     # Children get their own session so that Ctrl-C reaches only this process, which then
     # stops them in order.
     web = subprocess.Popen(
