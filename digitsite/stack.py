@@ -158,6 +158,10 @@ def main() -> int:
     )
     commands = [worker_command(f"worker{i + 1}@%h") for i in range(workers)] + [beat_command()]
     processes = [web] + [subprocess.Popen(command, cwd=BASE_DIR, start_new_session=True) for command in commands]
+    names = ["web"] + [f"worker{i + 1}" for i in range(workers)] + ["beat"]
+    # The embedded Redis is watched with the others: without it no drawing is answered, so its
+    # death stops the stack (exit status 1) rather than leaving a site that only queues.
+    watched = list(zip(names, processes, strict=True)) + ([("redis-server", redis.process)] if redis else [])
     stopping = False
 
     def request_stop(signum, frame) -> None:
@@ -170,12 +174,12 @@ def main() -> int:
         wait_for_port(host, port, web)
         wait_for_workers(workers, processes[1:])
         print(f"\n  digits is running at http://{host}:{port}/  ({workers} worker(s); Ctrl-C stops it)\n", flush=True)
-        while not stopping and all(p.poll() is None for p in processes):
+        while not stopping and all(p.poll() is None for _, p in watched):
             time.sleep(0.2)
     finally:
-        for process in processes:
+        for name, process in watched:
             if process.poll() is not None and not stopping:
-                print(f"{' '.join(process.args[1:4])} exited with {process.returncode}", flush=True)
+                print(f"{name} exited with {process.returncode}", flush=True)
         print("stopping...", flush=True)
         stop(processes)
         if redis:

@@ -32,6 +32,16 @@ class FakeProcess:
         self.returncode = -9
 
 
+class FakeRedis:
+    def __init__(self, process: FakeProcess) -> None:
+        self.process = process
+        self.url = "redis://127.0.0.1:6399/0"
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
 @pytest.fixture
 def launched(monkeypatch):
     """main() with every child a FakeProcess; `web_lives` polls before the web server exits by itself."""
@@ -66,3 +76,23 @@ def test_a_redis_password_is_not_printed(launched, monkeypatch, capsys):
 def test_urls_without_a_password_are_shown_as_they_are():
     assert stack.redacted("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     assert stack.redacted("redis://user:pw@host:1/2") == "redis://user:***@host:1/2"
+
+
+def test_the_embedded_redis_dying_stops_the_stack(launched, monkeypatch, capsys):
+    """Without Redis nothing is answered: the launcher must not go on as if all were well."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    redis = FakeRedis(FakeProcess(["redis-server"], lives=3))
+    monkeypatch.setattr(stack, "EmbeddedRedis", lambda directory: redis)
+    launched.web_lives = 10_000  # before the fix the loop ran until the web server ended on its own
+    assert stack.main() == 1
+    out = capsys.readouterr().out
+    assert "redis-server exited with -9" in out
+    assert launched.started[0].returncode is not None and launched.started[0].lives > 0  # stopped, not ended
+    assert redis.stopped
+
+
+def test_a_dead_child_is_named(launched, monkeypatch, capsys):
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6399/0")
+    launched.web_lives = 2
+    assert stack.main() == 1
+    assert "web exited with -9" in capsys.readouterr().out
