@@ -173,7 +173,12 @@ def main() -> int:
     try:
         wait_for_port(host, port, web)
         wait_for_workers(workers, processes[1:])
-        print(f"\n  digits is running at http://{host}:{port}/  ({workers} worker(s); Ctrl-C stops it)\n", flush=True)
+        # Another server on PORT answers wait_for_port while ours has failed to bind: never say
+        # "running" then (the loop below reports the web server's exit and stops).
+        if web.poll() is None:
+            print(
+                f"\n  digits is running at http://{host}:{port}/  ({workers} worker(s); Ctrl-C stops it)\n", flush=True
+            )
         while not stopping and all(p.poll() is None for _, p in watched):
             time.sleep(0.2)
     finally:

@@ -96,3 +96,13 @@ def test_a_dead_child_is_named(launched, monkeypatch, capsys):
     launched.web_lives = 2
     assert stack.main() == 1
     assert "web exited with -9" in capsys.readouterr().out
+
+
+def test_it_does_not_say_running_when_the_web_server_could_not_start(launched, monkeypatch, capsys):
+    """Another server already on PORT answers the port check while uvicorn has exited (address in use)."""
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6399/0")
+    launched.web_lives = 0  # exited before the port was checked
+    assert stack.main() == 1
+    out = capsys.readouterr().out
+    assert "is running at" not in out
+    assert "web exited with -9" in out
