@@ -79,8 +79,14 @@ def verdict() -> dict:
         checks = health()
     finally:
         close_old_connections()  # it runs in a thread of its own (healthz): end its connection as a request would
+    models = checks.get("models", {})
+    if checks.get("workers") and "workers" in models and not models["workers"]:
+        # A worker's main process answers the ping, but no process holding a model has written its
+        # state within worker_state.TTL: its pool child is hung, or dies at start and is restarted.
+        silent = f"no worker process holding a model has reported in {worker_state.TTL:g} s (hung or restarting)"
+        models["problems"] = [*models["problems"], silent]
     healthy = checks["database"] == "ok" and checks["redis"] == "ok" and checks["workers"] >= 1
-    healthy = healthy and not checks.get("models", {}).get("problems")  # every live worker serves the active model
+    healthy = healthy and not models.get("problems")  # every live worker serves the active model
     return {"status": "ok" if healthy else "unhealthy", **checks}
 
 

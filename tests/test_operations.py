@@ -14,7 +14,7 @@ from django.utils import timezone
 from digitsite.celery import app as celery_app
 from digitsite.redis_server import free_port
 from digitsite.stack import shared_metrics, wait_for_port, web_command
-from recognizer import metrics, operations
+from recognizer import metrics, operations, worker_state
 from tests.factories import drawing
 from training import samples
 
@@ -92,6 +92,23 @@ def test_web_processes_behind_one_port_count_together(processes, tmp_path):
     scrapes = [requests.get(url + "/metrics", timeout=10).text for _ in range(10)]
     assert [metric(text, name) for text in scrapes] == [sent] * 10
     assert all("digits_queue_depth" in text for text in scrapes)  # the shared figures too
+
+
+def test_it_is_unhealthy_when_no_worker_process_holds_a_model(client, monkeypatch):
+    """A worker's main process answers the ping while its model-holding child is hung (seen with
+    the child stopped: the oldest drawing aged and /healthz stayed 200)."""
+    monkeypatch.setattr(celery_app.control, "ping", lambda *a, **k: [{"worker@host": {"ok": "pong"}}])
+    monkeypatch.setattr(worker_state, "read", lambda connection: {})
+    response = client.get("/healthz")
+    body = response.json()
+    assert response.status_code == 503 and body["status"] == "unhealthy" and body["workers"] == 1
+    [problem] = body["models"]["problems"]
+    assert "no worker process holding a model" in problem
+    serving = {"host:1": {"serving": "cnn-x", "wanted": None, "error": None}}
+    monkeypatch.setattr(worker_state, "read", lambda connection: serving)
+    operations.HEALTH.forget()
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json()["models"]["problems"] == []
 
 
 def test_health_is_read_at_most_once_a_period(client, settings, monkeypatch):
