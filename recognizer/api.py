@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
@@ -11,6 +12,7 @@ from typing import Annotated, Literal
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.http.multipartparser import MultiPartParserError
 from django.urls import register_converter
@@ -21,7 +23,7 @@ from pydantic import BeforeValidator, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
 from recognizer import backlog, images, ink, metrics, ratelimit, services
-from recognizer.errors import Refused, envelope
+from recognizer.errors import Refused, database_unavailable, envelope
 from recognizer.ink import Ink
 from recognizer.models import DRAWING_ID, NUMBER_PATTERN, Drawing
 from recognizer.views import read_only
@@ -257,6 +259,20 @@ def invalid_request(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     return api.create_response(request, envelope("invalid_request", message), status=422)
 
 
+log = logging.getLogger(__name__)
+
+
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def database_error(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """503 with Retry-After, as load shedding answers, rather than a 500 with a traceback."""
+    log.warning("the database did not answer: %s", exc.__class__.__name__)
+    refused = database_unavailable()
+    response = api.create_response(request, refused.body(), status=refused.status)
+    response["Retry-After"] = str(refused.retry_after)
+    return response
+
+
 @api.exception_handler(HttpError)
 def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if exc.status_code == 400 and isinstance(exc.__cause__, (ValueError, RecursionError)):
@@ -421,8 +437,8 @@ async def find(drawing_id: uuid.UUID) -> Drawing:
 
 @api.get(
     "/drawings/{anycaseuuid:drawing_id}/",
-    response={200: DrawingOut, **ERRORS},
-    openapi_extra=retry_after_header(429),
+    response={200: DrawingOut, **ERRORS, 503: ErrorOut},
+    openapi_extra=retry_after_header(429, 503),
     summary="A drawing and its prediction",
 )
 async def get_drawing(request: HttpRequest, drawing_id: uuid.UUID):
@@ -433,8 +449,8 @@ async def get_drawing(request: HttpRequest, drawing_id: uuid.UUID):
 
 @api.post(
     "/drawings/{anycaseuuid:drawing_id}/feedback/",
-    response={200: FeedbackOut, **ERRORS},
-    openapi_extra=retry_after_header(429),
+    response={200: FeedbackOut, **ERRORS, 503: ErrorOut},
+    openapi_extra=retry_after_header(429, 503),
     summary="Say which digit (or number) the drawing really is",
 )
 @decorate_view(json_only)

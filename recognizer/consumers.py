@@ -14,10 +14,10 @@ from channels.consumer import get_handler_name
 from channels.db import aclose_old_connections
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError, OperationalError
 
 from recognizer import backlog, metrics, ratelimit, services
-from recognizer.errors import Refused, internal_error
+from recognizer.errors import Refused, database_unavailable, internal_error
 from recognizer.images import CheckedImage
 from recognizer.ink import Ink
 from recognizer.models import DRAWING_ID, Drawing
@@ -148,6 +148,10 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         except RecursionError:
             # A value parsed just under the stack's depth, then printed deeper (a status id): refused, not a crash.
             await self.refuse(ref, Refused("invalid_message", "the frame nests too deeply"))
+        except (OperationalError, InterfaceError) as exc:
+            # The database did not answer: an outage to wait out (retry_after), not a bug.
+            log.warning("a %s frame met a database that did not answer: %s", kind, exc.__class__.__name__)
+            await self.refuse(ref, database_unavailable())
         except Exception:
             # A bug met by one frame answers that frame, as a 500 does over HTTP; the socket and
             # its other drawings go on.

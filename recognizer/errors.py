@@ -50,3 +50,15 @@ class Refused(Exception):
 def internal_error() -> Refused:
     """What a bug met by one request (or one websocket frame) answers."""
     return Refused("server_error", "something broke on our side", 500)
+
+
+DATABASE_RETRY_AFTER = 5  # seconds a client is asked to wait while the database does not answer
+
+
+def database_unavailable() -> Refused:
+    """What a request (or a websocket frame) answers when the database did not answer (down, unreachable,
+    or SQLite locked past its timeout): an outage to wait out, like load shedding, not a bug."""
+    return Refused(
+        "unavailable", f"the service cannot reach its database: try again in {DATABASE_RETRY_AFTER} s", 503,
+        retry_after=DATABASE_RETRY_AFTER,
+    )  # fmt: skip

@@ -7,9 +7,12 @@ import json
 import logging
 
 import pytest
+from channels.testing import WebsocketCommunicator
+from django.db import OperationalError
 
+from digitsite.asgi import application
 from digitsite.logs import ClientMistakes
-from recognizer import ratelimit
+from recognizer import api, ratelimit, services
 from recognizer.consumers import result_frame
 from recognizer.errors import Refused, envelope
 from recognizer.images import InvalidImage
@@ -90,3 +93,45 @@ def test_load_shed_is_a_warning_and_a_server_error_stays_an_error(status, level)
     record = logging.LogRecord("django.request", logging.ERROR, __file__, 1, "Service Unavailable", None, None)
     record.status_code = status
     assert ClientMistakes().filter(record) and record.levelname == level
+
+
+@pytest.mark.django_db
+def test_a_database_that_does_not_answer_is_a_503_with_retry_after_not_a_500(client, monkeypatch, caplog):
+    """Seen with DATABASE_URL naming a PostgreSQL that refused connections: POST answered 500
+    server_error and logged a traceback at ERROR, where load shedding answers 503 with Retry-After."""
+
+    async def refused(*args, **kwargs):
+        raise OperationalError('connection failed: connection to server at "127.0.0.1", port 5432 failed')
+
+    monkeypatch.setattr(services, "submit", refused)
+    monkeypatch.setattr(api, "find", refused)
+    drawing_id = "0f94f06f-ea28-4198-93f8-3bca193760b6"
+    strokes = {"strokes": [[[80, 60], [200, 60], [120, 230]]], "width": 280, "height": 280, "pen": 18}
+    with caplog.at_level(logging.WARNING):
+        answers = [
+            client.post("/api/drawings/", strokes, content_type="application/json"),
+            client.get(f"/api/drawings/{drawing_id}/"),
+        ]
+    for response in answers:
+        assert response.status_code == 503 and response["Retry-After"] == "5"
+        assert response.json()["error"]["code"] == "unavailable"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    doc = client.get("/api/openapi.json").json()["paths"]
+    for path, method in [("/api/drawings/", "post"), ("/api/drawings/{drawing_id}/", "get")]:
+        assert "Retry-After" in doc[path][method]["responses"]["503"]["headers"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_database_that_does_not_answer_is_an_unavailable_frame_on_the_websocket(monkeypatch):
+    async def refused(*args, **kwargs):
+        raise OperationalError("connection failed")
+
+    monkeypatch.setattr(services, "submit", refused)
+    communicator = WebsocketCommunicator(application, "/ws/recognize/")
+    assert (await communicator.connect())[0]
+    strokes = {"strokes": [[[80, 60], [200, 60], [120, 230]]], "width": 280, "height": 280, "pen": 18}
+    await communicator.send_json_to({"type": "drawing", **strokes, "ref": "r1"})
+    answer = await communicator.receive_json_from(timeout=5)
+    await communicator.disconnect()
+    assert answer["type"] == "error" and answer["code"] == "unavailable" and answer["ref"] == "r1"
+    assert answer["retry_after"] == 5
