@@ -28,6 +28,8 @@ from recognizer.ink import Ink
 from recognizer.models import DRAWING_ID, NUMBER_PATTERN, Drawing
 from recognizer.views import read_only
 
+log = logging.getLogger(__name__)
+
 
 class AnyCaseUUID:
     """A drawing's id in a path, in either case (models.DRAWING_ID): Django's own converter takes
@@ -257,9 +259,6 @@ def invalid_request(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     where = ".".join(str(part) for part in first.get("loc", ()))
     message = f"{where}: {first.get('msg', 'invalid')}" if where else "the request is invalid"
     return api.create_response(request, envelope("invalid_request", message), status=422)
-
-
-log = logging.getLogger(__name__)
 
 
 @api.exception_handler(OperationalError)

@@ -58,7 +58,5 @@ DATABASE_RETRY_AFTER = 5  # seconds a client is asked to wait while the database
 def database_unavailable() -> Refused:
     """What a request (or a websocket frame) answers when the database did not answer (down, unreachable,
     or SQLite locked past its timeout): an outage to wait out, like load shedding, not a bug."""
-    return Refused(
-        "unavailable", f"the service cannot reach its database: try again in {DATABASE_RETRY_AFTER} s", 503,
-        retry_after=DATABASE_RETRY_AFTER,
-    )  # fmt: skip
+    message = f"the service cannot reach its database: try again in {DATABASE_RETRY_AFTER} s"
+    return Refused("unavailable", message, 503, retry_after=DATABASE_RETRY_AFTER)

@@ -189,5 +189,5 @@ def test_the_svg_builder_writes_only_finite_numbers():
     picture = ElementTree.fromstring(str(built))
     assert_only_numbers_and_constants(picture)
     assert paths(picture)[0].get("d") == "M1.2 -3 L2000 8"  # one decimal; inf and NaN points dropped
-    assert picture.find("{http://www.w3.org/2000/svg}g").get("stroke-width") == "12.8"  # ink.default_pen of 300 x 200: a share of 200
+    assert picture.find("{http://www.w3.org/2000/svg}g").get("stroke-width") == "12.8"  # ink.default_pen of 300 x 200
     assert picture.get("viewBox") == "0 0 300 200"
