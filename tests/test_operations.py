@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -155,3 +159,19 @@ def test_metrics_token_is_required_when_set(client, settings):
     assert right.status_code == 200 and "digits_drawings_received_total" in right.content.decode()
     settings.METRICS_TOKEN = ""
     assert client.get("/metrics").status_code == 200  # unset: public
+
+
+def test_the_compose_web_healthcheck_passes_behind_production_settings(live_server_url, processes):
+    # A site's own name in ALLOWED_HOSTS and HTTPS=true, as the README recommends: a plain request
+    # to 127.0.0.1 was refused (400, a host not allowed), then redirected to https.
+    compose = yaml.safe_load((Path(__file__).parent.parent / "docker-compose.yml").read_text())
+    check = compose["services"]["web"]["healthcheck"]["test"][-1]
+    allowed = compose["x-app"]["environment"]["ALLOWED_HOSTS"].replace("${ALLOWED_HOSTS:-127.0.0.1}", "digits.example")
+    port = free_port()
+    env = {**processes.env, "ALLOWED_HOSTS": allowed, "HTTPS": "true"}
+    wait_for_port("127.0.0.1", port, processes.start("web-production", web_command("127.0.0.1", port), env))
+    command = [sys.executable, "-c", check.replace("127.0.0.1:8000", f"127.0.0.1:{port}")]
+    assert subprocess.run(command, capture_output=True, text=True, timeout=60).returncode == 0
+    # The check as it was, a plain request, fails there.
+    plain = f"import urllib.request as u; u.urlopen('http://127.0.0.1:{port}/healthz')"
+    assert subprocess.run([sys.executable, "-c", plain], capture_output=True, timeout=60).returncode != 0
