@@ -89,6 +89,24 @@ def test_the_compose_file_is_safe_to_expose(tmp_path):
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
 
 
+# What .env.example lists that the compose file does not pass on: the debug pages (never in these
+# containers), what compose builds or sets itself, what `make run` and training alone read, and
+# what only compose reads.
+NOT_PASSED = {
+    *("DEBUG", "DATABASE_URL", "REDIS_URL", "TASK_EVENTS", "HOST", "PORT", "WORKERS", "WORKER_NAME", "MNIST_PATH"),
+    *("REDIS_PASSWORD", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "FLOWER_BASIC_AUTH"),
+}
+
+
+@needs_compose
+def test_the_compose_file_passes_every_setting_of_env_example_to_the_processes(tmp_path):
+    listed = {line.split("=")[0] for line in (BASE_DIR / ".env.example").read_text().splitlines() if "=" in line}
+    listed = {name for name in listed if name.isupper() and not name.startswith("#")}
+    services = yaml.safe_load(compose_config(tmp_path).stdout)["services"]
+    for name in ("web", "worker", "beat"):
+        assert listed - NOT_PASSED <= set(services[name]["environment"]), name
+
+
 def test_the_image_leaves_env_files_out():
     ignored = (BASE_DIR / ".dockerignore").read_text().splitlines()
     assert {".env", ".env.*", "!.env.example"} <= set(ignored)
