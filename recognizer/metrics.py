@@ -24,7 +24,7 @@ from django.db import DatabaseError
 from django.db.models import Count
 from django.utils import timezone
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily
 
 from recognizer.models import Drawing
 
@@ -106,7 +106,7 @@ class StoredFigures:
 
     def describe(self):
         # Without this the registry would call collect(), and query the database, on import.
-        yield CounterMetricFamily("digits_predictions", "", labels=["model_version", "status"])
+        yield GaugeMetricFamily("digits_answered_drawings", "", labels=["model_version", "status"])
         yield GaugeMetricFamily("digits_drawings_queued", "")
         yield GaugeMetricFamily("digits_oldest_queued_seconds", "")
         yield GaugeMetricFamily("digits_queue_depth", "")
@@ -118,9 +118,10 @@ class StoredFigures:
         figures = []
         # When the database or Redis is down /healthz says so; the other figures still go out.
         try:
-            predictions = CounterMetricFamily(
-                "digits_predictions",
-                "Drawings answered, by model version and status",
+            # A gauge, not a counter: it counts the rows kept, and purging old drawings lowers it.
+            predictions = GaugeMetricFamily(
+                "digits_answered_drawings",
+                "Drawings answered and still stored, by model version and status",
                 labels=["model_version", "status"],
             )
             rows = Drawing.objects.exclude(status=Drawing.Status.QUEUED).values("model_version", "status")

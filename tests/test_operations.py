@@ -68,7 +68,7 @@ def test_it_counts_drawings_predictions_and_latency(live_server_url):
         metric(after, "digits_end_to_end_latency_seconds_count")
         == metric(before, "digits_end_to_end_latency_seconds_count") + 1
     )
-    version = f'digits_predictions_total{{model_version="{answer["model_version"]}",status="done"}}'
+    version = f'digits_answered_drawings{{model_version="{answer["model_version"]}",status="done"}}'
     assert metric(after, version) >= 1
     assert "digits_queue_depth" in after and "digits_drawings_queued" in after
 
@@ -135,15 +135,15 @@ def test_metrics_read_the_database_at_most_once_a_period(client, settings):
     drawing()
     with CaptureQueriesContext(connection) as first:
         text = client.get("/metrics").content.decode()
-    assert len(first) >= 3 and metric(text, "digits_predictions_total") == 1  # GROUP BY, queued count, oldest
+    assert len(first) >= 3 and metric(text, "digits_answered_drawings") == 1  # GROUP BY, queued count, oldest
     drawing()
     with CaptureQueriesContext(connection) as again:
         texts = [client.get("/metrics").content.decode() for _ in range(5)]
-    assert len(again) == 0 and all(metric(t, "digits_predictions_total") == 1 for t in texts)
+    assert len(again) == 0 and all(metric(t, "digits_answered_drawings") == 1 for t in texts)
     settings.METRICS_CACHE_SECONDS = 0  # the period is over
     with CaptureQueriesContext(connection) as later:
         text = client.get("/metrics").content.decode()
-    assert len(later) >= 3 and metric(text, "digits_predictions_total") == 2
+    assert len(later) >= 3 and metric(text, "digits_answered_drawings") == 2
     assert "digits_oldest_queued_seconds" in text
 
 
