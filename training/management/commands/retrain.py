@@ -10,7 +10,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--epochs", type=int, default=1)
         parser.add_argument("--weight", type=float, default=20.0, help="weight of a reviewed drawing vs. an MNIST one")
-        parser.add_argument("--mnist-limit", type=int, default=None, help="train on only this many MNIST digits (the test split stays whole)")
+        parser.add_argument(
+            "--mnist-limit",
+            type=int,
+            default=None,
+            help="train on only this many MNIST digits (the test split stays whole)",
+        )
         parser.add_argument("--holdout", type=float, default=0.2, help="share of reviewed drawings held out")
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument("--force", action="store_true", help="activate even if it is worse")
