@@ -377,7 +377,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         except ModelVersion.NotVerified as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return
-        self.message_user(request, f"{version} is active; workers switch to it within seconds.", messages.SUCCESS)
+        message = f"{version} is active; workers read with it from their next drawing."
+        self.message_user(request, message, messages.SUCCESS)
 
     @admin.display(boolean=True, description="checked", ordering="verified_at")
     def checked(self, obj: ModelVersion) -> bool:

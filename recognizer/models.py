@@ -557,7 +557,7 @@ class ModelVersion(models.Model):
         return cls.objects.defer("artifact", "runtime_artifact").filter(is_active=True).first()
 
     def activate(self, user=None) -> None:
-        """Make this the version every worker uses; workers switch within seconds. Only a verified version."""
+        """Make this the version every worker reads with, from its next drawing. Only a verified version."""
         if self.verified_at is None:
             if error := self.verification.get("error"):
                 raise self.NotVerified(f"{self.version} failed its check and cannot be activated: {error}")

@@ -1,7 +1,8 @@
 """Which model a worker predicts with: the active ModelVersion, else the shipped file.
 
-Looked up again every few seconds, so activating or rolling back a version in the admin
-reaches every running worker without a restart.
+Looked up again at a drawing, at most every CHECK_EVERY seconds, so activating or rolling back a
+version in the admin reaches every running worker without a restart: an idle one with its next
+drawing (its published state shows the version it served last until then).
 
 A version this process cannot load never stops its predictions (activation checks a version
 first, but a row can be changed behind its back): the process keeps the model it had, else
