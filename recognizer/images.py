@@ -15,6 +15,7 @@ from django.conf import settings
 from PIL import Image, PngImagePlugin
 
 from recognizer.errors import Refused
+from recognizer.preprocessing import upright_size
 
 FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 # Pillow calls a JPEG that carries more frames (the Multi-Picture files many phone cameras
@@ -109,8 +110,8 @@ def _read(data: bytes) -> tuple[str, int, int]:
                 image.load()
             # A larger JPEG or WebP is checked from its header only: decoding it here would cost
             # the web a worker's time (up to a second). The worker reads it, and a file that
-            # fails there fails alone.
-            return content_type, width, height
+            # fails there fails alone. Its size is as shown: a photo turned upright by its EXIF.
+            return content_type, *upright_size(image)
         # Opening ran Pillow's handlers for the chunks before the pixels; verify() checks every
         # chunk's CRC and their order, without inflating the pixels (the worker does the one decode).
         animated = image.is_animated

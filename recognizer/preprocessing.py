@@ -11,7 +11,7 @@ import io
 import math
 
 import numpy as np
-from PIL import Image, ImageChops
+from PIL import ExifTags, Image, ImageChops
 
 BOX = 20  # MNIST fits the longer side of the digit into 20 px ...
 SIZE = 28  # ... and centres it in 28x28.
@@ -193,7 +193,42 @@ def shrunk(image: Image.Image) -> Image.Image:
     return image.convert("RGBA").reduce(factor) if factor > 1 else image
 
 
+# How to turn a photo upright by its EXIF orientation (2-8), as browsers show it: Pillow's
+# ImageOps.exif_transpose, but applied after `shrunk`, so that a JPEG still decodes small.
+TURNS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+SIDEWAYS = frozenset({5, 6, 7, 8})  # orientations whose upright image swaps width and height
+
+
+def orientation(image: Image.Image) -> int:
+    """A JPEG's or WebP's EXIF orientation (1: upright), read from its header. A PNG's is not read:
+    a canvas carries none, and its eXIf chunk may follow the pixels, which reading it would decode."""
+    if image.format == "PNG":
+        return 1
+    return int(image.getexif().get(ExifTags.Base.Orientation, 1))
+
+
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) of the image as it is shown, upright."""
+    return image.size[::-1] if orientation(image) in SIDEWAYS else image.size
+
+
+def ink_map(data: bytes) -> tuple[np.ndarray, tuple[int, int]]:
+    """An image file's ink (`ink`), shrunk (`shrunk`) and upright as browsers show it; and the size of
+    the upright image, in its own pixels (width, height)."""
+    with Image.open(io.BytesIO(data)) as image:
+        turn, size = TURNS.get(orientation(image)), upright_size(image)
+        small = shrunk(image)
+        return ink(small.transpose(turn) if turn is not None else small), size
+
+
 def preprocess(data: bytes) -> np.ndarray:
     """Image file bytes (PNG, JPEG, WebP) to the model's 28x28 input, or BlankDrawing."""
-    with Image.open(io.BytesIO(data)) as image:
-        return to_mnist(ink(shrunk(image)), thin=True)
+    return to_mnist(ink_map(data)[0], thin=True)

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import itertools
 import math
 import statistics
@@ -52,8 +51,7 @@ from recognizer.preprocessing import (
     SIZE,
     BlankDrawing,
     canvas_side,
-    ink,
-    shrunk,
+    ink_map,
     to_mnist,
 )
 
@@ -286,9 +284,7 @@ def from_ink(drawing: Ink) -> Segmentation:
 
 def from_image(data: bytes) -> Segmentation:
     """The candidates of an image file (PNG, JPEG, WebP); BlankDrawing as for one digit."""
-    with Image.open(io.BytesIO(data)) as opened:
-        size = opened.size
-        strength = ink(shrunk(opened))
+    strength, size = ink_map(data)
     return from_strength(strength, size[0] / strength.shape[1])
 
 
@@ -430,9 +426,7 @@ def box_input(drawing: Ink | bytes, box: Sequence[float]) -> np.ndarray:
         if not fragments:
             raise BlankDrawing("the box holds no ink")
         return rasterise(Ink(fragments, 1, 1, drawing.pen))
-    with Image.open(io.BytesIO(drawing)) as opened:
-        size = opened.size
-        strength = ink(shrunk(opened))
+    strength, size = ink_map(drawing)
     scale = strength.shape[1] / size[0]
     left, top = max(int(x0 * scale), 0), max(int(y0 * scale), 0)
     return to_mnist(strength[top : math.ceil(y1 * scale), left : math.ceil(x1 * scale)], thin=True)

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from benchmarks.hostile import bars_png, dots_png, flat_zigzag, grid_png, peak_bytes
-from recognizer import ink, segmentation
+from recognizer import images, ink, segmentation
 from recognizer.model_files import shipped_path
 from recognizer.preprocessing import BlankDrawing, preprocess, to_mnist
 from recognizer.preprocessing import ink as ink_of
@@ -528,3 +528,30 @@ def test_a_speck_of_a_tall_canvas_s_shorter_side_is_blank():
         ink.rasterise(ink.parse({"strokes": speck, "width": PHONE[0], "height": PHONE[1], "pen": 12}))
     with pytest.raises(BlankDrawing):
         preprocess(drawn(speck, PHONE, 12))
+
+
+def photographed(upright: Image.Image, orientation: int) -> bytes:
+    """A JPEG holding `upright` as a camera stores it, turned, with the EXIF orientation that turns it back."""
+    stored = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return crafted_jpeg(upright.transpose(stored[orientation]), exif.tobytes())
+
+
+def crafted_jpeg(image: Image.Image, exif: bytes) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=95, exif=exif)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_a_photo_is_read_upright_as_browsers_show_it(model, orientation):
+    # A 7 at the top of a tall canvas, stored turned, as phones store photos taken sideways.
+    upright = Image.new("RGB", (280, 420), "white")
+    upright.paste(Image.open(io.BytesIO(samples.SEVEN)).convert("RGB"), (0, 0))
+    data = photographed(upright, orientation)
+    assert model.predict(preprocess(data)[None]).argmax() == 7
+    checked = images.from_bytes(data)
+    assert (checked.width, checked.height) == (280, 420)  # the size as shown, which boxes are in
+    [seven] = segmentation.read_all([segmentation.from_image(data)], model.predict)[0].digits
+    assert seven.digit == 7 and seven.box[3] < 300  # near the top of the upright image
