@@ -129,7 +129,8 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
             limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
             return await self.refuse(None, Refused("frame_too_large", f"frames are limited to {limit} bytes", 413))
         try:
-            message = json.loads(text_data)
+            # A byte-order mark is read past, as over HTTP (RFC 8259 lets a parser ignore one).
+            message = json.loads(text_data.removeprefix("\ufeff"))
         except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's stack allows
             return await self.refuse(None, Refused("invalid_json", "the frame is not valid JSON (or nests too deeply)"))
         if not isinstance(message, dict):

@@ -165,6 +165,13 @@ async def test_the_frame_limit_counts_bytes_not_characters(settings):
     await communicator.disconnect()
 
 
+async def test_a_frame_that_starts_with_a_byte_order_mark_is_read_as_over_http():
+    communicator = await connected()
+    await communicator.send_to(text_data="\ufeff" + json.dumps({"type": "drawing", "image": SEVEN_URL, "ref": "bom"}))
+    assert (await communicator.receive_json_from(timeout=5))["type"] == "queued"
+    await communicator.disconnect()
+
+
 async def test_it_refuses_binary_frames():
     communicator = await connected()
     await communicator.send_to(bytes_data=b"\x89PNG")
