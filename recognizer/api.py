@@ -266,10 +266,7 @@ def invalid_request(request: HttpRequest, exc: ValidationError) -> HttpResponse:
 def database_error(request: HttpRequest, exc: Exception) -> HttpResponse:
     """503 with Retry-After, as load shedding answers, rather than a 500 with a traceback."""
     log.warning("the database did not answer: %s", exc.__class__.__name__)
-    refused = database_unavailable()
-    response = api.create_response(request, refused.body(), status=refused.status)
-    response["Retry-After"] = str(refused.retry_after)
-    return response
+    return database_unavailable().response()
 
 
 @api.exception_handler(HttpError)

@@ -15,7 +15,7 @@ from django.conf import settings
 from PIL import Image, PngImagePlugin
 
 from recognizer.errors import Refused
-from recognizer.preprocessing import upright_size
+from recognizer.preprocessing import orientation, upright_size
 
 FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 # Pillow calls a JPEG that carries more frames (the Multi-Picture files many phone cameras
@@ -111,18 +111,18 @@ def _read(data: bytes) -> tuple[str, int, int]:
             # A larger JPEG or WebP is checked from its header only: decoding it here would cost
             # the web a worker's time (up to a second). The worker reads it, and a file that
             # fails there fails alone. Its size is as shown: a photo turned upright by its EXIF.
-            return content_type, *upright_size(image)
+            return content_type, *upright_size(image.size, orientation(image))
         # Opening ran Pillow's handlers for the chunks before the pixels; verify() checks every
         # chunk's CRC and their order, without inflating the pixels (the worker does the one decode).
         animated = image.is_animated
         image.verify()
-    check_criticalchunks(data)
+    check_critical_chunks(data)
     check_png_trailer(data, animated)
     check_pixel_start(data)
     return content_type, width, height
 
 
-def check_criticalchunks(data: bytes) -> None:
+def check_critical_chunks(data: bytes) -> None:
     """Refuse a PNG holding a critical chunk (its type's first letter upper case) that PNG does not define.
 
     Pillow reads past one; the PNG specification tells a decoder to refuse the image, as browsers do,

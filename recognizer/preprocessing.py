@@ -215,18 +215,18 @@ def orientation(image: Image.Image) -> int:
     return int(image.getexif().get(ExifTags.Base.Orientation, 1))
 
 
-def upright_size(image: Image.Image) -> tuple[int, int]:
-    """(width, height) of the image as it is shown, upright."""
-    return image.size[::-1] if orientation(image) in SIDEWAYS else image.size
+def upright_size(size: tuple[int, int], turn: int) -> tuple[int, int]:
+    """(width, height) of an image of `size` and EXIF orientation `turn`, as it is shown, upright."""
+    return (size[1], size[0]) if turn in SIDEWAYS else size
 
 
 def ink_map(data: bytes) -> tuple[np.ndarray, tuple[int, int]]:
     """An image file's ink (`ink`), shrunk (`shrunk`) and upright as browsers show it; and the size of
     the upright image, in its own pixels (width, height)."""
     with Image.open(io.BytesIO(data)) as image:
-        turn, size = TURNS.get(orientation(image)), upright_size(image)
+        turn, size = orientation(image), image.size
         small = shrunk(image)
-        return ink(small.transpose(turn) if turn is not None else small), size
+        return ink(small.transpose(TURNS[turn]) if turn in TURNS else small), upright_size(size, turn)
 
 
 def preprocess(data: bytes) -> np.ndarray:
