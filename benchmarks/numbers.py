@@ -12,7 +12,9 @@ way the worker reads a number drawing (recognizer/segmentation.py, the shipped m
    (benchmarks/canvases.py) and read from their PNG (`from_image`); MNIST test digits side by side
    (the project's made digits without the MNIST files), from their PNG; numbers whose pen ran on
    from one digit into the next (one stroke through two digits), and numbers whose digits vary
-   more in size (training.numbers.VARIED_SIZES), as strokes;
+   more in size (training.numbers.VARIED_SIZES), as strokes; numbers written with a comma, an
+   apostrophe or a minus sign (training.numbers.MARKS), as strokes and canvases: right when the
+   digits are read and the mark left out;
 2. per source: the whole number exactly right, by length; the digit error rate (edit distance over
    the digits written); the kinds of error: a digit misread (same length), two merged (fewer),
    one split (more), order (the right digits in another order); for strokes also what the model
@@ -202,6 +204,16 @@ def main() -> None:
         [n.label for n in joined],
         read_all(inks, segmentation.from_ink, model),
     )
+    for mark in numbers.MARKS:
+        marked = [numbers.pen_number(i, args.split, SEED + 3, mark=mark) for i in range(args.count // 4)]
+        truths = [n.label for n in marked]
+        report(
+            f"strokes ({mark})",
+            truths,
+            read_all([ink.parse(n.body) for n in marked], segmentation.from_ink, model),
+        )
+        pictures = [painted(n, i, args.styles) for i, n in enumerate(marked)]
+        report(f"canvas images ({mark})", truths, read_all(pictures, segmentation.from_image, model))
     images, labels, source = mnist_digits()
     side_by_side = [numbers.mnist_number(i, images, labels, SEED) for i in range(args.count // 4)]
     rng = np.random.default_rng(SEED)

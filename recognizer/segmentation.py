@@ -18,7 +18,8 @@ merged (up to MAX_SPAN pieces), a wide piece whole and cut, a drawing no wider t
 whole. Every candidate goes through the MNIST recipe on its own (`ink.rasterise` of its strokes
 with the drawing's pen; `to_mnist` of its ink), so a lone 1 keeps its shape. Per drawing, `choose`
 takes the path through the pieces whose candidates are the likeliest whole digits, by what the
-model says of each and its shape (WEIGHTS). Specks (a dot, a slip of the pen) may be left out.
+model says of each and its shape (WEIGHTS). Specks (a dot, a slip of the pen) and marks (a comma,
+an apostrophe, a minus sign) may be left out.
 
 The model need not read every candidate for that (`to_read`): first the likeliest path by shape
 alone, then only the candidates that could still beat what it read. A pen drawing's candidates are
@@ -86,6 +87,17 @@ MAX_SPAN = 3
 LONE_WIDTH = 2.0
 # A piece whose longer side is under this share of the line is a speck: left out, or part of a neighbour.
 SPECK = 0.3
+# A mark that sits where no digit does may be left out too, though it is still read alone: a comma or
+# an apostrophe (a tick: no wider than TICK_WIDTH and no higher than TICK_HEIGHT line heights,
+# wholly below LOW or above HIGH of its neighbours' height), a minus sign (a dash: no higher than
+# BAR, at least twice as wide as high, at most DASH_WIDTH wide, its middle below HIGH_BAR of the
+# neighbours' height). Read as digits they cost more than SKIP_COST, where they made "2,5" read
+# "215". The first stroke of an open 4 lies high too, but is wider; a 5's bar lies flat, but high.
+TICK_WIDTH, TICK_HEIGHT = 0.35, 0.7
+LOW, HIGH = 0.6, 0.5
+DASH_WIDTH = 1.0
+HIGH_BAR = 0.3
+DASH_GAP = 0.05
 # The longest number a drawing holds (the stored number's length), and the most pieces (strokes or
 # components, and the parts cuts make) a drawing may have: three per digit. A drawing made of more
 # is refused before it costs the worker: a few hundred bars in a 1 KB PNG took 74 s to group.
@@ -315,7 +327,7 @@ def from_strength(strength: np.ndarray, scale: float = 1.0) -> Segmentation:
     groups = _grouped(pieces, line, join)
     pieces, wholes = _cut_wide(
         groups,
-        lambda piece: piece.width > IMAGE_SPLIT_WIDTH * line,
+        lambda piece: piece.width > IMAGE_SPLIT_WIDTH * line and not _flat(piece, line),
         lambda piece: _cut_mask(piece, small, holes(), line),
     )
 
@@ -764,6 +776,7 @@ def _segmentation(
     it every one is drawn now. Either way a blank one is not offered.
     """
     specks = {i for i, p in enumerate(pieces) if max(p.width, p.height) < SPECK * line}
+    marks = _marks(pieces, wholes, line) - specks
     spans = {(i, i + 1) for i in range(len(pieces)) if i not in specks} | set(wholes)
     group = list(range(len(pieces)))  # the parts of a cut group are one group
     for first, end in wholes:
@@ -796,8 +809,62 @@ def _segmentation(
         candidates.append(Candidate(first, end, box, draw, joins, cuts, _gap(members) / line, crossed))
     # A piece that no candidate reads alone may be left out too, so that a path always exists.
     alone = {c.first for c in candidates if c.end == c.first + 1}
-    specks |= {i for i in range(len(pieces)) if i not in alone}
+    specks |= marks | {i for i in range(len(pieces)) if i not in alone}
     return Segmentation(tuple(candidates), len(pieces), frozenset(specks), line)
+
+
+def _marks(pieces: Sequence[_Piece], wholes: Sequence[tuple[int, int]], line: float) -> set[int]:
+    """The pieces that sit where no digit does (a comma, an apostrophe, a minus sign). The parts of a
+    cut group are one digit's ink, or two digits': never marks, and placed as the whole group."""
+    cut = {i for first, end in wholes for i in range(first, end)}
+    shaped = [i for i, p in enumerate(pieces) if i not in cut and (_tick(p, line) or _flat(p, line))]
+    if not shaped:  # most numbers: nothing more to measure
+        return set()
+    boxes = [p.box.tolist() for p in pieces]
+    for first, end in wholes:
+        boxes[first:end] = [list(_union(pieces[first:end]))] * (end - first)
+    high = [i for i, box in enumerate(boxes) if box[3] - box[1] >= line / 2]
+    return {i for i in shaped if _sits_as_mark(i, pieces, _band(boxes, high, i), line)}
+
+
+def _band(boxes: Sequence[list[float]], high: Sequence[int], i: int) -> tuple[float, float] | None:
+    """The line's top and bottom about piece i: its nearest neighbours' of those `high` (at least half
+    the line high), one on either side, as the baseline wanders. None without any."""
+    left = max((j for j in high if j < i), default=None)
+    right = min((j for j in high if j > i), default=None)
+    near = [boxes[j] for j in (left, right) if j is not None]
+    if not near:
+        return None
+    return sum(b[1] for b in near) / len(near), sum(b[3] for b in near) / len(near)
+
+
+def _sits_as_mark(i: int, pieces: Sequence[_Piece], band: tuple[float, float] | None, line: float) -> bool:
+    """Whether piece i is a tick below or above the band (a comma, an apostrophe), or a dash across it
+    that stands apart (a minus sign)."""
+    if band is None:
+        return False
+    piece, (top, bottom) = pieces[i], band
+    y0, y1 = ((float(v) - top) / (bottom - top) for v in piece.box[1::2])  # in the band's heights
+    if _tick(piece, line) and (y0 >= LOW or y1 <= HIGH):
+        return True
+    return _flat(piece, line) and (y0 + y1) / 2 >= HIGH_BAR and _apart(i, pieces, line)
+
+
+def _tick(piece: _Piece, line: float) -> bool:
+    """Whether a piece is narrow and short enough to be a comma or an apostrophe."""
+    return piece.width <= TICK_WIDTH * line and piece.height <= TICK_HEIGHT * line
+
+
+def _apart(i: int, pieces: Sequence[_Piece], line: float) -> bool:
+    """Whether a blank of DASH_GAP line heights parts piece i from every other: a minus sign stands
+    alone, where a 5's bar or a 1's foot touches its digit."""
+    x0, x1 = pieces[i].box[0] - DASH_GAP * line, pieces[i].box[2] + DASH_GAP * line
+    return all(p.box[2] <= x0 or p.box[0] >= x1 for j, p in enumerate(pieces) if j != i)
+
+
+def _flat(piece: _Piece, line: float) -> bool:
+    """Whether a piece is flat and short: a minus sign or a bar, which holds no digit, let alone two."""
+    return piece.height <= min(BAR * line, piece.width / 2) and piece.width <= DASH_WIDTH * line
 
 
 def _gap(members: Sequence[_Piece]) -> float:

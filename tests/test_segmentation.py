@@ -15,6 +15,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from benchmarks.hostile import bars_png, dots_png, flat_zigzag, grid_png, peak_bytes
+from benchmarks.numbers import painted as canvas_png
 from recognizer import images, ink, segmentation
 from recognizer.model_files import shipped_path
 from recognizer.preprocessing import BlankDrawing, preprocess, to_mnist
@@ -273,6 +274,33 @@ def test_a_speck_is_left_out(model):
     assert reading.number == "74"
 
 
+# Marks people write between digits: in a gap 110 px wide after a first digit 100 px high (y 20-120).
+MARKS = {
+    "comma": [[138.0, 112.0], [137.0, 124.0], [132.0, 142.0]],
+    "apostrophe": [[138.0, 22.0], [135.0, 48.0]],
+    "minus": [[115.0, 70.0], [155.0, 72.0]],
+}
+
+
+def number_with(mark: list[list[float]]) -> dict:
+    body = {**number_body([2, 5], gap=110.0), "height": 160}
+    body["strokes"].insert(1, mark)
+    return body
+
+
+@pytest.mark.parametrize("mark", MARKS)
+def test_a_comma_an_apostrophe_or_a_minus_sign_is_left_out_not_read_as_a_one(model, mark):
+    body = number_with(MARKS[mark])
+    assert read_strokes(body, model).number == "25"
+    assert segmentation.read_all([segmentation.from_image(png_of(body))], model.predict)[0].number == "25"
+
+
+def test_a_one_as_short_as_a_comma_is_long_is_read_where_it_stands_on_the_line(model):
+    body = number_with([[135.0, 60.0], [135.0, 120.0]])
+    assert read_strokes(body, model).number == "215"
+    assert segmentation.read_all([segmentation.from_image(png_of(body))], model.predict)[0].number == "215"
+
+
 def test_a_zero_gone_round_twice_is_one_digit(model):
     # Two strokes each as tall as the line, one within the other: not two digits that touch.
     zero = digit_strokes(0, 20.0)
@@ -411,6 +439,18 @@ def test_it_reads_most_numbers_of_held_out_writers(model, held_out_writers):
     assert np.mean([r == n.label for r, n in zip(read, pen, strict=True)]) >= 0.85
     assert all(len(n.boxes) == len(n.label) and n.writer in held_out_writers for n in pen)
     assert unipen.split_of(pen[0].writer) == "held_out"
+
+
+@pytest.mark.parametrize("mark", numbers.MARKS)
+def test_held_out_writers_numbers_with_a_comma_or_a_minus_sign_read_their_digits(model, held_out_writers, mark):
+    pen = [numbers.pen_number(i, "held_out", seed=7, mark=mark) for i in range(100)]
+    assert all(len(n.boxes) == len(n.label) for n in pen)  # the mark is no digit
+    for drawings, segment in (
+        ([ink.parse(n.body) for n in pen], segmentation.from_ink),
+        ([canvas_png(n, i, 4) for i, n in enumerate(pen)], segmentation.from_image),
+    ):
+        read = [r.number for r in segmentation.read_all([segment(d) for d in drawings], model.predict)]
+        assert np.mean([r == n.label for r, n in zip(read, pen, strict=True)]) >= 0.85  # 0.28-0.65 read the mark as a 1
 
 
 def test_held_out_writers_numbers_read_as_if_every_candidate_were_read(model, held_out_writers):

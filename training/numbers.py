@@ -6,7 +6,9 @@
   that wanders. The result is a strokes body (`recognizer.ink.parse` reads it) with each digit's
   box; benchmarks/numbers.py also paints it on a canvas in the ink styles (benchmarks/canvases.py).
   With `joined`, the pen stays down from one digit into the next (the last stroke of a digit runs
-  into the first of the next): one stroke through two digits.
+  into the first of the next): one stroke through two digits. With `mark`, a mark that is not a
+  digit is written too (MARKS): a comma or an apostrophe between two digits, a minus sign before
+  them; the label holds the digits only.
 - `mnist_number`: MNIST digits (or, without the MNIST files, the project's made digits,
   training/samples.py) side by side on a canvas, as ink coverage (0..1) with the boxes.
 - `fit_weights`: recognizer.segmentation's WEIGHTS, fitted on such numbers by the train writers.
@@ -40,6 +42,10 @@ LINE_HEIGHT = (60.0, 220.0)  # the line's height in canvas pixels
 PEN_SHARE = (0.04, 0.16)  # the pen's width as a share of the line's height (log-uniform)
 MARGIN = (0.1, 0.6)  # room round the ink, as a share of the line's height
 MNIST_SCALE = 4  # canvas pixels per MNIST pixel
+MARKS = ("comma", "apostrophe", "minus")
+MARK_GAP = (0.08, 0.25)  # blank on either side of a mark, as a share of the line's height (the pen's ink apart)
+TICK_LENGTH = (0.15, 0.45)  # a comma's or an apostrophe's length ...
+DASH_LENGTH = (0.3, 0.7)  # ... and a minus sign's, as shares of the line's height
 
 
 @dataclass(frozen=True)
@@ -76,9 +82,10 @@ def pen_number(
     joined: bool = False,
     sizes: tuple[float, float] = SIZE_JITTER,
     pens: tuple[float, float] = PEN_SHARE,
+    mark: str | None = None,
 ) -> Number:
     """Number `index` of a split's writers: 2-5 digits of one writer (`length` of them when given),
-    each `sizes` times the line's height, in a pen `pens` times it (log-uniform)."""
+    each `sizes` times the line's height, in a pen `pens` times it (log-uniform), with a `mark`."""
     rng = np.random.default_rng([seed, index])
     people = writers(split)
     writer = sorted(people)[int(rng.integers(len(people)))]
@@ -87,7 +94,11 @@ def pen_number(
     line = rng.uniform(*LINE_HEIGHT)
     pen = line * math.exp(rng.uniform(*np.log(pens)))
     placed = _placed([d.strokes for d in chosen], line, pen, rng, sizes)
+    if mark:
+        placed, at = _with_mark(placed, mark, line, pen, rng)
     strokes, boxes, (width, height) = _on_canvas(placed, pen, line, rng)
+    if mark:
+        boxes = boxes[:at] + boxes[at + 1 :]  # the digits' boxes
     if joined:
         strokes = _joined(strokes, [len(digit) for digit in placed], int(rng.integers(length - 1)))
     body = {"strokes": [np.round(s, 1).tolist() for s in strokes], "width": width, "height": height, "pen": pen}
@@ -113,6 +124,31 @@ def _placed(
         placed.append([(stroke - low) * scale + corner for stroke in strokes])
         right = corner[0] + extent[0] * scale + pen / 2
     return placed
+
+
+def _with_mark(
+    placed: list[list[np.ndarray]], mark: str, line: float, pen: float, rng
+) -> tuple[list[list[np.ndarray]], int]:
+    """The placed digits with a mark among them, and its place: a minus sign before the first digit,
+    a comma or an apostrophe after a random one but the last, the digits after it moved to make room."""
+    at = 0 if mark == "minus" else int(rng.integers(1, len(placed)))
+    gap = rng.uniform(*MARK_GAP) * line + pen
+    after = np.concatenate(placed[at])
+    baseline = float(after[:, 1].max())
+    top, t = baseline - line, np.linspace(0, 1, 8)
+    if mark == "minus":
+        length = rng.uniform(*DASH_LENGTH) * line
+        x0, y = float(after[:, 0].min()) - gap - length, baseline - line / 2 + rng.normal(0, 0.05) * line
+        return [[np.column_stack([x0 + length * t, y + 0.02 * line * np.sin(3 * t)])], *placed], 0
+    length = rng.uniform(*TICK_LENGTH) * line
+    x0 = float(np.concatenate(placed[at - 1])[:, 0].max()) + gap
+    if mark == "comma":  # from just above the baseline to below it, bending left
+        xs, ys = x0 + 0.04 * line * np.sin(np.pi * t) - length * t / 6, baseline - 0.05 * line + length * t
+    else:  # an apostrophe, from the top down
+        xs, ys = x0 + 0.03 * line * (1 - t), top + length * t
+    room = np.array([xs.max() + gap - after[:, 0].min(), 0.0])
+    moved = [[stroke + room for stroke in digit] for digit in placed[at:]]
+    return [*placed[:at], [np.column_stack([xs, ys])], *moved], at
 
 
 def _gap(rng: np.random.Generator, line: float, width: float, before: float) -> float:
