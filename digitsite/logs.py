@@ -1,8 +1,10 @@
-"""Logging what clients get wrong as one line each, not as the service's errors."""
+"""Logging what clients get wrong, and a broker that went away, as one line each."""
 
 from __future__ import annotations
 
 import logging
+
+from kombu.exceptions import OperationalError
 
 # What uvicorn logs at ERROR after every websocket handshake the application refuses with a
 # response of its own (a foreign Origin: 403, an unknown path: 404), as if none had been sent.
@@ -24,3 +26,26 @@ class ClientMistakes(logging.Filter):
         elif record.name == "uvicorn.error" and record.msg == REFUSED_HANDSHAKE:
             record.levelno, record.levelname = logging.INFO, "INFO"
         return True
+
+
+class BrokerOutage(logging.Filter):
+    """Celery beat logs a task it could not send as "Message Error" at ERROR with the chained
+    exceptions' tracebacks and the stack: 200 lines every 10 s while Redis is down, where the
+    message already says which task and why (a refused connection). Where the broker could not be
+    reached, the record is kept as that one ERROR line; any other failure keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("Message Error") and _unreachable(record.exc_info):
+            record.msg, record.args = "Message Error: %s", record.args[:1] if isinstance(record.args, tuple) else ()
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def _unreachable(exc_info: tuple | None) -> bool:
+    """Whether an exception, or one it was raised from or while handling, is kombu's "broker unreachable"."""
+    error = exc_info[1] if exc_info else None
+    while error is not None:
+        if isinstance(error, OperationalError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False

@@ -299,7 +299,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "filters": {"client_mistakes": {"()": "digitsite.logs.ClientMistakes"}},
+    "filters": {
+        "client_mistakes": {"()": "digitsite.logs.ClientMistakes"},
+        "broker_outage": {"()": "digitsite.logs.BrokerOutage"},
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["client_mistakes"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # Celery's two INFO lines per task ("received", "succeeded in"), hundreds a second under load,
@@ -311,5 +314,6 @@ LOGGING = {
         },
         # uvicorn's records go to its own handler, not the console above: the filter goes on its logger.
         "uvicorn.error": {"filters": ["client_mistakes"]},
+        "celery.beat": {"filters": ["broker_outage"]},
     },
 }

@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.db import OperationalError
 
 from digitsite.asgi import application
-from digitsite.logs import ClientMistakes
+from digitsite.logs import BrokerOutage, ClientMistakes
 from recognizer import api, ratelimit, services
 from recognizer.consumers import result_frame
 from recognizer.errors import Refused, envelope
@@ -93,6 +94,16 @@ def test_load_shed_is_a_warning_and_a_server_error_stays_an_error(status, level)
     record = logging.LogRecord("django.request", logging.ERROR, __file__, 1, "Service Unavailable", None, None)
     record.status_code = status
     assert ClientMistakes().filter(record) and record.levelname == level
+
+
+def test_beat_keeps_the_traceback_of_a_failure_other_than_an_unreachable_broker():
+    try:
+        raise KeyError("an argument the task cannot take")
+    except KeyError as exc:
+        record = logging.LogRecord(
+            "celery.beat", logging.ERROR, __file__, 1, "Message Error: %s\n%s", (exc, ["the stack"]), sys.exc_info()
+        )
+    assert BrokerOutage().filter(record) and record.exc_info is not None and record.args[1] == ["the stack"]
 
 
 @pytest.mark.django_db

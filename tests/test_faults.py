@@ -117,6 +117,26 @@ def own_redis(processes, tmp_path):
     redis.stop()
 
 
+def test_beat_logs_one_line_a_try_while_redis_is_down_not_its_tracebacks(processes, own_redis):
+    # Each sweep it could not send was an ERROR with 200 lines of tracebacks: 1,200 a minute.
+    beat = processes.start("outage-beat", beat_command())
+    log = processes.logs / "outage-beat.log"
+    wait_for_line(log, "Sending due task", beat)
+    own_redis.stop()
+    wait_for_line(log, "Message Error", beat)
+    time.sleep(1.5)  # another try or two (SWEEP_INTERVAL is 1 s here)
+    written = log.read_text(errors="replace")
+    assert "ERROR celery.beat: Message Error: Couldn't apply scheduled task requeue-stale-drawings" in written
+    assert "Traceback" not in written, written
+
+
+def wait_for_line(log, text: str, process, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text(errors="replace"):
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+        time.sleep(0.1)
+
+
 def test_it_loses_no_drawing_when_redis_restarts(processes, own_redis, tmp_path):
     port = free_port()
     worker = processes.start("redis-worker", worker_command("redisworker@%h"))
