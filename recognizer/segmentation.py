@@ -91,8 +91,9 @@ SPECK = 0.3
 # an apostrophe (a tick: no wider than TICK_WIDTH and no higher than TICK_HEIGHT line heights,
 # wholly below LOW or above HIGH of its neighbours' height), a minus sign (a dash: no higher than
 # BAR, at least twice as wide as high, at most DASH_WIDTH wide, its middle below HIGH_BAR of the
-# neighbours' height). Read as digits they cost more than SKIP_COST, where they made "2,5" read
-# "215". The first stroke of an open 4 lies high too, but is wider; a 5's bar lies flat, but high.
+# neighbours' height, DASH_GAP line heights clear of any other piece). Read as digits they cost
+# more than SKIP_COST, where they made "2,5" read "215". The first stroke of an open 4 lies high
+# too, but is wider; a 5's bar lies flat, but high, and a 1's foot touches its digit.
 TICK_WIDTH, TICK_HEIGHT = 0.35, 0.7
 LOW, HIGH = 0.6, 0.5
 DASH_WIDTH = 1.0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -130,7 +132,7 @@ def test_beat_logs_one_line_a_try_while_redis_is_down_not_its_tracebacks(process
     assert "Traceback" not in written, written
 
 
-def wait_for_line(log, text: str, process, timeout: float = 30) -> None:
+def wait_for_line(log: Path, text: str, process: subprocess.Popen, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while text not in log.read_text(errors="replace"):
         assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")

@@ -6,9 +6,9 @@
   that wanders. The result is a strokes body (`recognizer.ink.parse` reads it) with each digit's
   box; benchmarks/numbers.py also paints it on a canvas in the ink styles (benchmarks/canvases.py).
   With `joined`, the pen stays down from one digit into the next (the last stroke of a digit runs
-  into the first of the next): one stroke through two digits. With `mark`, a mark that is not a
-  digit is written too (MARKS): a comma or an apostrophe between two digits, a minus sign before
-  them; the label holds the digits only.
+  into the first of the next): one stroke through two digits. With `mark` (not with `joined`), a
+  mark that is not a digit is written too (MARKS): a comma or an apostrophe between two digits, a
+  minus sign before them; the label and the boxes are the digits' only.
 - `mnist_number`: MNIST digits (or, without the MNIST files, the project's made digits,
   training/samples.py) side by side on a canvas, as ink coverage (0..1) with the boxes.
 - `fit_weights`: recognizer.segmentation's WEIGHTS, fitted on such numbers by the train writers.
