@@ -28,9 +28,10 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageChops, ImageDraw, ImageFilter
+from PIL import Image, ImageChops, ImageFilter
 
 from training import unipen
+from training.strokes import SUPERSAMPLE, antialiased
 
 Point = tuple[float, float]
 Stroke = list[Point]
@@ -45,7 +46,6 @@ PEN_SHARE = 0.2  # ... but never more than this share of the digit's height
 ROTATE_DEGREES, SHEAR, ASPECT = 12.0, 0.2, (0.7, 1.2)
 WOBBLE = 0.05  # the most a template's strokes are bent out of place, as a share of its height
 MOUSE_SHARE = 0.5  # drawings made with a mouse (integer, jittered positions); the rest by touch or pen
-SUPERSAMPLE = 4  # strokes are drawn at 4x and averaged down, as a browser anti-aliases by coverage
 WORK = 8  # working pixels per MNIST pixel while an MNIST digit's pen is made bolder or finer
 CUT = 0.3  # the grey level where an upscaled MNIST digit's edge is drawn: low, to keep its faint strokes
 THINNEST = 0.5  # an MNIST pen is made at most this much finer: beyond, its thin parts break up
@@ -286,25 +286,6 @@ def sample_colours(style: str, rng: np.random.Generator) -> tuple[RGBA, RGBA]:
     return (0, 0, 0, 0), ink
 
 
-def rasterise(strokes: list[np.ndarray], size: tuple[int, int], pen: float) -> np.ndarray:
-    """Coverage (0..1) of strokes with round caps and joins, as canvas lineCap/lineJoin "round" draw them.
-
-    A round-capped, round-joined polyline is the union of its segments and a disc at every point;
-    drawn at 4x and averaged down, each pixel gets the share of it the pen covered.
-    """
-    big = Image.new("L", (size[0] * SUPERSAMPLE, size[1] * SUPERSAMPLE), 0)
-    draw = ImageDraw.Draw(big)
-    radius = pen * SUPERSAMPLE / 2
-    for stroke in strokes:
-        points = [(float(x) * SUPERSAMPLE, float(y) * SUPERSAMPLE) for x, y in stroke]
-        if len(points) > 1:
-            draw.line(points, fill=255, width=round(pen * SUPERSAMPLE), joint="curve")
-        for x, y in points:
-            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
-    small = big.resize(size, Image.Resampling.BOX)
-    return np.asarray(small, np.float32) / 255
-
-
 def compose(coverage: np.ndarray, canvas: Canvas) -> bytes:
     """The canvas as RGBA PNG bytes, as toDataURL("image/png") gives it."""
     if canvas.style == "transparent":
@@ -375,7 +356,7 @@ def pen_events(strokes: list[np.ndarray], canvas: Canvas, rng: np.random.Generat
 def draw_strokes(strokes: list[np.ndarray], canvas: Canvas, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """Strokes (one unit high) drawn on a canvas at a random height, pen, position and input device."""
     events, facts = pen_events(strokes, canvas, rng)
-    return rasterise(events, (canvas.width, canvas.height), facts["pen"]), facts
+    return antialiased(events, (canvas.width, canvas.height), facts["pen"]), facts
 
 
 def strokes_body(events: list[np.ndarray], canvas: Canvas, pen: float) -> dict:
@@ -495,7 +476,7 @@ def stroke_drawing(
     events: list[np.ndarray], facts: dict, canvas: Canvas, kind: str, label: str, source: str, variant: str
 ) -> Drawing:
     """A drawing made of pen events: the canvas PNG drawn from them, and them as a strokes body."""
-    coverage = rasterise(events, (canvas.width, canvas.height), facts["pen"])
+    coverage = antialiased(events, (canvas.width, canvas.height), facts["pen"])
     size = (canvas.width, canvas.height)
     body = strokes_body(events, canvas, facts["pen"])
     return Drawing(compose(coverage, canvas), kind, label, source, variant, canvas.style, size, **facts, body=body)

@@ -38,6 +38,7 @@ from recognizer import ink
 from recognizer.model_files import shipped_path
 from recognizer.preprocessing import preprocess
 from training import unipen
+from training.strokes import antialiased
 from worker.inference import Predictor
 
 PAGE = canvases.Canvas(0, 0, "dark_on_light", (255, 255, 255, 255), (0, 0, 0, 255))
@@ -78,7 +79,7 @@ def on_page(body: dict) -> dict:
 
 def page_png(drawing: ink.Ink, compress_level: int = 1) -> bytes:
     """The drawing as the page's canvas exports it (black strokes on white) as PNG bytes."""
-    coverage = canvases.rasterise(list(drawing.strokes), (drawing.width, drawing.height), drawing.pen)
+    coverage = antialiased(list(drawing.strokes), (drawing.width, drawing.height), drawing.pen)
     png = canvases.compose(coverage, PAGE)
     if compress_level == 1:  # compose's own level: fast, for tests
         return png

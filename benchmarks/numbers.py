@@ -101,14 +101,9 @@ def png(coverage: np.ndarray, rng: np.random.Generator, style: str) -> bytes:
     return canvases.compose(coverage, canvas)
 
 
-def painted_body(body: dict) -> np.ndarray:
-    """A strokes body painted as the page's canvas paints it: ink coverage 0..1."""
-    return canvases.rasterise([np.asarray(s) for s in body["strokes"]], (body["width"], body["height"]), body["pen"])
-
-
 def painted(number: numbers.Number, index: int, styles: int) -> bytes:
     """A pen number as a canvas PNG, in one of the first `styles` ink styles."""
-    return png(painted_body(number.body), np.random.default_rng([SEED, index]), canvases.STYLES[index % styles])
+    return png(numbers.painted_body(number.body), np.random.default_rng([SEED, index]), canvases.STYLES[index % styles])
 
 
 def mnist_digits() -> tuple[np.ndarray, np.ndarray, str]:
@@ -181,7 +176,7 @@ def main() -> None:
     if args.fit:
         for name, on_images in (("WEIGHTS", False), ("IMAGE_WEIGHTS", True)):
             start = getattr(segmentation, name)
-            weights = numbers.fit_weights(model.predict, painted_body, on_images, start=start)
+            weights = numbers.fit_weights(model.predict, numbers.painted_body, on_images, start=start)
             print(f"{name} = (" + ", ".join(f"{w:.3f}" for w in weights) + ")")
         return
     print(f"model {model.version}; {args.split} writers: {len(numbers.writers(args.split))}")

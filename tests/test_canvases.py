@@ -12,6 +12,7 @@ from benchmarks import canvas_suite, canvases
 from recognizer import ink
 from recognizer.model_files import shipped_path
 from recognizer.preprocessing import BlankDrawing, preprocess
+from training.strokes import antialiased
 from worker.inference import Predictor
 
 
@@ -80,7 +81,7 @@ def test_a_drawing_is_the_same_for_the_same_seed_and_index(test_digits):
 @pytest.mark.parametrize("pen", [5.0, 12.0, 28.0])
 def test_the_pen_width_measured_on_a_stroke_is_the_pen_it_was_drawn_with(pen):
     strokes = [np.array([[50.0, 40.0], [60.0, 240.0]]), np.array([[100.0, 60.0], [200.0, 60.0], [150.0, 240.0]])]
-    measured = canvases.stroke_width(canvases.rasterise(strokes, (280, 280), pen))
+    measured = canvases.stroke_width(antialiased(strokes, (280, 280), pen))
     assert measured == pytest.approx(pen, rel=0.15)
 
 

@@ -65,3 +65,22 @@ def test_no_writer_trains_and_judges():
     assert not writers["train"] & writers["held_out"] and not writers["train"] & writers["calibration"]
     assert not writers["calibration"] & writers["held_out"]
     assert sum(len(unipen.split(name)) for name in unipen.SPLITS) == len(digits)
+
+
+def test_digits_cut_out_of_numbers_carry_their_own_labels():
+    # Stage two of training (training.train.tune_on_numbers) learns from the candidates number mode
+    # cuts out of the training writers' numbers: each must be labelled with the digit it holds.
+    from recognizer.model_files import shipped_path
+    from training import numbers
+    from worker.inference import Predictor
+
+    try:
+        images, labels = numbers.digit_crops("train", 40, seed=5)
+    except FileNotFoundError as exc:
+        pytest.skip(f"needs UNIPEN's digits, which a bare clone lacks ({exc})")
+    assert images.shape[1:] == (28, 28) and images.dtype == np.float32 and len(images) == len(labels)
+    assert images.min() >= 0 and images.max() <= 1
+    # 40 painted and 20 pen numbers of 2-5 digits, and 10 lone digits: most digits are offered whole.
+    assert 150 < len(labels) < 400 and set(labels) == set(range(10))
+    read = Predictor.from_file(shipped_path()).predict(images).argmax(axis=1)
+    assert (read == labels).mean() > 0.95

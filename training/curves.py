@@ -10,15 +10,16 @@ WIDTH, HEIGHT, MARGIN = 900, 380, 50
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
 
 
-def plot(history: dict[str, list[float]], path: Path, title: str) -> None:
-    """Two panels: loss on the left, error rate (1 - accuracy, log scale) on the right, per epoch."""
+def plot(history: dict[str, list[float | None]], path: Path, title: str) -> None:
+    """Two panels: loss on the left, error rate (1 - accuracy, log scale) on the right, per epoch
+    (None: no value that epoch, as before a second stage of training starts)."""
     image = Image.new("RGB", (WIDTH, HEIGHT), "white")
     draw = ImageDraw.Draw(image)
     draw.text((MARGIN, 12), title, fill="black")
     half = WIDTH // 2
     losses = {k: v for k, v in history.items() if k.endswith("loss")}
     errors = {
-        k.replace("accuracy", "error"): [max(1 - a, 1e-4) for a in v]
+        k.replace("accuracy", "error"): [None if a is None else max(1 - a, 1e-4) for a in v]
         for k, v in history.items()
         if k.endswith("accuracy")
     }
@@ -33,7 +34,7 @@ def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], series: di
     left, top, right, bottom = box
     draw.rectangle(box, outline="black")
     scale = math.log10 if log else (lambda v: v)
-    values = [scale(v) for vs in series.values() for v in vs]
+    values = [scale(v) for vs in series.values() for v in vs if v is not None]
     low, high = min(values), max(values)
     span = (high - low) or 1.0
     epochs = max(len(vs) for vs in series.values())
@@ -41,6 +42,7 @@ def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], series: di
         points = [
             (left + (right - left) * j / max(epochs - 1, 1), bottom - (bottom - top) * (scale(v) - low) / span)
             for j, v in enumerate(vs)
+            if v is not None
         ]
         draw.line(points, fill=COLOURS[i % len(COLOURS)], width=2)
         draw.text((left + 8, top + 6 + 14 * i), name, fill=COLOURS[i % len(COLOURS)])

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from training import unipen
+from training.strokes import antialiased
 
 LENGTHS = (2, 3, 4, 5)  # digits in a number
 GAP = (-0.1, 0.45)  # space between two digits' ink, as a share of the line's height (negative: overlap) ...
@@ -221,13 +222,41 @@ def _ink_box(points: np.ndarray, pen: float) -> tuple[float, float, float, float
     return float(x0), float(y0), float(x1), float(y1)
 
 
+def painted_body(body: dict) -> np.ndarray:
+    """A strokes body painted as the page's canvas paints it: ink coverage 0..1."""
+    return antialiased([np.asarray(s) for s in body["strokes"]], (body["width"], body["height"]), body["pen"])
+
+
 def whole(boxes: np.ndarray, truth: np.ndarray, least: float = 0.7) -> np.ndarray:
     """Which candidate boxes (N, 4) are one whole digit: overlapping a true box by `least` of their union."""
+    return _overlaps(boxes, truth).max(axis=1) >= least
+
+
+def _overlaps(boxes: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Each box's (N, 4) intersection over union with each true box (M, 4): (N, M)."""
     low = np.maximum(boxes[:, None, :2], truth[None, :, :2])
     high = np.minimum(boxes[:, None, 2:], truth[None, :, 2:])
     common = np.prod(np.clip(high - low, 0, None), axis=2)
     areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)[:, None] + np.prod(truth[:, 2:] - truth[:, :2], axis=1)
-    return (common / (areas - common)).max(axis=1) >= least
+    return common / (areas - common)
+
+
+def digit_crops(split: str, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The model's inputs (N, 28, 28) and labels of digits as number mode cuts them out of numbers: the
+    candidates that are one whole digit (`whole`), of `count` numbers by `split`'s writers painted on
+    a canvas (anti-aliased, as a browser paints) and of `count` / 2 written as pen strokes, the
+    one-stroke-through-two, uneven-sized and lone digits among them (`pen_drawings`). Such a digit
+    keeps what a cut left of it and bits of its neighbours, and a 1 keeps its own narrow shape."""
+    drawings = painted_drawings(painted_body, split, count, seed) + pen_drawings(split, count // 2, seed + 1)
+    images, labels = [], []
+    for found, number in drawings:
+        if not found.candidates:
+            continue
+        overlaps = _overlaps(np.array([c.box for c in found.candidates]), np.array(number.boxes))
+        chosen = np.flatnonzero(overlaps.max(axis=1) >= 0.7)
+        images.append(found.images[chosen])
+        labels.append([int(number.label[j]) for j in overlaps[chosen].argmax(axis=1)])
+    return np.concatenate(images), np.concatenate(labels).astype(np.uint8)
 
 
 def fit_weights(
@@ -235,7 +264,7 @@ def fit_weights(
     paint: Callable[[dict], np.ndarray],
     painted: bool = False,
     split: str = "calibration",
-    count: int = 600,
+    count: int = 1500,
     seed: int = 1,
     rounds: int = 300,
     start: Sequence[float] | None = None,
@@ -256,7 +285,7 @@ def fit_weights(
     """
     from recognizer import segmentation
 
-    drawings = (_painted_drawings if painted else _pen_drawings)(paint, split, count, seed)
+    drawings = painted_drawings(paint, split, count, seed) if painted else pen_drawings(split, count, seed)
     candidates = [d for d, _ in drawings]
     rows = segmentation.split_probabilities(candidates, predict(segmentation.images(candidates)))
     x = np.concatenate([segmentation.features(d, p) for d, p in zip(candidates, rows, strict=True)])
@@ -279,8 +308,11 @@ def fit_weights(
     return _coordinate_search(right, weights, rounds)
 
 
-def _pen_drawings(paint: Callable, split: str, count: int, seed: int) -> list[tuple]:
+def pen_drawings(split: str, count: int, seed: int) -> list[tuple]:
+    """Pen numbers, numbers with one stroke through two digits, numbers of uneven sizes and lone digits
+    by `split`'s writers, each segmented: (Segmentation, Number)."""
     from recognizer import ink, segmentation
+    from recognizer.preprocessing import BlankDrawing
 
     drawings = []
     for i in range(count):
@@ -298,19 +330,18 @@ def _pen_drawings(paint: Callable, split: str, count: int, seed: int) -> list[tu
     lone = [d for d in unipen.split(split) if d.writer in writers(split)]
     for digit in lone[seed % 7 :: 7][: count // 2]:
         body = unipen.on_canvas(digit, (280, 280), 0.7)
-        drawings.append(
-            (
-                segmentation.from_ink(ink.parse(body)),
-                Number(
-                    str(digit.label),
-                    (_ink_box(np.concatenate([np.asarray(s, float) for s in body["strokes"]]), body["pen"]),),
-                ),
-            )
-        )
+        try:
+            found = segmentation.from_ink(ink.parse(body))
+        except BlankDrawing:  # a few of UNIPEN's items are a dot, which the service refuses
+            continue
+        box = _ink_box(np.concatenate([np.asarray(s, float) for s in body["strokes"]]), body["pen"])
+        drawings.append((found, Number(str(digit.label), (box,))))
     return drawings
 
 
-def _painted_drawings(paint: Callable, split: str, count: int, seed: int) -> list[tuple]:
+def painted_drawings(paint: Callable, split: str, count: int, seed: int) -> list[tuple]:
+    """Pen numbers painted (`paint`: a strokes body to ink coverage 0..1) and a quarter as many MNIST-like
+    numbers, each segmented from its ink: (Segmentation, Number)."""
     from recognizer import segmentation
     from training import samples
 

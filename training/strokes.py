@@ -18,6 +18,7 @@ from recognizer.preprocessing import to_mnist
 
 Stroke = list[tuple[float, float]]
 CANVAS = 160  # pixels the strokes are drawn on before the serving preprocessing
+SUPERSAMPLE = 4  # `coverage` draws strokes at 4x and averages them down, as a browser anti-aliases by coverage
 
 
 def arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float) -> Stroke:
@@ -98,6 +99,25 @@ def paint(strokes: list[Stroke], pen: float, size: tuple[int, int]) -> np.ndarra
         for x, y in (stroke[0], stroke[-1]):  # round caps, as the canvas page draws them
             pen_tool.ellipse((x - pen / 2, y - pen / 2, x + pen / 2, y + pen / 2), fill=255)
     return np.asarray(image)
+
+
+def antialiased(strokes: list[np.ndarray], size: tuple[int, int], pen: float) -> np.ndarray:
+    """Coverage (0..1) of strokes with round caps and joins, as canvas lineCap/lineJoin "round" draw them.
+
+    A round-capped, round-joined polyline is the union of its segments and a disc at every point;
+    drawn at 4x and averaged down, each pixel gets the share of it the pen covered.
+    """
+    big = Image.new("L", (size[0] * SUPERSAMPLE, size[1] * SUPERSAMPLE), 0)
+    draw = ImageDraw.Draw(big)
+    radius = pen * SUPERSAMPLE / 2
+    for stroke in strokes:
+        points = [(float(x) * SUPERSAMPLE, float(y) * SUPERSAMPLE) for x, y in stroke]
+        if len(points) > 1:
+            draw.line(points, fill=255, width=round(pen * SUPERSAMPLE), joint="curve")
+        for x, y in points:
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
+    small = big.resize(size, Image.Resampling.BOX)
+    return np.asarray(small, np.float32) / 255
 
 
 def placed(strokes: list[Stroke], rng: np.random.Generator, canvas: int) -> tuple[list[Stroke], int]:
