@@ -44,7 +44,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 # Retrain the shipped model from ../shared/data (MNIST, UNIPEN pens, USPS scans; or MNIST_PATH,
-# UNIPEN_PATH, USPS_PATH): about 50 minutes on 2 cores.
+# UNIPEN_PATH, USPS_PATH): about 50 minutes on 2 cores, and a few more for stage two.
 train: $(STAMP)
 	$(BIN)/python -m training.train
 
