@@ -80,7 +80,7 @@ def test_digits_cut_out_of_numbers_carry_their_own_labels():
         pytest.skip(f"needs UNIPEN's digits, which a bare clone lacks ({exc})")
     assert images.shape[1:] == (28, 28) and images.dtype == np.float32 and len(images) == len(labels)
     assert images.min() >= 0 and images.max() <= 1
-    # 40 painted and 20 pen numbers of 2-5 digits, and 10 lone digits: most digits are offered whole.
+    # 40 painted, 10 made and 20 pen numbers of 2-5 digits, and 10 lone digits: most offered whole.
     assert 150 < len(labels) < 400 and set(labels) == set(range(10))
     read = Predictor.from_file(shipped_path()).predict(images).argmax(axis=1)
     assert (read == labels).mean() > 0.95

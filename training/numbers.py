@@ -47,6 +47,7 @@ MARKS = ("comma", "apostrophe", "minus")
 MARK_GAP = (0.08, 0.25)  # blank on either side of a mark, as a share of the line's height (the pen's ink apart)
 TICK_LENGTH = (0.15, 0.45)  # a comma's or an apostrophe's length ...
 DASH_LENGTH = (0.3, 0.7)  # ... and a minus sign's, as shares of the line's height
+WHOLE = 0.7  # a candidate whose box overlaps a digit's by this share of their union is that digit, whole
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,7 @@ def painted_body(body: dict) -> np.ndarray:
     return antialiased([np.asarray(s) for s in body["strokes"]], (body["width"], body["height"]), body["pen"])
 
 
-def whole(boxes: np.ndarray, truth: np.ndarray, least: float = 0.7) -> np.ndarray:
+def whole(boxes: np.ndarray, truth: np.ndarray, least: float = WHOLE) -> np.ndarray:
     """Which candidate boxes (N, 4) are one whole digit: overlapping a true box by `least` of their union."""
     return _overlaps(boxes, truth).max(axis=1) >= least
 
@@ -244,7 +245,8 @@ def _overlaps(boxes: np.ndarray, truth: np.ndarray) -> np.ndarray:
 def digit_crops(split: str, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The model's inputs (N, 28, 28) and labels of digits as number mode cuts them out of numbers: the
     candidates that are one whole digit (`whole`), of `count` numbers by `split`'s writers painted on
-    a canvas (anti-aliased, as a browser paints) and of `count` / 2 written as pen strokes, the
+    a canvas (anti-aliased, as a browser paints; with a quarter as many of the project's made digits
+    side by side: `painted_drawings`) and of `count` / 2 written as pen strokes, the
     one-stroke-through-two, uneven-sized and lone digits among them (`pen_drawings`). Such a digit
     keeps what a cut left of it and bits of its neighbours, and a 1 keeps its own narrow shape."""
     drawings = painted_drawings(painted_body, split, count, seed) + pen_drawings(split, count // 2, seed + 1)
@@ -253,7 +255,7 @@ def digit_crops(split: str, count: int, seed: int) -> tuple[np.ndarray, np.ndarr
         if not found.candidates:
             continue
         overlaps = _overlaps(np.array([c.box for c in found.candidates]), np.array(number.boxes))
-        chosen = np.flatnonzero(overlaps.max(axis=1) >= 0.7)
+        chosen = np.flatnonzero(overlaps.max(axis=1) >= WHOLE)
         images.append(found.images[chosen])
         labels.append([int(number.label[j]) for j in overlaps[chosen].argmax(axis=1)])
     return np.concatenate(images), np.concatenate(labels).astype(np.uint8)

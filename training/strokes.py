@@ -18,7 +18,7 @@ from recognizer.preprocessing import to_mnist
 
 Stroke = list[tuple[float, float]]
 CANVAS = 160  # pixels the strokes are drawn on before the serving preprocessing
-SUPERSAMPLE = 4  # `coverage` draws strokes at 4x and averages them down, as a browser anti-aliases by coverage
+SUPERSAMPLE = 4  # `antialiased` draws strokes at 4x and averages them down, as a browser anti-aliases by coverage
 
 
 def arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float) -> Stroke:

@@ -51,7 +51,8 @@ CALIBRATION_RENDERS = 4  # ... and each calibration or held-out writer's digit
 # Stage two: each member learns TUNE_EPOCHS more at TUNE_RATE, falling, with the digits that number
 # mode cuts out of NUMBER_CROPS numbers by the training writers (training.numbers.digit_crops) added
 # to the training digits: a digit as a number's candidate keeps what a cut left of it and bits of its
-# neighbours. On the calibration writers' numbers it took images from 91.2 to 92.3 % (dev run).
+# neighbours. It took the calibration writers' numbers from 91.2 to 92.5 % as images and from 96.4 to
+# 97.5 % as strokes (BENCHMARKS.md, fourteenth session).
 TUNE_EPOCHS = 2
 TUNE_RATE = 3e-4
 NUMBER_CROPS = 3000
@@ -112,15 +113,15 @@ def train(epochs: int, seed: int, batch: int, out: Path, members: int = 1, membe
     parameters = {"epochs": epochs, "seed": seed, "batch_size": batch, "members": members}
     if members_from is None:
         trained = [train_member(x_train, y_train, watched, epochs, seed + i, batch) for i in range(members)]
-        histories = [h for _, h in trained]
+        models, histories = [m for m, _ in trained], [h for _, h in trained]
     else:  # stage one done already: that model's members, as they were trained, and their histories
-        served = keras.models.load_model(members_from, compile=False)
         before = read_metadata(members_from)
-        trained = [(member, None) for member in served.get_layer("digits_ensemble").layers[1:-1]]
-        histories = [{"stage": "digits", **h} for h in before["members"]]
-        parameters.update(members=len(trained), stage_one_from=before["version"])
+        models = keras.models.load_model(members_from, compile=False).get_layer("digits_ensemble").layers[1:-1]
+        histories = before["members"]
+        parameters.update(members=len(models), stage_one_from=before["version"])
+    histories = [{**h, "stage": "digits"} for h in histories]
     x_tune, y_tune = (np.concatenate(pair) for pair in zip(data["train"], data["number_crops"], strict=True))
-    tuned = [tune_on_numbers(m, x_tune, y_tune, watched, seed + i, batch) for i, (m, _) in enumerate(trained)]
+    tuned = [tune_on_numbers(m, x_tune, y_tune, watched, seed + i, batch) for i, m in enumerate(models)]
     histories += [{**h, "stage": "numbers"} for _, h in tuned]
     return save(combine([m for m, _ in tuned]), histories, data, out, parameters)
 
@@ -193,7 +194,7 @@ def fit(model: keras.Model, x, y, held, epochs: int, seed: int, batch: int, sche
         verbose=2,
     )
     rounded = {k: [round(float(v), 5) for v in vals] for k, vals in history.history.items()}
-    return model, {"stage": "digits", "seed": seed, "seconds": round(time.monotonic() - started, 1), "history": rounded}
+    return model, {"seed": seed, "seconds": round(time.monotonic() - started, 1), "history": rounded}
 
 
 def combine(members: list[keras.Model]) -> keras.Model:
