@@ -4,14 +4,17 @@
   writers would make a number no one writes), placed left to right as a person writes a number:
   each digit at about the line's height, gaps from a slight overlap to a wide space, a baseline
   that wanders. The result is a strokes body (`recognizer.ink.parse` reads it) with each digit's
-  box; benchmarks/numbers.py also paints it on a canvas in the ink styles (benchmarks/canvases.py).
+  box; `painted_body` paints it as a browser's canvas does, and benchmarks/numbers.py puts that on a
+  canvas in the ink styles (benchmarks/canvases.py).
   With `joined`, the pen stays down from one digit into the next (the last stroke of a digit runs
   into the first of the next): one stroke through two digits. With `mark` (not with `joined`), a
   mark that is not a digit is written too (MARKS): a comma or an apostrophe between two digits, a
   minus sign before them; the label and the boxes are the digits' only.
 - `mnist_number`: MNIST digits (or, without the MNIST files, the project's made digits,
   training/samples.py) side by side on a canvas, as ink coverage (0..1) with the boxes.
-- `fit_weights`: recognizer.segmentation's WEIGHTS, fitted on such numbers by the train writers.
+- `fit_weights`: recognizer.segmentation's WEIGHTS, fitted on such numbers by the calibration writers.
+- `digit_crops`: the digits number mode cuts out of such numbers by the train writers, labelled:
+  what the model learns from in its second stage of training (training/train.py).
 
 Writers come from `unipen.split`: develop on "train" and "calibration", report on "held_out".
 Every number is drawn from a numpy Generator seeded by (seed, index), so number i is the same
