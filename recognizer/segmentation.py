@@ -11,7 +11,10 @@ time):
 - a piece far wider than the line is high, or holding one stroke that wide, is cut where the ink
   is thinnest across it: strokes where a cut crosses the fewest of them, at the minimum of their
   projection (one stroke running through two digits), an image's component along the
-  top-to-bottom path crossing the least ink (digits that touch or overlap).
+  top-to-bottom path crossing the least ink (digits that overlap);
+- an image's component about as wide as a digit or wider is first cut where two digits touch, if
+  they do: the ink round a junction of its skeleton (recognizer/touching.py) taken out, it falls
+  into a left and a right side (a 1 leaning on its neighbour, which no top-to-bottom path parts).
 
 Where the cuts are unsure, each reading is offered to the model: a piece alone, neighbours
 merged (up to MAX_SPAN pieces), a wide piece whole and cut, a drawing no wider than LONE_WIDTH
@@ -44,6 +47,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from PIL import Image
 
+from recognizer import touching
 from recognizer.ink import Ink, rasterise, refuse_blank, refuse_tap
 from recognizer.preprocessing import (
     EXTENT_SHARE,
@@ -70,6 +74,20 @@ WITHIN = 0.8
 # of an image are cut from narrower: digits that overlap are one component there, not two strokes.
 SPLIT_WIDTH = 1.1
 IMAGE_SPLIT_WIDTH = 0.8
+# A component of an image this many line heights wide may hold two digits that touch (a 1 leaning on
+# its neighbour is narrower than one digit): it is cut where they meet, if a cut there parts it
+# into two sides (recognizer.touching), and only wider than IMAGE_SPLIT_WIDTH along a seam.
+TOUCH_WIDTH = 0.6
+# Where they meet, the ink within TOUCH_RADIUS pen widths (and a pixel) of a junction of its
+# skeleton is taken out, or of two junctions (see `from_strength`'s cut); the cut is good if what is
+# left falls into parts on two sides, each with a part at least TOUCH_TALL line heights high,
+# overlapping at most TOUCH_OVERLAP of the narrower side's width. A digit's own junctions (a 4's
+# crossing, the loop at a 2's foot, an 8's waist) leave one side low, or the sides one above the
+# other. Of the good cuts, the one with the sides least overlapping. At most TOUCH_MOST junctions a piece.
+TOUCH_RADIUS = 0.8
+TOUCH_TALL = 0.6
+TOUCH_OVERLAP = 0.5
+TOUCH_MOST = 6
 # So is a piece holding one stroke wider than this many line heights.
 LONG_STROKE = 1.0
 # ... unless that stroke is flat: no more than this many line heights from top to bottom. Such a bar
@@ -118,7 +136,7 @@ MAX_PIECES = 3 * MAX_DIGITS
 WEIGHTS = (2.400, 0.191, 1.536, -1.918, -13.283, -2.329, -2.075, -9.801, -0.808, -1.071, -1.451, -1.736)
 # The same for an image's candidates (`--fit` fits both): its pieces are components of the ink,
 # which overlapping digits share, where strokes keep each digit's own (and no stroke is crossed: 0).
-IMAGE_WEIGHTS = (0.483, 0.218, 4.978, -8.234, -5.999, -4.603, -1.361, 0.0, 0.0, 0.0, -1.0, -4.773)
+IMAGE_WEIGHTS = (0.233, 0.249, 4.978, -8.234, -5.999, -3.603, -1.361, 0.0, 0.031, 0.0, -2.0, -4.773)
 # Leaving a speck out costs this much (log-odds).
 SKIP_COST = 0.5
 # `features` begins with this many columns of what the model says; the rest are the candidate's shape.
@@ -326,12 +344,27 @@ def from_strength(strength: np.ndarray, scale: float = 1.0) -> Segmentation:
         return _holes(binary)
 
     line = _line(_grouped(pieces, math.inf, join))
+
+    @functools.cache
+    def junctions() -> touching.Junctions:  # found once, at the first cut
+        return touching.junctions(binary, line)
+
+    def cut(piece: _Piece) -> Sequence[_Piece] | None:
+        # Where two digits touch at one point; a wide piece else along a seam, unless the seam
+        # leaves a part too low for a digit and two junctions' ink taken out parts it (a 1 touching
+        # its neighbour at top and bottom). Digits whose loops overlap have more junctions than
+        # two, and a seam that leaves both parts tall goes round them: it is kept.
+        parts = _cut_at_touch(piece, junctions(), line, together=1)
+        if parts or piece.width <= IMAGE_SPLIT_WIDTH * line:
+            return parts
+        seam = _cut_mask(piece, small, holes(), line)
+        tall = seam is not None and min(part.height for part in seam) >= TOUCH_TALL * line
+        if tall and len(_junctions_in(piece, junctions())) > 2:
+            return seam
+        return _cut_at_touch(piece, junctions(), line, together=2) or seam
+
     groups = _grouped(pieces, line, join)
-    pieces, wholes = _cut_wide(
-        groups,
-        lambda piece: piece.width > IMAGE_SPLIT_WIDTH * line and not _flat(piece, line),
-        lambda piece: _cut_mask(piece, small, holes(), line),
-    )
+    pieces, wholes = _cut_wide(groups, lambda piece: piece.width > TOUCH_WIDTH * line and not _flat(piece, line), cut)
 
     def image(members: list[_Piece]) -> np.ndarray:
         # A piece's box is its mask's: the members' masks are only read inside their boxes' union.
@@ -657,6 +690,158 @@ def _cut_mask(piece: _Piece, strength: np.ndarray, holes: np.ndarray, line: floa
     if not parts[0].any() or not parts[1].any():
         return None
     return _placed(parts[0], piece.mask, x0, y0), _placed(parts[1], piece.mask, x0, y0)
+
+
+def _cut_at_touch(piece: _Piece, junctions: touching.Junctions, line: float, together: int) -> list[_Piece] | None:
+    """A piece's pixels parted where two digits touch: the ink round `together` of its junctions
+    taken out, then given back to the part it joins (see TOUCH_WIDTH). The sides, left to right,
+    with what lies loose near the other side (the end of a stroke a cut crossed) a piece between
+    them: the model decides which side it belongs to.
+
+    The ink with every junction's disk taken out is labelled once: its parts ("atoms") are joined
+    through the disks each try keeps, which costs a few set unions, not a labelling per try."""
+    x0, y0, x1, y1 = piece.box.astype(int)
+    inside = piece.mask[y0:y1, x0:x1]
+    at = _junctions_in(piece, junctions)[:TOUCH_MOST]
+    if not len(at):
+        return None
+    rows, columns = np.ogrid[: inside.shape[0], : inside.shape[1]]
+    radius = TOUCH_RADIUS * junctions.pen + 1
+    around = [(rows - y) ** 2 + (columns - x) ** 2 for y, x in at]
+    atoms, sizes, boxes = _atoms(inside & ~np.logical_or.reduce([d <= radius**2 for d in around]))
+    if len(sizes) < 2:
+        return None
+    # What each disk's ink joins: the atoms a pixel from it (within a disk 1.5 px wider), and the
+    # disks it overlaps or touches.
+    touched = [set(np.unique(atoms[d <= (radius + 1.5) ** 2]).tolist()) - {-1} for d in around]
+    neighbours = [
+        {j for j, q in enumerate(at) if j != i and np.hypot(*(p - q)) <= 2 * radius + 1.5} for i, p in enumerate(at)
+    ]
+    least = max(4.0, junctions.pen**2)  # a part smaller than a square of pen is a crumb the cut left
+    cuts = []
+    for removed in itertools.combinations(range(len(at)), together):
+        kept = [i for i in range(len(at)) if i not in removed]
+        parts = _joined(len(sizes), kept, touched, neighbours)
+        cuts.append(_sides([p for p in parts if sizes[p].sum() >= least], boxes, radius, line))
+    if not (found := [c for c in cuts if c is not None]):
+        return None
+    sides = [np.isin(atoms, side) for side in min(found, key=lambda c: c[0])[1]]
+    return [_placed(mask, piece.mask, x0, y0) for mask in _given_back(sides, inside)]
+
+
+def _junctions_in(piece: _Piece, junctions: touching.Junctions) -> np.ndarray:
+    """The junctions on the piece's ink (y, x), relative to its box."""
+    x0, y0, x1, y1 = piece.box.astype(int)
+    inside = piece.mask[y0:y1, x0:x1]
+    at = junctions.points - (y0, x0)
+    at = at[(at >= 0).all(axis=1) & (at < inside.shape).all(axis=1)]
+    return at[inside[at[:, 0].astype(int), at[:, 1].astype(int)]]
+
+
+def _atoms(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ink's components numbered 0 ... n - 1 (-1: no ink), their sizes and boxes (x0, y0, x1, y1)."""
+    labels = _labels(ink)
+    ys, xs = np.nonzero(ink)
+    found, numbered = np.unique(labels[ys, xs], return_inverse=True)
+    atoms = np.full(ink.shape, -1)
+    atoms[ys, xs] = numbered
+    order = np.argsort(numbered, kind="stable")  # each atom's pixels together, for one reduceat each
+    starts = np.searchsorted(numbered[order], np.arange(len(found)))
+    xs, ys = xs[order], ys[order]
+    boxes = np.column_stack(
+        [
+            np.minimum.reduceat(xs, starts),
+            np.minimum.reduceat(ys, starts),
+            np.maximum.reduceat(xs, starts) + 1,
+            np.maximum.reduceat(ys, starts) + 1,
+        ]
+    )
+    return atoms, np.diff(np.append(starts, len(xs))), boxes
+
+
+def _joined(count: int, kept: list[int], touched: list[set[int]], neighbours: list[set[int]]) -> list[np.ndarray]:
+    """The atoms joined into parts through the disks kept: a disk joins every atom it touches, and
+    disks that touch join each other's."""
+    root = list(range(count))
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+
+    for i in kept:
+        joined = sorted(set(touched[i]).union(*(touched[j] for j in neighbours[i] if j in kept)))
+        for other in joined[1:]:
+            root[find(other)] = find(joined[0])
+    parts: dict[int, list[int]] = {}
+    for i in range(count):
+        parts.setdefault(find(i), []).append(i)
+    return [np.array(members) for members in parts.values()]
+
+
+def _sides(
+    parts: list[np.ndarray], boxes: np.ndarray, near: float, line: float
+) -> tuple[float, list[np.ndarray]] | None:
+    """The best parting of the parts (arrays of atoms) into a left and a right side (see TOUCH_TALL):
+    how much the sides overlap, as a share of the narrower's width, and the atoms of the left side,
+    the loose parts and the right side; None if none is good. A low part within `near` of the other
+    side's tall parts is loose: it may be either's."""
+    if len(parts) < 2:
+        return None
+    extents = np.array([[*boxes[p, :2].min(axis=0), *boxes[p, 2:].max(axis=0)] for p in parts])
+    order = np.argsort(extents[:, 0] + extents[:, 2])
+    extents = extents[order]
+    tall = extents[:, 3] - extents[:, 1] >= TOUCH_TALL * line
+    best = None
+    for k in range(1, len(parts)):
+        left, right = extents[:k], extents[k:]
+        widths = (left[:, 2].max() - left[:, 0].min(), right[:, 2].max() - right[:, 0].min())
+        overlap = max(0.0, left[:, 2].max() - right[:, 0].min()) / max(min(widths), 1.0)
+        if tall[:k].any() and tall[k:].any() and overlap <= TOUCH_OVERLAP and (best is None or overlap < best[0]):
+            best = (overlap, k)
+    if best is None:
+        return None
+    overlap, k = best
+    reach_left, reach_right = extents[k:][tall[k:], 0].min() - near, extents[:k][tall[:k], 2].max() + near
+    side = np.array([0] * k + [2] * (len(parts) - k))
+    side[:k][~tall[:k] & (extents[:k, 2] > reach_left)] = 1
+    side[k:][~tall[k:] & (extents[k:, 0] < reach_right)] = 1
+    ordered = [parts[i] for i in order]
+    return overlap, [
+        np.concatenate([p for p, at in zip(ordered, side, strict=True) if at == i] or [np.array([], int)])
+        for i in range(3)
+    ]
+
+
+def _given_back(sides: list[np.ndarray], inside: np.ndarray) -> list[np.ndarray]:
+    """The ink a cut took out (and its crumbs) given back to the side it joins, grown pixel by pixel
+    from each at once; what joins none goes with the nearest in x. The sides that have ink."""
+    sides = [side.copy() for side in sides if side.any()]
+    rest = inside & ~np.logical_or.reduce(sides)
+    while rest.any():
+        taken, grown = np.zeros_like(rest), []
+        for side in sides:
+            grown.append(_grown(side) & rest & ~taken)
+            taken |= grown[-1]
+        if not taken.any():
+            middles = [np.nonzero(side)[1].mean() for side in sides]
+            rows, columns = np.nonzero(rest)
+            nearest = np.abs(columns[:, None] - np.array(middles)[None]).argmin(axis=1)
+            for i, side in enumerate(sides):
+                side[rows[nearest == i], columns[nearest == i]] = True
+            break
+        for side, more in zip(sides, grown, strict=True):
+            side |= more
+        rest &= ~taken
+    return sides
+
+
+def _grown(mask: np.ndarray) -> np.ndarray:
+    """The mask and its 8 neighbours of each pixel."""
+    padded = np.pad(mask, 1)
+    height, width = mask.shape
+    return np.logical_or.reduce([padded[dy : dy + height, dx : dx + width] for dy in range(3) for dx in range(3)])
 
 
 def _holes(inked: np.ndarray) -> np.ndarray:

@@ -239,6 +239,35 @@ def test_it_parts_digits_that_overlap_in_an_image_round_their_ink(model):
     assert segmentation.read_all([image], model.predict)[0].number == "56"
 
 
+@pytest.mark.parametrize(
+    ("digits", "gap"),
+    [
+        ([(2, 1), (1, 1)], -20),
+        ([(4, 1), (1, 1)], -25),
+        ([(9, 1), (1, 1)], -20),
+        ([(0, 1), (1, 1)], -15),
+        ([(1, 1), (3, 1)], -25),
+        ([(1, 1), (7, 1)], -25),
+        ([(8, 0), (2, 0)], -20),
+        ([(2, 1), (2, 1)], -15),
+    ],
+)
+def test_digits_that_touch_in_an_image_are_parted_where_they_meet(model, digits, gap):
+    # A 1 leaning on its neighbour, an 8 grazing a 2: one component, which no top-to-bottom path
+    # parts without cutting through a digit. Taking out the ink round the junction where they meet does.
+    image = segmentation.from_image(png_of(number_body(digits, gap=gap)))
+    assert segmentation.read_all([image], model.predict)[0].number == "".join(str(d) for d, _ in digits)
+
+
+def test_a_digit_s_own_junctions_do_not_cut_it(model):
+    # A 4's crossing, an 8's waist: taking their ink out leaves one side too low, or the two sides
+    # one above the other, so the digit stays whole where the junctions are its own.
+    for digit in (4, 8, 9):
+        candidates = segmentation.from_image(png_of(number_body([digit])))
+        assert [c.first for c in candidates.candidates] == [0]
+        assert segmentation.read_all([candidates], model.predict)[0].number == str(digit)
+
+
 @pytest.mark.parametrize("digits", [[5, 0], [2, 0], [0, 9], [0, 8]])
 def test_a_cut_between_overlapping_digits_goes_round_a_loop_not_through_it(model, digits):
     # Through the 0's hole the path crosses its ink only twice, less than where the digits overlap;
