@@ -354,14 +354,15 @@ def from_strength(strength: np.ndarray, scale: float = 1.0) -> Segmentation:
         # leaves a part too low for a digit and two junctions' ink taken out parts it (a 1 touching
         # its neighbour at top and bottom). Digits whose loops overlap have more junctions than
         # two, and a seam that leaves both parts tall goes round them: it is kept.
-        parts = _cut_at_touch(piece, junctions(), line, together=1)
+        touch = _touching(piece, junctions())
+        parts = _cut_at_touch(piece, touch, line, together=1)
         if parts or piece.width <= IMAGE_SPLIT_WIDTH * line:
             return parts
         seam = _cut_mask(piece, small, holes(), line)
         tall = seam is not None and min(part.height for part in seam) >= TOUCH_TALL * line
-        if tall and len(_junctions_in(piece, junctions())) > 2:
+        if touch is None or (tall and touch.junctions > 2):
             return seam
-        return _cut_at_touch(piece, junctions(), line, together=2) or seam
+        return _cut_at_touch(piece, touch, line, together=2) or seam
 
     groups = _grouped(pieces, line, join)
     pieces, wholes = _cut_wide(groups, lambda piece: piece.width > TOUCH_WIDTH * line and not _flat(piece, line), cut)
@@ -692,17 +693,29 @@ def _cut_mask(piece: _Piece, strength: np.ndarray, holes: np.ndarray, line: floa
     return _placed(parts[0], piece.mask, x0, y0), _placed(parts[1], piece.mask, x0, y0)
 
 
-def _cut_at_touch(piece: _Piece, junctions: touching.Junctions, line: float, together: int) -> list[_Piece] | None:
-    """A piece's pixels parted where two digits touch: the ink round `together` of its junctions
-    taken out, then given back to the part it joins (see TOUCH_WIDTH). The sides, left to right,
-    with what lies loose near the other side (the end of a stroke a cut crossed) a piece between
-    them: the model decides which side it belongs to.
+@dataclass(frozen=True, eq=False)
+class _Touch:
+    """A piece's ink with the disks round its junctions taken out, labelled once for every try of
+    `_cut_at_touch`: its parts ("atoms") are joined through the disks a try keeps, which costs a few
+    set unions, not a labelling per try."""
 
-    The ink with every junction's disk taken out is labelled once: its parts ("atoms") are joined
-    through the disks each try keeps, which costs a few set unions, not a labelling per try."""
+    inside: np.ndarray  # the piece's pixels within its box
+    junctions: int  # how many lie on its ink (the first TOUCH_MOST have disks)
+    atoms: np.ndarray  # each pixel's atom, -1 for none
+    sizes: np.ndarray  # the atoms' pixels
+    boxes: np.ndarray  # the atoms' boxes (x0, y0, x1, y1)
+    touched: list[set[int]]  # per disk, the atoms a pixel from its ink
+    neighbours: list[set[int]]  # per disk, the disks it overlaps or touches
+    radius: float  # the disks'
+    least: float  # a part smaller than this is a crumb the cut left: given back, not a side
+
+
+def _touching(piece: _Piece, junctions: touching.Junctions) -> _Touch | None:
+    """The piece's ink ready to be cut where digits touch; None without a junction to cut at."""
     x0, y0, x1, y1 = piece.box.astype(int)
     inside = piece.mask[y0:y1, x0:x1]
-    at = _junctions_in(piece, junctions)[:TOUCH_MOST]
+    found = _junctions_in(piece, junctions)
+    at = found[:TOUCH_MOST]
     if not len(at):
         return None
     rows, columns = np.ogrid[: inside.shape[0], : inside.shape[1]]
@@ -711,22 +724,33 @@ def _cut_at_touch(piece: _Piece, junctions: touching.Junctions, line: float, tog
     atoms, sizes, boxes = _atoms(inside & ~np.logical_or.reduce([d <= radius**2 for d in around]))
     if len(sizes) < 2:
         return None
-    # What each disk's ink joins: the atoms a pixel from it (within a disk 1.5 px wider), and the
-    # disks it overlaps or touches.
+    # Within a disk 1.5 px wider lie the pixels next to a disk's ink.
     touched = [set(np.unique(atoms[d <= (radius + 1.5) ** 2]).tolist()) - {-1} for d in around]
     neighbours = [
         {j for j, q in enumerate(at) if j != i and np.hypot(*(p - q)) <= 2 * radius + 1.5} for i, p in enumerate(at)
     ]
-    least = max(4.0, junctions.pen**2)  # a part smaller than a square of pen is a crumb the cut left
+    least = max(4.0, junctions.pen**2)  # a square of pen
+    return _Touch(inside, len(found), atoms, sizes, boxes, touched, neighbours, radius, least)
+
+
+def _cut_at_touch(piece: _Piece, touch: _Touch | None, line: float, together: int) -> list[_Piece] | None:
+    """A piece's pixels parted where two digits touch: the ink round `together` of its junctions
+    taken out, then given back to the part it joins (see TOUCH_WIDTH). The sides, left to right,
+    with what lies loose near the other side (the end of a stroke a cut crossed) a piece between
+    them: the model decides which side it belongs to."""
+    if touch is None:
+        return None
+    disks = range(len(touch.touched))
     cuts = []
-    for removed in itertools.combinations(range(len(at)), together):
-        kept = [i for i in range(len(at)) if i not in removed]
-        parts = _joined(len(sizes), kept, touched, neighbours)
-        cuts.append(_sides([p for p in parts if sizes[p].sum() >= least], boxes, radius, line))
+    for removed in itertools.combinations(disks, together):
+        kept = [i for i in disks if i not in removed]
+        parts = _joined(len(touch.sizes), kept, touch.touched, touch.neighbours)
+        cuts.append(_sides([p for p in parts if touch.sizes[p].sum() >= touch.least], touch.boxes, touch.radius, line))
     if not (found := [c for c in cuts if c is not None]):
         return None
-    sides = [np.isin(atoms, side) for side in min(found, key=lambda c: c[0])[1]]
-    return [_placed(mask, piece.mask, x0, y0) for mask in _given_back(sides, inside)]
+    sides = [np.isin(touch.atoms, side) for side in min(found, key=lambda c: c[0])[1]]
+    x0, y0 = piece.box[:2].astype(int)
+    return [_placed(mask, piece.mask, x0, y0) for mask in _given_back(sides, touch.inside)]
 
 
 def _junctions_in(piece: _Piece, junctions: touching.Junctions) -> np.ndarray:
