@@ -1108,11 +1108,22 @@ def _shape_scores(segmentation: Segmentation) -> np.ndarray:
 
 
 def _surest(segmentation: Segmentation) -> float:
-    """The most the model's part of a score can add: its columns (the log top probability, in
-    [log FLOOR, 0], and its margin over the second's, from 0 to the top's - log FLOOR) at their best."""
+    """The most the model's part of a score can add, over every ten probabilities: its columns are
+    the log top probability and its margin over the second's.
+
+    With the margin's weight not negative, the second is best at its least for a given top, (1 - top)
+    / 9 or FLOOR; then the part is convex in the top, or rising, so its most is at an end: all ten
+    equal (top 0.1, no margin), the others at FLOOR, or a sure one-hot: a negative weight on the
+    top, which `--fit` can give (it did for a model tried), makes a sure reading not the best case,
+    and a bound that took the top down to log FLOOR left more candidates to read. A negative
+    margin weight: that looser bound, the top anywhere in [log FLOOR, 0], the margin from 0 to the
+    top's - log FLOOR."""
     top, margin = _weights(segmentation)[:MODEL_COLUMNS]
     low = math.log(FLOOR)
-    return max(0.0, -margin * low, top * low)
+    if margin < 0:
+        return max(0.0, -margin * low, top * low)
+    floored = math.log1p(-9 * FLOOR)  # the top when the nine others are at FLOOR
+    return max(top * math.log(0.1), (top + margin) * floored - margin * low, -margin * low)
 
 
 def _path(segmentation: Segmentation, scores: np.ndarray) -> list[int]:

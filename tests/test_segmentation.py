@@ -495,16 +495,24 @@ def test_held_out_writers_numbers_read_as_if_every_candidate_were_read(model, he
     ]
 
 
-@pytest.mark.parametrize("painted", [False, True])
-def test_the_most_the_model_can_add_to_a_score_is_at_least_what_it_adds(painted):
-    # What `to_read` leaves unread is left so because even the model's surest reading could not lift it.
+@pytest.mark.parametrize(
+    "model_weights", [segmentation.WEIGHTS[:2], segmentation.IMAGE_WEIGHTS[:2], (-2.0, 0.1), (0.5, -0.3), (0.0, 0.0)]
+)
+def test_the_most_the_model_can_add_to_a_score_is_at_least_what_it_adds(model_weights, monkeypatch):
+    # What `to_read` leaves unread is left so because even the model's surest reading could not lift
+    # it: the bound holds whatever the signs of the model's weights (`--fit` can make the top's negative).
+    monkeypatch.setattr(segmentation, "WEIGHTS", (*model_weights, *segmentation.WEIGHTS[2:]))
     rng = np.random.default_rng(3)
-    rows = np.concatenate([np.eye(10), np.full((1, 10), 0.1), rng.dirichlet(np.full(10, 0.05), 500)])
+    floored = np.full((1, 10), segmentation.FLOOR)
+    floored[0, 0] = 1 - 9 * segmentation.FLOOR  # the others at the least a probability counts for
+    spread = [rng.dirichlet(np.full(10, alpha), 500) for alpha in (0.05, 1.0, 20.0)]
+    rows = np.concatenate([np.eye(10), np.full((1, 10), 0.1), floored, *spread])
     drawing = segmentation.from_ink(ink.parse(number_body([4])))
-    drawing = dataclasses.replace(drawing, candidates=drawing.candidates[:1] * len(rows), painted=painted)
-    added = segmentation.features(drawing, rows)[:, :2] @ segmentation._weights(drawing)[:2]
+    drawing = dataclasses.replace(drawing, candidates=drawing.candidates[:1] * len(rows))
+    added = segmentation.features(drawing, rows)[:, :2] @ np.asarray(model_weights)
     assert added.max() <= segmentation._surest(drawing) + 1e-9
-    assert added.max() >= segmentation._surest(drawing) - 1e-6  # and as tight as it can be: a sure one-hot
+    if model_weights[1] >= 0:  # and as tight as it can be: all equal, the others floored, or sure
+        assert added.max() >= segmentation._surest(drawing) - 1e-9
 
 
 def test_a_bold_pen_is_thinned_in_a_numbers_image_as_in_a_digits():
