@@ -90,7 +90,11 @@ def report(name: str, truths: list[str], read: list[str]) -> None:
         by_length[len(truth)].append(ok)
     lengths = ", ".join(f"{n}: {np.mean(v):.1%} of {len(v)}" for n, v in sorted(by_length.items()))
     kinds = collections.Counter(kind_of_error(t, r) for t, r in zip(truths, read, strict=True) if t != r)
-    print(f"{name}: {np.mean(right):.2%} of {len(truths)} numbers exactly right ({lengths})")
+    # Half the binomial 95 % interval: what the draw of numbers alone moves the figure by (more, as
+    # the numbers share their writers). Two versions read on the same numbers differ by less.
+    share = float(np.mean(right))
+    noise = 1.96 * (share * (1 - share) / len(right)) ** 0.5
+    print(f"{name}: {share:.2%} ± {noise:.2%} of {len(truths)} numbers exactly right ({lengths})")
     print(f"    digit error rate {errors / digits:.2%} ({errors} edits over {digits} digits); errors: {dict(kinds)}")
 
 
