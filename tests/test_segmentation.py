@@ -416,18 +416,42 @@ def test_candidates_the_model_never_reads_are_never_drawn(model):
     assert reading.number == "70419" and len(reading.digits) <= len(drawn) < len(drawing.candidates)
 
 
-def test_the_choice_prefers_the_reading_the_model_is_surest_of():
-    def candidate(first: int, end: int, left: float, right: float) -> segmentation.Candidate:
-        return segmentation.Candidate(first, end, (left, 0.0, right, 100.0), lambda: np.zeros((28, 28), np.float32))
+def candidate(first: int, end: int, left: float, right: float) -> segmentation.Candidate:
+    return segmentation.Candidate(first, end, (left, 0.0, right, 100.0), lambda: np.zeros((28, 28), np.float32))
 
-    two_pieces = segmentation.Segmentation(
-        (candidate(0, 1, 0, 30), candidate(0, 2, 0, 60), candidate(1, 2, 30, 60)), 2, frozenset(), 100.0
-    )
+
+TWO_PIECES = segmentation.Segmentation(
+    (candidate(0, 1, 0, 30), candidate(0, 2, 0, 60), candidate(1, 2, 30, 60)), 2, frozenset(), 100.0
+)
+
+
+def test_the_choice_prefers_the_reading_the_model_is_surest_of():
+    two_pieces = TWO_PIECES
     sure, unsure = np.eye(10)[4], np.full(10, 0.1)
     merged = segmentation.choose(two_pieces, np.stack([unsure, sure, unsure]))
     assert merged.number == "4" and merged.digits[0].box == (0.0, 0.0, 60.0, 100.0)
     apart = segmentation.choose(two_pieces, np.stack([np.eye(10)[1], unsure, np.eye(10)[7]]))
     assert apart.number == "17" and apart.confidence == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("painted", [False, True])
+def test_an_image_s_number_is_only_as_sure_as_its_cut(painted):
+    # Two pieces read apart ("17") or merged ("4"). An image's number is as sure as its digits times
+    # the chosen way's share of both, each weighed by exp(PATH_TEMPERATURE x its score); strokes' as
+    # their digits. A number of one digit is as sure as that digit (DESIGN.md).
+    drawing = dataclasses.replace(TWO_PIECES, painted=painted)
+    rows = np.stack([np.eye(10)[1] * 0.9 + 0.01, np.eye(10)[4] * 0.9 + 0.01, np.eye(10)[7] * 0.9 + 0.01])
+    scores = segmentation.features(drawing, rows) @ segmentation._weights(drawing)
+    apart, merged = scores[0] + scores[2], scores[1]
+    weighed = np.exp(segmentation.PATH_TEMPERATURE * np.array([apart, merged]))
+    reading = segmentation.choose(drawing, rows)
+    digits = np.prod([d.confidence for d in reading.digits])
+    if len(reading.digits) == 1 or not painted:
+        assert reading.confidence == pytest.approx(digits)
+    else:
+        assert reading.number == "17"
+        assert reading.confidence == pytest.approx(digits * weighed.max() / weighed.sum()) and reading.share < 1
+    assert segmentation.choose(dataclasses.replace(drawing, candidates=drawing.candidates[::2]), rows[::2]).share == 1
 
 
 def test_a_box_of_a_stored_drawing_becomes_the_input_the_model_read(model):
