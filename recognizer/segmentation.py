@@ -1173,22 +1173,20 @@ def _share(segmentation: Segmentation, scores: np.ndarray) -> float:
     often read confidently, and half the wrong numbers of images passed as sure. Candidates left
     unread count for nothing, as in the fit of PATH_TEMPERATURE, which was made as served."""
     n = segmentation.pieces
-    best, total = np.full(n + 1, -np.inf), np.full(n + 1, -np.inf)
-    best[0] = total[0] = 0.0
+    total = np.full(n + 1, -np.inf)  # the log of the weights of every path to each boundary
+    total[0] = 0.0
     ending: dict[int, list[int]] = {}
     for index, candidate in enumerate(segmentation.candidates):
         ending.setdefault(candidate.end, []).append(index)
     for end in range(1, n + 1):
-        firsts = [segmentation.candidates[i].first for i in ending.get(end, [])]
-        steps = [PATH_TEMPERATURE * scores[i] for i in ending.get(end, [])]
+        ways = [total[segmentation.candidates[i].first] + PATH_TEMPERATURE * scores[i] for i in ending.get(end, [])]
         if end - 1 in segmentation.specks:
-            firsts.append(end - 1)
-            steps.append(-PATH_TEMPERATURE * SKIP_COST)
-        if firsts:
-            best[end] = max(best[f] + s for f, s in zip(firsts, steps, strict=True))
-            total[end] = np.logaddexp.reduce([total[f] + s for f, s in zip(firsts, steps, strict=True)])
-    share = math.exp(best[n] - total[n]) if math.isfinite(total[n]) else 1.0
-    return min(share, 1.0)
+            ways.append(total[end - 1] - PATH_TEMPERATURE * SKIP_COST)
+        if ways:
+            total[end] = np.logaddexp.reduce(ways)
+    if not math.isfinite(total[n]):  # no path: no digits
+        return 1.0
+    return min(math.exp(PATH_TEMPERATURE * _forward(segmentation, scores)[0][-1] - total[n]), 1.0)
 
 
 def _backward(segmentation: Segmentation, scores: np.ndarray) -> np.ndarray:

@@ -426,11 +426,10 @@ TWO_PIECES = segmentation.Segmentation(
 
 
 def test_the_choice_prefers_the_reading_the_model_is_surest_of():
-    two_pieces = TWO_PIECES
     sure, unsure = np.eye(10)[4], np.full(10, 0.1)
-    merged = segmentation.choose(two_pieces, np.stack([unsure, sure, unsure]))
+    merged = segmentation.choose(TWO_PIECES, np.stack([unsure, sure, unsure]))
     assert merged.number == "4" and merged.digits[0].box == (0.0, 0.0, 60.0, 100.0)
-    apart = segmentation.choose(two_pieces, np.stack([np.eye(10)[1], unsure, np.eye(10)[7]]))
+    apart = segmentation.choose(TWO_PIECES, np.stack([np.eye(10)[1], unsure, np.eye(10)[7]]))
     assert apart.number == "17" and apart.confidence == pytest.approx(1.0)
 
 
