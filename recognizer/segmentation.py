@@ -213,6 +213,23 @@ class Segmentation:
         )
         return np.column_stack([height, width, (height - 1) ** 2, (width - 0.6) ** 2, pieces, np.ones(len(pieces))])
 
+    @functools.cached_property
+    def ending(self) -> dict[int, list[int]]:
+        """The candidates' indices by the boundary between pieces where they end: what each step of a
+        path left to right may take (`_forward`, `_share`); read two to four times a drawing."""
+        ending: dict[int, list[int]] = {}
+        for index, candidate in enumerate(self.candidates):
+            ending.setdefault(candidate.end, []).append(index)
+        return ending
+
+    @functools.cached_property
+    def starting(self) -> dict[int, list[int]]:
+        """The same by the boundary where they start, for paths right to left (`_backward`)."""
+        starting: dict[int, list[int]] = {}
+        for index, candidate in enumerate(self.candidates):
+            starting.setdefault(candidate.first, []).append(index)
+        return starting
+
 
 @dataclass(frozen=True)
 class DigitReading:
@@ -465,8 +482,9 @@ def choose(segmentation: Segmentation, probabilities: np.ndarray) -> Reading:
     No path (nothing but specks): no digits.
     """
     scores = np.nan_to_num(_scores(segmentation, probabilities), nan=-np.inf)
-    digits = tuple(_digit(segmentation.candidates[i], probabilities[i]) for i in _path(segmentation, scores))
-    return Reading(digits, _share(segmentation, scores) if segmentation.painted else 1.0)
+    best, came = _forward(segmentation, scores)
+    digits = tuple(_digit(segmentation.candidates[i], probabilities[i]) for i in _traced(segmentation, best, came))
+    return Reading(digits, _share(segmentation, scores, best[-1]) if segmentation.painted else 1.0)
 
 
 def box_input(drawing: Ink | bytes, box: Sequence[float]) -> np.ndarray:
@@ -1137,7 +1155,11 @@ def _surest(segmentation: Segmentation) -> float:
 
 def _path(segmentation: Segmentation, scores: np.ndarray) -> list[int]:
     """The candidates of the best-scoring path through the pieces, left to right."""
-    best, came = _forward(segmentation, scores)
+    return _traced(segmentation, *_forward(segmentation, scores))
+
+
+def _traced(segmentation: Segmentation, best: np.ndarray, came: list[tuple[int, int | None]]) -> list[int]:
+    """The candidates of the best path that `_forward` found (its `best` and `came`), left to right."""
     chosen, end = [], segmentation.pieces
     while end > 0 and np.isfinite(best[end]):
         end, index = came[end]
@@ -1153,21 +1175,18 @@ def _forward(segmentation: Segmentation, scores: np.ndarray) -> tuple[np.ndarray
     best = np.full(n + 1, -np.inf)
     best[0] = 0.0
     came: list[tuple[int, int | None]] = [(0, None)] * (n + 1)
-    ending: dict[int, list[int]] = {}
-    for index, candidate in enumerate(segmentation.candidates):
-        ending.setdefault(candidate.end, []).append(index)
     for end in range(1, n + 1):
         if end - 1 in segmentation.specks and best[end - 1] - SKIP_COST > best[end]:
             best[end], came[end] = best[end - 1] - SKIP_COST, (end - 1, None)
-        for index in ending.get(end, []):
+        for index in segmentation.ending.get(end, []):
             first = segmentation.candidates[index].first
             if best[first] + scores[index] > best[end]:
                 best[end], came[end] = best[first] + scores[index], (first, index)
     return best, came
 
 
-def _share(segmentation: Segmentation, scores: np.ndarray) -> float:
-    """The best path's share of all paths, each weighed by exp(PATH_TEMPERATURE x its score).
+def _share(segmentation: Segmentation, scores: np.ndarray, best: float) -> float:
+    """The best path's (its score `best`) share of all paths, each weighed by exp(PATH_TEMPERATURE x its score).
 
     The digits' confidences say nothing of the cut: an image's digits merged or split wrongly are
     often read confidently, and half the wrong numbers of images passed as sure. Candidates left
@@ -1175,18 +1194,18 @@ def _share(segmentation: Segmentation, scores: np.ndarray) -> float:
     n = segmentation.pieces
     total = np.full(n + 1, -np.inf)  # the log of the weights of every path to each boundary
     total[0] = 0.0
-    ending: dict[int, list[int]] = {}
-    for index, candidate in enumerate(segmentation.candidates):
-        ending.setdefault(candidate.end, []).append(index)
     for end in range(1, n + 1):
-        ways = [total[segmentation.candidates[i].first] + PATH_TEMPERATURE * scores[i] for i in ending.get(end, [])]
+        ways = [
+            total[segmentation.candidates[i].first] + PATH_TEMPERATURE * scores[i]
+            for i in segmentation.ending.get(end, [])
+        ]
         if end - 1 in segmentation.specks:
             ways.append(total[end - 1] - PATH_TEMPERATURE * SKIP_COST)
         if ways:
             total[end] = np.logaddexp.reduce(ways)
     if not math.isfinite(total[n]):  # no path: no digits
         return 1.0
-    return min(math.exp(PATH_TEMPERATURE * _forward(segmentation, scores)[0][-1] - total[n]), 1.0)
+    return min(math.exp(PATH_TEMPERATURE * best - total[n]), 1.0)
 
 
 def _backward(segmentation: Segmentation, scores: np.ndarray) -> np.ndarray:
@@ -1194,13 +1213,10 @@ def _backward(segmentation: Segmentation, scores: np.ndarray) -> np.ndarray:
     n = segmentation.pieces
     best = np.full(n + 1, -np.inf)
     best[n] = 0.0
-    starting: dict[int, list[int]] = {}
-    for index, candidate in enumerate(segmentation.candidates):
-        starting.setdefault(candidate.first, []).append(index)
     for first in range(n - 1, -1, -1):
         if first in segmentation.specks:
             best[first] = best[first + 1] - SKIP_COST
-        for index in starting.get(first, []):
+        for index in segmentation.starting.get(first, []):
             best[first] = max(best[first], best[segmentation.candidates[index].end] + scores[index])
     return best
 
