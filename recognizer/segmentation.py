@@ -47,7 +47,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from PIL import Image
 
-from recognizer import touching
+from recognizer import masks, touching
 from recognizer.ink import Ink, rasterise, refuse_blank, refuse_tap
 from recognizer.preprocessing import (
     EXTENT_SHARE,
@@ -76,18 +76,8 @@ SPLIT_WIDTH = 1.1
 IMAGE_SPLIT_WIDTH = 0.8
 # A component of an image this many line heights wide may hold two digits that touch (a 1 leaning on
 # its neighbour is narrower than one digit): it is cut where they meet, if a cut there parts it
-# into two sides (recognizer.touching), and only wider than IMAGE_SPLIT_WIDTH along a seam.
+# into two sides (recognizer/touching.py), and only wider than IMAGE_SPLIT_WIDTH along a seam.
 TOUCH_WIDTH = 0.6
-# Where they meet, the ink within TOUCH_RADIUS pen widths (and a pixel) of a junction of its
-# skeleton is taken out, or of two junctions (see `from_strength`'s cut); the cut is good if what is
-# left falls into parts on two sides, each with a part at least TOUCH_TALL line heights high,
-# overlapping at most TOUCH_OVERLAP of the narrower side's width. A digit's own junctions (a 4's
-# crossing, the loop at a 2's foot, an 8's waist) leave one side low, or the sides one above the
-# other. Of the good cuts, the one with the sides least overlapping. At most TOUCH_MOST junctions a piece.
-TOUCH_RADIUS = 0.8
-TOUCH_TALL = 0.6
-TOUCH_OVERLAP = 0.5
-TOUCH_MOST = 6
 # So is a piece holding one stroke wider than this many line heights.
 LONG_STROKE = 1.0
 # ... unless that stroke is flat: no more than this many line heights from top to bottom. Such a bar
@@ -351,13 +341,13 @@ def from_strength(strength: np.ndarray, scale: float = 1.0) -> Segmentation:
     if peak < MIN_CONTRAST:
         raise BlankDrawing("the canvas is blank")
     level = EXTENT_SHARE * peak
-    boxes = _box_of(strength >= level)
+    boxes = masks.box_of(strength >= level)
     _refuse_speck(boxes[None], canvas_side(*strength.shape))
     # Components are found on the ink shrunk to about IMAGE_LINE pixels high: a few hundred runs.
     factor = max(1, int((boxes[3] - boxes[1]) // IMAGE_LINE))
     small = np.asarray(Image.fromarray(strength).reduce(factor) if factor > 1 else strength, np.float32)
     binary = small >= level / factor
-    pieces = [_Piece(_box_of(mask), mask=mask) for mask in _components(binary, MAX_PIECES)]
+    pieces = [_Piece(masks.box_of(mask), mask=mask) for mask in _components(binary, MAX_PIECES)]
     if not pieces:  # specks apart, which shrinking averaged away
         raise BlankDrawing("the canvas holds only a speck")
 
@@ -366,7 +356,7 @@ def from_strength(strength: np.ndarray, scale: float = 1.0) -> Segmentation:
 
     @functools.cache
     def holes() -> np.ndarray:  # found once, at the first cut: a mesh of a few KB has thousands
-        return _holes(binary)
+        return masks.holes(binary)
 
     line = _line(_grouped(pieces, math.inf, join))
 
@@ -384,7 +374,7 @@ def from_strength(strength: np.ndarray, scale: float = 1.0) -> Segmentation:
         if parts or piece.width <= IMAGE_SPLIT_WIDTH * line:
             return parts
         seam = _cut_mask(piece, small, holes(), line)
-        tall = seam is not None and min(part.height for part in seam) >= TOUCH_TALL * line
+        tall = seam is not None and min(part.height for part in seam) >= touching.TALL * line
         if touch is None or (tall and touch.junctions > 2):
             return seam
         return _cut_at_touch(piece, touch, line, together=2) or seam
@@ -524,17 +514,11 @@ def _stroke_piece(strokes: tuple[np.ndarray, ...], radius: float) -> _Piece:
 
 
 def _mask_piece(mask: np.ndarray) -> _Piece:
-    return _Piece(_box_of(mask), mask=mask)
+    return _Piece(masks.box_of(mask), mask=mask)
 
 
 def _fragments(members: Sequence[_Piece]) -> tuple[np.ndarray, ...]:
     return tuple(s for m in members for s in m.strokes)
-
-
-def _box_of(mask: np.ndarray) -> np.ndarray:
-    """x0, y0, x1, y1 (ends exclusive) of a mask's true pixels."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float64)
 
 
 def _tall(stroke: np.ndarray, line: float) -> bool:
@@ -710,7 +694,7 @@ def _cut_mask(piece: _Piece, strength: np.ndarray, holes: np.ndarray, line: floa
     inside = piece.mask[y0:y1, x0:x1]  # all of the piece's pixels: its box is its mask's
     cost = np.where(inside, strength[y0:y1, x0:x1], 0)
     cost[holes[y0:y1, x0:x1]] = cost.max()
-    seam = _seam(cost, round(CUT_MARGIN * line))
+    seam = masks.seam(cost, round(CUT_MARGIN * line))
     if seam is None:
         return None
     on_left = np.arange(x1 - x0)[None, :] < seam[:, None]
@@ -720,64 +704,18 @@ def _cut_mask(piece: _Piece, strength: np.ndarray, holes: np.ndarray, line: floa
     return _placed(parts[0], piece.mask, x0, y0), _placed(parts[1], piece.mask, x0, y0)
 
 
-@dataclass(frozen=True, eq=False)
-class _Touch:
-    """A piece's ink with the disks round its junctions taken out, labelled once for every try of
-    `_cut_at_touch`: its parts ("atoms") are joined through the disks a try keeps, which costs a few
-    set unions, not a labelling per try."""
-
-    inside: np.ndarray  # the piece's pixels within its box
-    junctions: int  # how many lie on its ink (the first TOUCH_MOST have disks)
-    atoms: np.ndarray  # each pixel's atom, -1 for none
-    sizes: np.ndarray  # the atoms' pixels
-    boxes: np.ndarray  # the atoms' boxes (x0, y0, x1, y1)
-    touched: list[set[int]]  # per disk, the atoms a pixel from its ink
-    neighbours: list[set[int]]  # per disk, the disks it overlaps or touches
-    radius: float  # the disks'
-    least: float  # a part smaller than this is a crumb the cut left: given back, not a side
-
-
-def _touching(piece: _Piece, junctions: touching.Junctions) -> _Touch | None:
+def _touching(piece: _Piece, junctions: touching.Junctions) -> touching.Touch | None:
     """The piece's ink ready to be cut where digits touch; None without a junction to cut at."""
     x0, y0, x1, y1 = piece.box.astype(int)
-    inside = piece.mask[y0:y1, x0:x1]
-    found = _junctions_in(piece, junctions)
-    at = found[:TOUCH_MOST]
-    if not len(at):
-        return None
-    rows, columns = np.ogrid[: inside.shape[0], : inside.shape[1]]
-    radius = TOUCH_RADIUS * junctions.pen + 1
-    around = [(rows - y) ** 2 + (columns - x) ** 2 for y, x in at]
-    atoms, sizes, boxes = _atoms(inside & ~np.logical_or.reduce([d <= radius**2 for d in around]))
-    if len(sizes) < 2:
-        return None
-    # Within a disk 1.5 px wider lie the pixels next to a disk's ink.
-    touched = [set(np.unique(atoms[d <= (radius + 1.5) ** 2]).tolist()) - {-1} for d in around]
-    neighbours = [
-        {j for j, q in enumerate(at) if j != i and np.hypot(*(p - q)) <= 2 * radius + 1.5} for i, p in enumerate(at)
-    ]
-    least = max(4.0, junctions.pen**2)  # a square of pen
-    return _Touch(inside, len(found), atoms, sizes, boxes, touched, neighbours, radius, least)
+    return touching.touch(piece.mask[y0:y1, x0:x1], _junctions_in(piece, junctions), junctions.pen)
 
 
-def _cut_at_touch(piece: _Piece, touch: _Touch | None, line: float, together: int) -> list[_Piece] | None:
-    """A piece's pixels parted where two digits touch: the ink round `together` of its junctions
-    taken out, then given back to the part it joins (see TOUCH_WIDTH). The sides, left to right,
-    with what lies loose near the other side (the end of a stroke a cut crossed) a piece between
-    them: the model decides which side it belongs to."""
-    if touch is None:
+def _cut_at_touch(piece: _Piece, touch: touching.Touch | None, line: float, together: int) -> list[_Piece] | None:
+    """A piece's pixels parted where two digits touch (`touching.parted`), as pieces left to right."""
+    if touch is None or (sides := touching.parted(touch, line, together)) is None:
         return None
-    disks = range(len(touch.touched))
-    cuts = []
-    for removed in itertools.combinations(disks, together):
-        kept = [i for i in disks if i not in removed]
-        parts = _joined(len(touch.sizes), kept, touch.touched, touch.neighbours)
-        cuts.append(_sides([p for p in parts if touch.sizes[p].sum() >= touch.least], touch.boxes, touch.radius, line))
-    if not (found := [c for c in cuts if c is not None]):
-        return None
-    sides = [np.isin(touch.atoms, side) for side in min(found, key=lambda c: c[0])[1]]
     x0, y0 = piece.box[:2].astype(int)
-    return [_placed(mask, piece.mask, x0, y0) for mask in _given_back(sides, touch.inside)]
+    return [_placed(mask, piece.mask, x0, y0) for mask in sides]
 
 
 def _junctions_in(piece: _Piece, junctions: touching.Junctions) -> np.ndarray:
@@ -789,212 +727,21 @@ def _junctions_in(piece: _Piece, junctions: touching.Junctions) -> np.ndarray:
     return at[inside[at[:, 0].astype(int), at[:, 1].astype(int)]]
 
 
-def _atoms(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ink's components numbered 0 ... n - 1 (-1: no ink), their sizes and boxes (x0, y0, x1, y1)."""
-    labels = _labels(ink)
-    ys, xs = np.nonzero(ink)
-    found, numbered = np.unique(labels[ys, xs], return_inverse=True)
-    atoms = np.full(ink.shape, -1)
-    atoms[ys, xs] = numbered
-    order = np.argsort(numbered, kind="stable")  # each atom's pixels together, for one reduceat each
-    starts = np.searchsorted(numbered[order], np.arange(len(found)))
-    xs, ys = xs[order], ys[order]
-    boxes = np.column_stack(
-        [
-            np.minimum.reduceat(xs, starts),
-            np.minimum.reduceat(ys, starts),
-            np.maximum.reduceat(xs, starts) + 1,
-            np.maximum.reduceat(ys, starts) + 1,
-        ]
-    )
-    return atoms, np.diff(np.append(starts, len(xs))), boxes
-
-
-def _joined(count: int, kept: list[int], touched: list[set[int]], neighbours: list[set[int]]) -> list[np.ndarray]:
-    """The atoms joined into parts through the disks kept: a disk joins every atom it touches, and
-    disks that touch join each other's."""
-    root = list(range(count))
-
-    def find(i: int) -> int:
-        while root[i] != i:
-            root[i] = root[root[i]]
-            i = root[i]
-        return i
-
-    for i in kept:
-        joined = sorted(set(touched[i]).union(*(touched[j] for j in neighbours[i] if j in kept)))
-        for other in joined[1:]:
-            root[find(other)] = find(joined[0])
-    parts: dict[int, list[int]] = {}
-    for i in range(count):
-        parts.setdefault(find(i), []).append(i)
-    return [np.array(members) for members in parts.values()]
-
-
-def _sides(
-    parts: list[np.ndarray], boxes: np.ndarray, near: float, line: float
-) -> tuple[float, list[np.ndarray]] | None:
-    """The best parting of the parts (arrays of atoms) into a left and a right side (see TOUCH_TALL):
-    how much the sides overlap, as a share of the narrower's width, and the atoms of the left side,
-    the loose parts and the right side; None if none is good. A low part within `near` of the other
-    side's tall parts is loose: it may be either's."""
-    if len(parts) < 2:
-        return None
-    extents = np.array([[*boxes[p, :2].min(axis=0), *boxes[p, 2:].max(axis=0)] for p in parts])
-    order = np.argsort(extents[:, 0] + extents[:, 2])
-    extents = extents[order]
-    tall = extents[:, 3] - extents[:, 1] >= TOUCH_TALL * line
-    best = None
-    for k in range(1, len(parts)):
-        left, right = extents[:k], extents[k:]
-        widths = (left[:, 2].max() - left[:, 0].min(), right[:, 2].max() - right[:, 0].min())
-        overlap = max(0.0, left[:, 2].max() - right[:, 0].min()) / max(min(widths), 1.0)
-        if tall[:k].any() and tall[k:].any() and overlap <= TOUCH_OVERLAP and (best is None or overlap < best[0]):
-            best = (overlap, k)
-    if best is None:
-        return None
-    overlap, k = best
-    reach_left, reach_right = extents[k:][tall[k:], 0].min() - near, extents[:k][tall[:k], 2].max() + near
-    side = np.array([0] * k + [2] * (len(parts) - k))
-    side[:k][~tall[:k] & (extents[:k, 2] > reach_left)] = 1
-    side[k:][~tall[k:] & (extents[k:, 0] < reach_right)] = 1
-    ordered = [parts[i] for i in order]
-    return overlap, [
-        np.concatenate([p for p, at in zip(ordered, side, strict=True) if at == i] or [np.array([], int)])
-        for i in range(3)
-    ]
-
-
-def _given_back(sides: list[np.ndarray], inside: np.ndarray) -> list[np.ndarray]:
-    """The ink a cut took out (and its crumbs) given back to the side it joins, grown pixel by pixel
-    from each at once; what joins none goes with the nearest in x. The sides that have ink."""
-    sides = [side.copy() for side in sides if side.any()]
-    rest = inside & ~np.logical_or.reduce(sides)
-    while rest.any():
-        taken, grown = np.zeros_like(rest), []
-        for side in sides:
-            grown.append(_grown(side) & rest & ~taken)
-            taken |= grown[-1]
-        if not taken.any():
-            middles = [np.nonzero(side)[1].mean() for side in sides]
-            rows, columns = np.nonzero(rest)
-            nearest = np.abs(columns[:, None] - np.array(middles)[None]).argmin(axis=1)
-            for i, side in enumerate(sides):
-                side[rows[nearest == i], columns[nearest == i]] = True
-            break
-        for side, more in zip(sides, grown, strict=True):
-            side |= more
-        rest &= ~taken
-    return sides
-
-
-def _grown(mask: np.ndarray) -> np.ndarray:
-    """The mask and its 8 neighbours of each pixel."""
-    padded = np.pad(mask, 1)
-    height, width = mask.shape
-    return np.logical_or.reduce([padded[dy : dy + height, dx : dx + width] for dy in range(3) for dx in range(3)])
-
-
-def _holes(inked: np.ndarray) -> np.ndarray:
-    """The blank pixels that ink encloses (a 0's, a 6's loop): a path through them cuts a loop twice."""
-    labels = _labels(~inked)
-    outside = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    return ~inked & ~np.isin(labels, outside)
-
-
 def _placed(part: np.ndarray, like: np.ndarray, x0: int, y0: int) -> _Piece:
     """The piece of a part of a mask cropped at (x0, y0), its mask as big as `like`."""
     mask = np.zeros_like(like)
     mask[y0 : y0 + part.shape[0], x0 : x0 + part.shape[1]] = part
-    return _Piece(_box_of(part) + np.array([x0, y0, x0, y0]), mask=mask)
-
-
-def _seam(cost: np.ndarray, margin: int) -> np.ndarray | None:
-    """Per row, the column where the cheapest top-to-bottom path through `cost` passes, at least
-    `margin` columns from the sides; None where the piece is too narrow for that."""
-    height, width = cost.shape
-    margin = max(margin, 1)
-    if width - 2 * margin < 1:
-        return None
-    # Each pixel's ink, plus a little so that of two clean paths the straighter one wins. Columns 0
-    # and width + 1 are walls, so that a row's three ways in (from left, above, right) are slices.
-    total = np.full((height, width + 2), np.inf)
-    total[:, 1 + margin : 1 + width - margin] = cost[:, margin : width - margin].astype(np.float64) + 1e-3
-    way_in = np.empty(width)
-    # Row by row, the cheapest way into each pixel added to it; the rows' views are made once, as the
-    # loop (a few hundred rows, three ufunc calls each) is most of a cut's time.
-    for left, above, right, here in zip(
-        total[:-1, :-2], total[:-1, 1:-1], total[:-1, 2:], total[1:, 1:-1], strict=True
-    ):
-        np.minimum(left, above, out=way_in)
-        np.minimum(way_in, right, out=way_in)
-        here += way_in
-    # Back from the cheapest end, each row's way in: only the seam's moves are needed, not every
-    # pixel's. Of equal ways the first of left, above, right, as argmin over them would take.
-    seam = [int(total[-1, 1:-1].argmin()) + 1]
-    for row in range(height - 2, -1, -1):
-        at = seam[-1]
-        before = total[row, at - 1 : at + 2].tolist()
-        seam.append(at - 1 + before.index(min(before)))
-    return np.array(seam[::-1], np.int64) - 1
+    return _Piece(masks.box_of(part) + np.array([x0, y0, x0, y0]), mask=mask)
 
 
 def _components(binary: np.ndarray, most: int) -> list[np.ndarray]:
     """The 8-connected components of a binary image, each as a mask; TooLong past `most` of them
     (before their masks, each the image's size, are made)."""
-    labels = _labels(binary)
-    found = np.unique(labels[binary])
+    labelled = masks.labels(binary)
+    found = np.unique(labelled[binary])
     if len(found) > most:
         raise TooLong
-    return [labels == label for label in found]
-
-
-def _labels(binary: np.ndarray) -> np.ndarray:
-    """Each true pixel's 8-connected component, by union-find over row runs: one label per
-    component (its first run's index), -1 for false pixels."""
-    stride = binary.shape[1] + 1  # where a run may start or end along a row
-    padded = np.zeros((binary.shape[0], stride + 1), bool)
-    padded[:, 1:-1] = binary
-    # Along each row a run's start and its end (exclusive) alternate: one search finds both (a flat
-    # one, and divmod: np.nonzero of a 2-d array costs several times more).
-    rows, changes = np.divmod(np.flatnonzero(padded[:, 1:] != padded[:, :-1]), stride)
-    rows, starts, ends = rows[0::2], changes[0::2], changes[1::2]
-    # The runs of the next row that touch each run (8-connected: they overlap or meet at a corner):
-    # runs are ordered by row, then column, so those are one slice, found by two binary searches.
-    next_row = (rows + 1) * stride
-    lows = np.searchsorted(rows * stride + ends, next_row + starts, "left")
-    highs = np.searchsorted(rows * stride + starts, next_row + ends, "right")
-    touching = np.maximum(highs - lows, 0)
-    above = np.repeat(np.arange(len(rows)), touching)
-    below = np.arange(len(above)) - np.repeat(np.cumsum(touching) - touching - lows, touching)
-    roots = _first_runs(len(rows), above, below)
-    # Each run's pixels labelled by its root at once (one index per pixel), then a mask per label.
-    lengths = ends - starts
-    run_of = np.repeat(np.arange(len(rows)), lengths)
-    within = np.arange(len(run_of)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    labels = np.full(binary.shape, -1)
-    labels[rows[run_of], starts[run_of] + within] = roots[run_of]
-    return labels
-
-
-def _first_runs(count: int, above: np.ndarray, below: np.ndarray) -> np.ndarray:
-    """For each of `count` runs, the first (least) run of its component, the runs joined where they
-    touch (the pairs above[k], below[k]).
-
-    Union-find in whole arrays: each round hooks the later root of every pair still apart onto the
-    earlier one, then follows pointers until each run points at its root. Every tree that touches
-    another is hooked or hooked onto, so the trees at least halve each round: a few rounds, where a
-    Python loop over a grid's 100,000 runs took most of its segmentation's time."""
-    root = np.arange(count)
-    while True:
-        a, b = root[above], root[below]
-        apart = a != b
-        if not apart.any():
-            return root
-        a, b = a[apart], b[apart]
-        np.minimum.at(root, np.maximum(a, b), np.minimum(a, b))
-        while not np.array_equal(jumped := root[root], root):
-            root = jumped
+    return [labelled == label for label in found]
 
 
 # --- candidates and the choice ----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from benchmarks.hostile import bars_png, dots_png, flat_zigzag, grid_png, peak_bytes
 from benchmarks.numbers import painted as canvas_png
-from recognizer import images, ink, segmentation
+from recognizer import images, ink, masks, segmentation
 from recognizer.model_files import shipped_path
 from recognizer.preprocessing import BlankDrawing, preprocess, to_mnist
 from recognizer.preprocessing import ink as ink_of
@@ -168,13 +168,13 @@ def test_an_image_of_many_specks_is_refused_before_a_mask_is_made_for_each():
 
 def test_a_grid_cut_many_times_has_the_blank_its_lines_enclose_found_once(monkeypatch):
     # Found again for each part a cut made, a 1 KB grid's 25,000 holes cost the worker ten times as much.
-    labels, labelled = segmentation._labels, []
+    labels, labelled = masks.labels, []
 
     def counted(binary: np.ndarray) -> np.ndarray:
         labelled.append(binary.shape)
         return labels(binary)
 
-    monkeypatch.setattr(segmentation, "_labels", counted)
+    monkeypatch.setattr(masks, "labels", counted)
     assert segmentation.from_image(grid_png()).pieces > 10  # cut many times
     assert len(labelled) == 2  # the ink's components, and the blank's
 
@@ -570,7 +570,7 @@ def flood_filled(binary: np.ndarray) -> np.ndarray:
 
 
 def assert_components(binary: np.ndarray) -> None:
-    labels, expected = segmentation._labels(binary), flood_filled(binary)
+    labels, expected = masks.labels(binary), flood_filled(binary)
     pairs = sorted(set(zip(labels[binary].tolist(), expected[binary].tolist(), strict=True)))
     assert ((labels >= 0) == binary).all()
     # One label per component, and labels in the order of the components' first pixels.
