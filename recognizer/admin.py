@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ORDER_VAR, ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import F, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -89,6 +90,15 @@ def label_action(label: int, description: str):
     return action
 
 
+class ReviewOrderChangeList(ChangeList):
+    """The drawings list, whose own order (`DrawingAdmin.get_ordering`) is no column's: Django marked
+    the headers from the model's order (newest first), which the rows were not in. Marked only when
+    a header was clicked."""
+
+    def get_ordering_field_columns(self) -> dict[int, str]:
+        return super().get_ordering_field_columns() if ORDER_VAR in self.params else {}
+
+
 @admin.register(Drawing)
 class DrawingAdmin(admin.ModelAdmin):
     # One column for what was read and one for the staff label, in either mode: a column per mode's
@@ -133,6 +143,9 @@ class DrawingAdmin(admin.ModelAdmin):
     def get_ordering(self, request: HttpRequest):
         # Unreviewed first (a NULL label), each part in the review queue's order.
         return (F("label").asc(nulls_first=True), *REVIEW_ORDER)
+
+    def get_changelist(self, request: HttpRequest, **kwargs) -> type[ChangeList]:
+        return ReviewOrderChangeList
 
     def get_queryset(self, request: HttpRequest):
         # The changelist never needs the image bytes; thumbnails load from image_view.

@@ -27,6 +27,14 @@ def test_it_lists_drawings_for_staff(admin_client, drawing):
     assert f"/admin/recognizer/drawing/{drawing.pk}/image/" in response.content.decode()
 
 
+def test_the_list_marks_a_column_sorted_only_when_it_is(admin_client, drawing):
+    # Its own order (unreviewed first, least sure first) is no column's; a header clicked is.
+    sorted_headers = re.compile(r'<th[^>]*class="[^"]*sorted (ascending|descending)')
+    assert not sorted_headers.search(admin_client.get("/admin/recognizer/drawing/").content.decode())
+    by_created = admin_client.get("/admin/recognizer/drawing/?o=-9").content.decode()
+    assert [m.group(1) for m in sorted_headers.finditer(by_created)] == ["descending"]
+
+
 def test_it_filters_the_list(admin_client, drawing):
     response = admin_client.get("/admin/recognizer/drawing/?status__exact=done&digit=7")
     assert response.status_code == 200 and str(drawing.pk) in response.content.decode()

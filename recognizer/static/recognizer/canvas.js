@@ -29,6 +29,8 @@ const WORDS = {
 };
 const POLL_EVERY_MS = 1500; // the HTTP fallback's polling of a drawing still queued ...
 const POLL_TRIES = 20; // ... for at most this many tries (30 s) after the request's own 10 s wait
+const READING_AFTER_MS = 400; // an answer later than this (most take a few ms): say it is being read ...
+const BUSY_AFTER_MS = 15000; // ... and later than this, that the server is busy (it still comes)
 
 const pad = document.getElementById("pad");
 const SEND_IMAGE = pad.dataset.send === "image" || new URLSearchParams(location.search).get("send") === "image";
@@ -55,11 +57,13 @@ let stroke = null; // the stroke being drawn
 let strokePointer = null; // the pointer drawing it: a second finger or a resting palm must not join in
 let sequence = 0; // every send gets a ref; only the newest answer is shown
 let latestRef = null;
-let currentId = null; // the drawing that feedback refers to
+let currentId = null; // the drawing whose answer is shown, which feedback refers to; null while a newer one is read
+let slowTimers = []; // the "reading…" and "busy" notes for the drawing being read
 let canvasNumber = 0; // one history entry per canvas, updated as strokes are added
 let mode = "digit"; // what the pad reads: "digit" or "number"
 let sentSize = null; // the latest drawing's size as sent: the pixels its digits' boxes are in
 const awaited = new Map(); // drawing id -> ref: queued over the socket, not answered yet
+const lastSent = new Map(); // canvas number -> the sequence number of its latest version sent
 
 // ---- canvas ---------------------------------------------------------------
 
@@ -72,9 +76,13 @@ function resizePad() {
   if (width > 0 && height > 0 && (width !== pad.width || height !== pad.height)) {
     pad.width = width;
     pad.height = height;
-    paper();
-    strokes.forEach(drawStroke);
+    redraw();
   }
+}
+
+function redraw() {
+  paper();
+  strokes.forEach(drawStroke);
 }
 
 function paper() {
@@ -114,6 +122,13 @@ function drawStroke(points) {
 // ignored, or two fingers' points would be joined into one line.
 pad.addEventListener("pointerdown", (event) => {
   event.preventDefault();
+  if (event.pointerType === "mouse" && event.button !== 0) return; // the right button opens no stroke
+  if (stroke && event.pointerType === "pen" && pad.dataset.pointer === "touch") {
+    // A pen put down while a touch draws: the touch is the hand resting on the screen, not ink.
+    strokes.pop();
+    redraw();
+    stroke = null;
+  }
   if (stroke) return;
   pad.setPointerCapture(event.pointerId); // a stroke that leaves the canvas keeps drawing
   pad.dataset.pointer = event.pointerType;
@@ -145,6 +160,10 @@ pad.addEventListener("pointercancel", endStroke);
 
 function clearPad() {
   clearTimeout(sendTimer);
+  stopSlowNotes();
+  // A stroke being drawn ends here: what the pointer draws after is not shown, as it would not be sent.
+  if (stroke && pad.hasPointerCapture(strokePointer)) pad.releasePointerCapture(strokePointer);
+  stroke = null;
   strokes = [];
   paper();
   latestRef = null;
@@ -152,6 +171,7 @@ function clearPad() {
   awaited.clear();
   canvasNumber += 1;
   result.dataset.state = "waiting";
+  result.dataset.uncertain = "false";
   digitOut.textContent = "?";
   summary.textContent = "Waiting for a drawing.";
   feedback.hidden = true;
@@ -202,7 +222,12 @@ function send() {
   if (!strokes.length) return;
   const image = pad.toDataURL("image/png"); // for the history, and the drawing itself in image mode
   latestRef = `c${canvasNumber}-${++sequence}`;
+  lastSent.set(canvasNumber, sequence);
   result.dataset.state = "waiting";
+  // The answer shown is the drawing's before this stroke: not what a correction now would be about.
+  currentId = null;
+  feedback.inert = true;
+  startSlowNotes(latestRef);
   remember(image);
   const drawing = { ...(SEND_IMAGE ? { image } : strokesBody()), mode };
   sentSize = { width: pad.width, height: pad.height }; // a PNG of the canvas has the same size
@@ -241,7 +266,9 @@ async function sendOverHttp(drawing, ref) {
     else if (response.status === 202) await poll(body.id, ref); // stored, not answered within the wait
     else showDrawing(body, ref);
   } catch (err) {
-    if (ref === latestRef) summary.textContent = "Could not reach the server; draw again when it is back.";
+    if (ref !== latestRef) return;
+    stopSlowNotes();
+    summary.textContent = "Could not reach the server; draw again when it is back.";
   }
 }
 
@@ -282,17 +309,20 @@ function showDrawing(drawing, ref) {
 // ---- answers ------------------------------------------------------------------
 
 function show(message) {
-  if (message.ref !== latestRef) return; // an answer to an older version of the drawing
-  if (message.type === "queued") {
-    currentId = message.id;
+  if (message.ref !== latestRef) {
+    recordOlder(message); // an answer to an older version of the drawing: at most its history entry
     return;
   }
+  if (message.type === "queued") return; // feedback waits for the answer, which is what it corrects
+  stopSlowNotes();
+  feedback.inert = false;
   if (message.type === "error" || message.status === "failed") {
     // Refused, or accepted and then not readable (the reason is the result's `error`).
     result.dataset.state = "error";
     digitOut.textContent = "!";
     summary.textContent = message.type === "error" ? message.message : message.error || "It could not be read.";
     feedback.hidden = true;
+    recordAnswer(mark(message));
     return;
   }
   currentId = message.id;
@@ -303,11 +333,12 @@ function show(message) {
     feedback.hidden = true;
     showBars(null);
     showDigits(null);
+    recordAnswer(mark(message));
     return;
   }
   result.dataset.state = "answered";
   const number = message.mode === "number";
-  const read = number ? message.number : String(message.digit);
+  const read = mark(message);
   digitOut.textContent = read;
   const sure = `${(message.confidence * 100).toFixed(1)} % sure`;
   if (number) {
@@ -316,8 +347,8 @@ function show(message) {
       : `It reads ${read} (${sure}).`;
   } else {
     summary.textContent = message.uncertain
-      ? `Perhaps a ${read} (only ${sure}): is it a digit?`
-      : `It is a ${read} (${sure}).`;
+      ? `Perhaps ${aDigit(read)} (only ${sure}): is it a digit?`
+      : `It is ${aDigit(read)} (${sure}).`;
   }
   result.dataset.uncertain = message.uncertain ? "true" : "false";
   showBars(message.probabilities);
@@ -326,6 +357,30 @@ function show(message) {
   feedback.hidden = false;
   feedbackStatus.textContent = "";
   recordAnswer(read);
+}
+
+function aDigit(digit) {
+  return `${String(digit) === "8" ? "an" : "a"} ${digit}`;
+}
+
+function startSlowNotes(ref) {
+  // Most answers come in a few milliseconds, so nothing changes for them: only a late one gets a note.
+  stopSlowNotes();
+  const note = (text) => () => {
+    if (ref !== latestRef || result.dataset.state !== "waiting") return;
+    digitOut.textContent = "…";
+    summary.textContent = text;
+    feedback.hidden = true;
+  };
+  slowTimers = [
+    setTimeout(note("Reading…"), READING_AFTER_MS),
+    setTimeout(note("Still reading: the server is busy. The answer will show here."), BUSY_AFTER_MS),
+  ];
+}
+
+function stopSlowNotes() {
+  slowTimers.forEach(clearTimeout);
+  slowTimers = [];
 }
 
 function showDigits(digits) {
@@ -377,11 +432,12 @@ function buildFeedback() {
     const button = document.createElement("button");
     button.type = "button";
     button.textContent = d;
-    button.setAttribute("aria-label", `It was a ${d}`);
+    button.setAttribute("aria-label", `It was ${aDigit(d)}`);
     button.addEventListener("click", () => sendFeedback({ label: d }));
     holder.appendChild(button);
   }
   // A number is typed: its digits, left to right (the browser checks the pattern before submitting).
+  feedbackDigits.addEventListener("input", () => (feedbackStatus.textContent = "")); // not beside a new error
   document.getElementById("feedback-number").addEventListener("submit", (event) => {
     event.preventDefault();
     sendFeedback({ number: feedbackDigits.value });
@@ -408,8 +464,9 @@ async function sendFeedback(answer) {
   }
 }
 
-function historyEntry() {
-  let item = historyList.querySelector(`[data-canvas="${canvasNumber}"]`);
+function historyEntry(canvas = canvasNumber) {
+  let item = historyList.querySelector(`[data-canvas="${canvas}"]`);
+  if (!item && canvas !== canvasNumber) return null; // an older canvas's, scrolled out of the history
   if (!item) {
     item = document.createElement("li");
     item.dataset.canvas = canvasNumber;
@@ -426,10 +483,26 @@ function remember(image) {
   item.querySelector("img").src = image;
 }
 
-function recordAnswer(read, corrected = false) {
-  const item = historyEntry();
+function recordAnswer(read, corrected = false, canvas = canvasNumber) {
+  const item = historyEntry(canvas);
+  if (!item) return;
   item.querySelector("b").textContent = corrected ? `${read} ✓` : read;
   item.querySelector("img").alt = `drawing read as ${read}`;
+}
+
+function mark(message) {
+  // What an answer says in a word: the digit or number read, or a mark for blank and unreadable.
+  if (message.type === "error" || message.status === "failed") return "!";
+  if (message.status === "blank") return "–";
+  return message.mode === "number" ? message.number : String(message.digit);
+}
+
+function recordOlder(message) {
+  // A canvas cleared before its answer came keeps its history entry: the answer to its last version
+  // (refs are "c<canvas>-<sequence>") goes there, not on the screen.
+  const [canvas, sent] = (message.ref || "").slice(1).split("-").map(Number);
+  if (message.type === "queued" || canvas === canvasNumber || sent !== lastSent.get(canvas)) return;
+  recordAnswer(mark(message), false, canvas);
 }
 
 // ---- websocket ----------------------------------------------------------------
