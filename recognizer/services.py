@@ -23,8 +23,10 @@ from recognizer.publisher import Publisher
 
 log = logging.getLogger(__name__)
 PREDICT_TASK = "worker.tasks.predict_drawing"
-# A wait keeps this long (or a quarter of it, if shorter) for its last look at the database.
+# A wait keeps this long (or a quarter of it, if shorter) for its last look at the database, then
+# looks again this often until its deadline.
 LAST_LOOK_SECONDS = 0.25
+LAST_POLL_EVERY = 0.05
 # The most drawings stored in one transaction (what arrived while the last one committed).
 STORE_MOST = 64
 
@@ -171,7 +173,11 @@ async def wait_for_result(drawing_id: uuid.UUID, reply_to: str, timeout: float) 
         pass
     try:
         async with asyncio.timeout_at(deadline):
-            return await last_look(drawing_id, reply_to)
+            # Not pushed here any more once unhooked: a result stored in the wait's last moment is
+            # found in the database, so that the wait lasts as long as it was asked to.
+            return await last_look(drawing_id, reply_to) or await poll_for_result(
+                drawing_id, deadline - loop.time(), every=LAST_POLL_EVERY
+            )
     except TimeoutError:
         return None
 
@@ -189,12 +195,13 @@ async def last_look(drawing_id: uuid.UUID, reply_to: str) -> dict | None:
 
 
 async def poll_for_result(drawing_id: uuid.UUID, timeout: float, every: float = 0.1) -> dict | None:
-    """The slow way to wait, for when Redis is down: look at the database until it has a result."""
+    """The slow way to wait, for when Redis is down: look at the database until it has a result (None:
+    none in time, or the drawing was deleted meanwhile)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        drawing = await Drawing.objects.without_payload().aget(pk=drawing_id)
-        if drawing.status != Drawing.Status.QUEUED:
-            return drawing.result()
+        drawing = await Drawing.objects.without_payload().filter(pk=drawing_id).afirst()
+        if drawing is None or drawing.status != Drawing.Status.QUEUED:
+            return drawing and drawing.result()
         if asyncio.get_running_loop().time() + every > deadline:
             return None
         await asyncio.sleep(every)

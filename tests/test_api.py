@@ -1,5 +1,6 @@
 """The HTTP API contract, in process: validation, storage, queueing, lookups, feedback."""
 
+import asyncio
 import base64
 import json
 import time
@@ -384,6 +385,24 @@ async def test_a_wait_falls_back_to_the_database_when_the_channel_layer_is_down(
         assert await services.wait_for_result(queued.id, reply_to, 0.3) is None
     finally:
         channel_layers.backends.clear()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_wait_finds_a_result_stored_in_its_last_moment():
+    """Stored, its push not come (or come after the wait stopped listening): the wait looks at the
+    database until its deadline, not only a quarter of a second before it."""
+    queued = await sync_to_async(drawing)(status="queued", digit=None, confidence=None)
+    reply_to = await get_channel_layer().new_channel()  # nobody sends to it
+
+    async def stored_late() -> None:
+        await asyncio.sleep(2 - services.LAST_LOOK_SECONDS / 2)  # after the last look, before the deadline
+        await Drawing.objects.filter(pk=queued.id).aupdate(status="done", digit=3, confidence=0.9)
+
+    storing = asyncio.create_task(stored_late())
+    started = time.monotonic()
+    result = await services.wait_for_result(queued.id, reply_to, 2)
+    await storing
+    assert result is not None and result["digit"] == 3 and time.monotonic() - started < 2.1
 
 
 @pytest.mark.parametrize(
