@@ -17,7 +17,7 @@ def read_only(view):
     return csrf_exempt(require_safe(view))
 
 
-@require_safe
+@read_only
 def canvas(request: HttpRequest) -> HttpResponse:
     return render(request, "recognizer/canvas.html")
 
