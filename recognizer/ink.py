@@ -25,8 +25,10 @@ screen with a 1000 Hz mouse is a few thousand points; a digit on a phone is 30-2
   They are kept and drawn: the strokes hold the whole digit, where an image would have cut it;
 - t, when given, finite and within ±MAX_TIME ms (an epoch in ms fits), on every point or on none;
 - width and height from 1 to MAX_COORDINATE (whole pixels: a fraction is rounded); missing (or
-  null), a side is the smallest canvas from the origin holding every point;
+  null), a side is the smallest canvas from the origin holding every point, and at least the ink's
+  own extent (ink left of or above the origin);
 - pen from MIN_PEN to MAX_PEN pixels; missing (or null), the page's pen (`default_pen`: 18 px on 280).
+  It is drawn no finer than FINEST and no bolder than BOLDEST of the ink's size, as the model learnt.
 
 The worker's cost is bounded whatever the frame: the pen is drawn in the 20 px box, so a stroke
 costs by its length there (MAX_BETWEEN and MAX_WORK bound the rest).
@@ -42,7 +44,16 @@ from itertools import accumulate, chain, pairwise
 import numpy as np
 
 from recognizer.errors import Refused
-from recognizer.preprocessing import BOLDEST, BOX, MIN_EXTENT_SHARE, BlankDrawing, canvas_side, fitted_size, in_field
+from recognizer.preprocessing import (
+    BOLDEST,
+    BOX,
+    FINEST,
+    MIN_EXTENT_SHARE,
+    BlankDrawing,
+    canvas_side,
+    fitted_size,
+    in_field,
+)
 
 MAX_STROKES = 64
 MAX_POINTS = 10_000  # in all strokes together
@@ -139,10 +150,12 @@ def parse(body: dict) -> Ink:
     values = _values(strokes)
     xy = values[:, :2].astype(np.float32)
     if width is None or height is None:
-        # The smallest canvas from the origin that holds every point.
-        far = xy.max(axis=0).tolist() if len(xy) else [1.0, 1.0]
-        width = width if width is not None else max(1.0, math.ceil(far[0]))
-        height = height if height is not None else max(1.0, math.ceil(far[1]))
+        # The smallest canvas from the origin that holds every point; as wide and high as the ink at
+        # least, for ink left of or above the origin (a canvas of 1 px made its pen a hairline).
+        far, near = (xy.max(axis=0).tolist(), xy.min(axis=0).tolist()) if len(xy) else ([1.0, 1.0], [0.0, 0.0])
+        side = [far[i] - min(near[i], 0.0) for i in (0, 1)]
+        width = width if width is not None else max(1.0, math.ceil(side[0]))
+        height = height if height is not None else max(1.0, math.ceil(side[1]))
     width, height = max(1, round(width)), max(1, round(height))
     if pen is None:
         pen = min(max(default_pen(width, height), MIN_PEN), MAX_PEN)
@@ -272,9 +285,10 @@ def rasterise(ink: Ink) -> np.ndarray:
     points = np.concatenate(ink.strokes, dtype=np.float32)
     (left, top), (right, bottom) = points.min(axis=0).tolist(), points.max(axis=0).tolist()
     refuse_blank(right - left, bottom - top, ink.pen, canvas_side(ink.width, ink.height))
-    # Drawn no bolder than BOLDEST: pen / (extent + pen) <= BOLDEST. (The blank checks take the pen as
-    # drawn: what the person saw.)
-    radius = min(ink.pen, BOLDEST * max(right - left, bottom - top) / (1 - BOLDEST)) / 2
+    # Drawn no bolder than BOLDEST and no finer than FINEST: share = pen / (extent + pen). (The blank
+    # checks take the pen as drawn: what the person saw.)
+    extent = max(right - left, bottom - top)
+    radius = min(max(ink.pen, FINEST * extent / (1 - FINEST)), BOLDEST * extent / (1 - BOLDEST)) / 2
     width, height = right - left + 2 * radius, bottom - top + 2 * radius
     size = fitted_size(width, height)
     # Into the fine grid, each axis scaled so that the ink's box fills the fitted size exactly: the

@@ -26,6 +26,10 @@ MIN_EXTENT_SHARE = 0.08
 # bolder one is drawn at it (recognizer/ink.py) or thinned towards it (`thinned`). A small digit is
 # bold for its pen: blotted, UNIPEN's calibration writers' digits read 78 % at 0.3, drawn at 0.2, 95 %.
 BOLDEST = 0.2
+# The finest pen strokes are drawn with, the same way: the finest of the synthetic strokes the model
+# learnt from (training/strokes.py: 0.03 of the digit's height). A client's hairline (a pen of 0.05
+# px on 280, within the limits) left so faint a line in the 20 px box that a 7 read as a sure 1.
+FINEST = 0.03
 # An image's pen is measured, and thinned, on its ink shrunk to about this many pixels on the longer
 # side: the 20 px box needs no finer ...
 THINNING_SIDE = 80

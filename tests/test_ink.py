@@ -191,6 +191,18 @@ def test_a_pen_bolder_than_the_model_learnt_is_drawn_at_the_boldest_it_learnt():
     assert np.abs(drawn(0.8 * boldest) - drawn(boldest)).max() > 0.1  # a pen within it is drawn as it is
 
 
+def test_a_pen_finer_than_the_model_learnt_is_drawn_at_the_finest_it_learnt(model):
+    seven = [[80, 70], [200, 70], [120, 230]]  # 120 px wide, 160 px high
+
+    def drawn(pen: float) -> np.ndarray:
+        return ink.rasterise(ink.parse({"strokes": [seven], "width": 280, "height": 280, "pen": pen}))
+
+    finest = ink.FINEST * 160 / (1 - ink.FINEST)  # pen / (160 + pen) == FINEST
+    assert np.abs(drawn(0.05) - drawn(finest)).max() < 1e-5  # a hairline, as a client may send
+    assert np.abs(drawn(2 * finest) - drawn(finest)).max() > 0.1  # a pen within it is drawn as it is
+    assert model.predict(drawn(0.05)[None]).argmax() == 7  # was a sure 1
+
+
 @pytest.mark.parametrize("path, least", [("strokes", 0.98), ("image", 0.9)])
 def test_a_small_digit_in_a_bold_pen_is_read_about_as_well_as_in_the_pages_pen(model, path, least):
     # A digit drawn small is bold for its size: the page's pen is a share of the canvas. In four times
@@ -242,6 +254,10 @@ def test_missing_sizes_and_pen_are_derived_from_the_ink_and_the_page():
     assert drawing.pen == pytest.approx(ink.PEN_SHARE * 130)  # the page's: a share of the shorter side
     assert ink.parse({"strokes": [[[1, 2]]], "width": 280, "height": 280}).pen == pytest.approx(17.92)
     assert ink.parse({"strokes": [[[1, 2]]], "width": 840, "height": 280}).pen == pytest.approx(17.92)
+    # Ink left of and above the origin: a canvas as large as the ink, not 1 px with a hairline pen.
+    above = ink.parse({"strokes": [[[-220, -230], [-100, -230], [-180, -70]]]})
+    assert (above.width, above.height) == (120, 160) and above.pen == pytest.approx(ink.PEN_SHARE * 120)
+    assert ink.parse({"strokes": [[[-20, 5], [100, 60]]]}).width == 120
     nulls = ink.parse({"strokes": [[[1, 2]]], "width": None, "height": None, "pen": None})
     assert (nulls.width, nulls.height) == (1, 2)
     assert ink.parse({"strokes": [], "pen": 5}).width == 1
