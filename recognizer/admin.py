@@ -113,6 +113,7 @@ class DrawingAdmin(admin.ModelAdmin):
         "model_version", "source", "created_at",
     )  # fmt: skip
     search_fields = ("=id",)
+    search_help_text = "A drawing's whole id, as the API and the page's websocket give it."
     date_hierarchy = "created_at"
     list_per_page = 50
     actions = [
@@ -378,6 +379,14 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # versions come from `manage.py retrain`
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        if not ModelVersion.objects.filter(is_active=True).exists():
+            # The list alone looked as if no model were serving.
+            shipped = review.live_version()
+            note = f"No version here is active: workers read with the shipped model, {shipped}."
+            self.message_user(request, note + " `manage.py retrain` adds versions here.", messages.INFO)
+        return super().changelist_view(request, extra_context)
 
     @admin.action(description="Activate (or roll back to) this version", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:

@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from recognizer.model_files import read_metadata, shipped_path
 from recognizer.models import NOT_A_DIGIT, Drawing, ModelVersion
 from recognizer.review import live_version
 from tests.factories import drawing, reviewer
@@ -209,3 +210,11 @@ def test_the_review_page_still_shows_an_image_drawing_as_its_image(admin_client)
     page = admin_client.get(REVIEW).content.decode()
     assert f'<img src="/admin/recognizer/drawing/{obj.pk}/image/"' in page
     assert "digits-strokes" not in page and "Replay the strokes" not in page
+
+
+def test_the_versions_list_says_which_model_serves_when_none_of_its_versions_does(admin_client):
+    url = "/admin/recognizer/modelversion/"
+    [message] = [m.message for m in admin_client.get(url).context["messages"]]
+    assert read_metadata(shipped_path())["version"] in message and "manage.py retrain" in message
+    ModelVersion.objects.create(version="cnn-a", artifact=b"a", is_active=True, verified_at=timezone.now())
+    assert not list(admin_client.get(url).context["messages"])
