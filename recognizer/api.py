@@ -394,7 +394,7 @@ def as_django_reads_forms(request: HttpRequest) -> None:
 )
 async def create_drawing(
     request: HttpRequest,
-    wait: float = Query(0, ge=0, le=settings.MAX_WAIT_SECONDS),
+    wait: float = Query(0, ge=0, le=settings.MAX_WAIT_SECONDS, allow_inf_nan=False),
     # Checked by read_mode (400 invalid_mode, as in a body or a frame), not by Ninja (422).
     mode: Annotated[str | None, WithJsonSchema(MODE)] = Query(None),
 ):

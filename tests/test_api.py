@@ -233,6 +233,9 @@ def test_it_refuses_unknown_content_types(client):
 def test_it_refuses_a_wait_over_the_limit(client):
     response = post_json(client, {"image": samples.data_url(samples.SEVEN)}, QUERY_STRING="wait=31")
     assert response.status_code == 422 and error_code(response) == "invalid_request"
+    for wait in ("NaN", "inf"):  # said to be no finite number, not over 30
+        response = post_json(client, {"image": samples.data_url(samples.SEVEN)}, QUERY_STRING=f"wait={wait}")
+        assert response.status_code == 422 and "finite" in response.json()["error"]["message"]
 
 
 def test_it_describes_a_stored_drawing(client):
