@@ -263,8 +263,11 @@ class DrawingAdmin(admin.ModelAdmin):
 
     @admin.action(description="Confirm the prediction as the label", permissions=["label"])
     def confirm_prediction(self, request: HttpRequest, queryset: DrawingQuerySet) -> None:
+        selected = queryset.count()
         count = queryset.confirm(request.user)
-        self.message_user(request, f"{count} prediction(s) confirmed as labels.")
+        # Blank, failed and still queued drawings have no prediction to confirm: say so, not just "0".
+        left = f"; {selected - count} had none to confirm (blank, failed or not read yet)" if count < selected else ""
+        self.message_user(request, f"{count} prediction(s) confirmed as labels{left}.")
 
     @admin.display(description="drawing")
     def thumbnail(self, obj: Drawing) -> str:

@@ -59,7 +59,9 @@ def test_it_filters_drawings(admin_client, admin_user, query, expected):
 def test_it_confirms_predictions_as_labels_in_bulk(admin_client, admin_user):
     seven, blank = drawing(), drawing(digit=None, confidence=None)
     form = {"action": "confirm_prediction", "_selected_action": [seven.pk, blank.pk]}
-    admin_client.post(CHANGELIST, form)
+    response = admin_client.post(CHANGELIST, form, follow=True)
+    [message] = [m.message for m in response.context["messages"]]
+    assert message == "1 prediction(s) confirmed as labels; 1 had none to confirm (blank, failed or not read yet)."
     seven.refresh_from_db()
     blank.refresh_from_db()
     assert (seven.label, seven.labeled_by, blank.label) == (7, admin_user, None)
