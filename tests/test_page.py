@@ -968,3 +968,28 @@ def test_an_eight_is_an_eight(browser, live_server_url):
     page = open_page(browser, live_server_url)
     assert page.get_by_role("button", name="It was an 8", include_hidden=True).count() == 1
     assert page.get_by_role("img", name="Draw one digit here with a mouse, finger or pen").count() == 1
+
+
+def test_turning_a_phone_keeps_the_shape_of_the_ink_and_its_boxes(browser, live_server_url):
+    page = browser.new_context(**PHONE).new_page()
+    sent = record_sent_frames(page)
+    page.goto(live_server_url + "/")
+    page.wait_for_selector('#connection[data-state="online"]')
+    choose(page, "A number")
+    draw_with_touch(page, [[(0.25, 0.2), (0.25, 0.8)], [(0.5, 0.25), (0.75, 0.25), (0.6, 0.8)]])  # 17
+    upright = drawing_frame(page, sent, strokes=2)
+    assert answer(page) == "17"
+    before = pad_ratio(page)
+    page.set_viewport_size({"width": 844, "height": 390})  # on its side: the pad takes another shape
+    assert pad_ratio(page) != pytest.approx(before, rel=0.1)
+    # The boxes drawn over the ink keep its shape too: the SVG's view is as wide for its height as the pad.
+    view = [float(v) for v in page.locator("#boxes").get_attribute("viewBox").split()]
+    assert view[2] / view[3] == pytest.approx(pad_ratio(page), rel=0.02)
+    draw_with_touch(page, [[(0.95, 0.5), (0.96, 0.52)]])  # a mark more, so that the drawing is sent again
+    turned = drawing_frame(page, sent, strokes=3)
+
+    def shape(drawing: dict) -> float:
+        xs, ys = zip(*((x, y) for stroke in drawing["strokes"][:2] for x, y, _ in stroke), strict=True)
+        return (max(xs) - min(xs)) / (max(ys) - min(ys))
+
+    assert shape(turned) == pytest.approx(shape(upright), rel=0.03)  # stretched across, it was 1.5 times wider

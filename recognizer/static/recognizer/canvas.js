@@ -52,7 +52,8 @@ const feedbackDigits = document.getElementById("feedback-digits");
 let socket = null;
 let reconnectDelay = 500;
 let sendTimer = null;
-let strokes = []; // the drawing, in canvas units (0..1) with event times, so it can be redrawn at any size
+let strokes = []; // the drawing, in shares of `frame` with event times, so it can be redrawn at any size
+let frame = null; // the pad's CSS size when the drawing began: a pad resized since (a phone turned) scales it evenly
 let stroke = null; // the stroke being drawn
 let strokePointer = null; // the pointer drawing it: a second finger or a resting palm must not join in
 let sequence = 0; // every send gets a ref; only the newest answer is shown
@@ -61,7 +62,7 @@ let currentId = null; // the drawing whose answer is shown, which feedback refer
 let slowTimers = []; // the "reading…" and "busy" notes for the drawing being read
 let canvasNumber = 0; // one history entry per canvas, updated as strokes are added
 let mode = "digit"; // what the pad reads: "digit" or "number"
-let sentSize = null; // the latest drawing's size as sent: the pixels its digits' boxes are in
+let sentUnits = null; // the latest drawing's `units()` as sent: its digits' boxes are in those pixels
 const awaited = new Map(); // drawing id -> ref: queued over the socket, not answered yet
 const lastSent = new Map(); // canvas number -> the sequence number of its latest version sent
 
@@ -77,6 +78,7 @@ function resizePad() {
     pad.width = width;
     pad.height = height;
     redraw();
+    if (boxes.childElementCount) boxes.setAttribute("viewBox", viewBox());
   }
 }
 
@@ -94,26 +96,48 @@ function paper() {
   ctx.lineWidth = Math.max(2, Math.min(pad.width, pad.height) * STROKE_SHARE);
 }
 
-function position(event) {
+function fitted() {
+  // How the drawing's frame fits the pad now: one scale for both sides (the ink keeps its shape when
+  // the pad changes its), from the top left corner.
   const box = pad.getBoundingClientRect();
+  const size = frame || box;
+  return { box, scale: Math.min(box.width / size.width, box.height / size.height), size };
+}
+
+function units() {
+  // The bitmap's pixels per share of the frame, across and down: the pad's size, unless it was resized.
+  const { box, scale, size } = fitted();
+  return { x: (size.width * scale * pad.width) / box.width, y: (size.height * scale * pad.height) / box.height };
+}
+
+function viewBox() {
+  // The pad's extent in the pixels the latest drawing was sent in, which its digits' boxes are in.
+  const { box, scale, size } = fitted();
+  return `0 0 ${(box.width / (size.width * scale)) * sentUnits.x} ${(box.height / (size.height * scale)) * sentUnits.y}`;
+}
+
+function position(event) {
+  const { box, scale, size } = fitted();
   return {
-    x: (event.clientX - box.left) / box.width,
-    y: (event.clientY - box.top) / box.height,
+    x: (event.clientX - box.left) / (size.width * scale),
+    y: (event.clientY - box.top) / (size.height * scale),
     t: event.timeStamp,
   };
 }
 
 function line(points) {
+  const u = units();
   ctx.beginPath();
-  ctx.moveTo(points[0].x * pad.width, points[0].y * pad.height);
-  for (const p of points.slice(1)) ctx.lineTo(p.x * pad.width, p.y * pad.height);
+  ctx.moveTo(points[0].x * u.x, points[0].y * u.y);
+  for (const p of points.slice(1)) ctx.lineTo(p.x * u.x, p.y * u.y);
   ctx.stroke();
 }
 
 function drawStroke(points) {
   const first = points[0];
+  const u = units();
   ctx.beginPath();
-  ctx.arc(first.x * pad.width, first.y * pad.height, ctx.lineWidth / 2, 0, Math.PI * 2);
+  ctx.arc(first.x * u.x, first.y * u.y, ctx.lineWidth / 2, 0, Math.PI * 2);
   ctx.fill();
   if (points.length > 1) line(points);
 }
@@ -135,6 +159,7 @@ pad.addEventListener("pointerdown", (event) => {
   strokePointer = event.pointerId;
   clearTimeout(sendTimer);
   boxes.replaceChildren(); // they belong to the drawing as it was
+  if (!strokes.length) frame = pad.getBoundingClientRect(); // a new drawing: its points are shares of the pad now
   stroke = [position(event)];
   strokes.push(stroke);
   drawStroke(stroke);
@@ -165,6 +190,7 @@ function clearPad() {
   if (stroke && pad.hasPointerCapture(strokePointer)) pad.releasePointerCapture(strokePointer);
   stroke = null;
   strokes = [];
+  frame = null;
   paper();
   latestRef = null;
   currentId = null;
@@ -230,7 +256,7 @@ function send() {
   startSlowNotes(latestRef);
   remember(image);
   const drawing = { ...(SEND_IMAGE ? { image } : strokesBody()), mode };
-  sentSize = { width: pad.width, height: pad.height }; // a PNG of the canvas has the same size
+  sentUnits = units(); // a PNG of the canvas is in the same pixels
   if (socket && socket.readyState === WebSocket.OPEN) {
     socket.send(JSON.stringify({ type: "drawing", ...drawing, ref: latestRef }));
   } else {
@@ -244,9 +270,10 @@ function strokesBody() {
   // t: ms since the drawing's first point. One decimal is far below a pixel and keeps frames small.
   const round = (value) => Math.round(value * 10) / 10;
   const start = strokes[0][0].t;
+  const u = units();
   return {
     strokes: strokes.map((points) =>
-      points.map((p) => [round(p.x * pad.width), round(p.y * pad.height), Math.max(0, Math.round(p.t - start))]),
+      points.map((p) => [round(p.x * u.x), round(p.y * u.y), Math.max(0, Math.round(p.t - start))]),
     ),
     width: pad.width,
     height: pad.height,
@@ -388,9 +415,9 @@ function showDigits(digits) {
   // mode shows none: its one box is the whole drawing.
   digitsList.replaceChildren();
   boxes.replaceChildren();
-  if (!digits || !sentSize) return;
-  boxes.setAttribute("viewBox", `0 0 ${sentSize.width} ${sentSize.height}`);
-  boxes.setAttribute("preserveAspectRatio", "none"); // stretched exactly as the canvas is
+  if (!digits || !sentUnits || !frame) return;
+  boxes.setAttribute("viewBox", viewBox());
+  boxes.setAttribute("preserveAspectRatio", "none"); // the viewBox is the whole pad: it fits exactly
   digits.forEach((read, index) => {
     const sure = `${(read.confidence * 100).toFixed(1)} %`;
     const item = document.createElement("li");
