@@ -301,6 +301,18 @@ def rasterise(ink: Ink) -> np.ndarray:
     return in_field(_box_average(_discs(centres, radius, size), SUPERSAMPLE))
 
 
+def refuse_dots(drawing: Ink) -> Ink:
+    """The drawing, or BlankDrawing where it is only taps far apart: spanning a digit's size, they were
+    read as a sure 1 in digit mode, where number mode leaves each out as a speck. (Short strokes that
+    a bold pen blots together are a small digit: they lie within a few pens.)"""
+    if drawing.points:
+        points = np.concatenate(drawing.strokes)
+        apart = float((points.max(axis=0) - points.min(axis=0)).max()) > 3 * drawing.pen
+        if apart and all(float(np.ptp(stroke, axis=0).max()) < drawing.pen for stroke in drawing.strokes):
+            raise BlankDrawing("the drawing is only dots")
+    return drawing
+
+
 def default_pen(width: float, height: float) -> float:
     """The pen the page draws with on a canvas of width x height (canvas.js: the shorter side's share,
     so that a wide strip for a number is drawn in the pen of a square as high)."""

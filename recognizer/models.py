@@ -475,7 +475,7 @@ class Drawing(models.Model):
         into the model's input.
         """
         if self.strokes is not None:
-            return ink.rasterise(ink.Ink.from_stored(self.strokes, self.width, self.height, self.pen))
+            return ink.rasterise(ink.refuse_dots(ink.Ink.from_stored(self.strokes, self.width, self.height, self.pen)))
         return preprocess(bytes(self.image))
 
     def result(self) -> dict:

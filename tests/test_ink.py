@@ -27,6 +27,7 @@ from benchmarks.ink import closeness, page_png, synthetic
 from recognizer import ink, segmentation
 from recognizer.ink import Ink, InvalidStrokes
 from recognizer.model_files import shipped_path
+from recognizer.models import Drawing
 from recognizer.preprocessing import BlankDrawing, preprocess
 from training import unipen
 from training.strokes import TEMPLATES
@@ -189,6 +190,16 @@ def test_a_pen_bolder_than_the_model_learnt_is_drawn_at_the_boldest_it_learnt():
     boldest = ink.BOLDEST * 190 / (1 - ink.BOLDEST)  # pen / (190 + pen) == BOLDEST
     assert np.abs(drawn(3 * boldest) - drawn(boldest)).max() < 1e-5
     assert np.abs(drawn(0.8 * boldest) - drawn(boldest)).max() > 0.1  # a pen within it is drawn as it is
+
+
+def test_taps_far_apart_are_blank_in_digit_mode_as_in_number_mode():
+    body = {"strokes": [[[0, 0]], [[10000, 10000]], [[5000, 20], [5003, 21]]]}
+    drawing = Drawing(mode=Drawing.Mode.DIGIT, strokes=body["strokes"], width=None, height=None, pen=None)
+    with pytest.raises(BlankDrawing, match="only dots"):
+        drawing.model_input()
+    assert not segmentation.from_ink(ink.parse(body)).candidates  # number mode: no digit found
+    dotted = {"strokes": [[[140, 40], [140, 240]], [[140, 10]]], "width": 280, "height": 280}
+    assert ink.refuse_dots(ink.parse(dotted))  # a stroke and a dot: read as drawn
 
 
 def test_a_pen_finer_than_the_model_learnt_is_drawn_at_the_finest_it_learnt(model):
