@@ -5,6 +5,8 @@
   the body. Django's 301 makes clients resend a POST as a GET, and the drawing is lost.
 - A 405 has the error envelope, and its Allow includes HEAD wherever GET is allowed. Ninja's 405
   is text.
+- A body sent in a Content-Encoding (gzip, ...) is a 415 (RFC 9110, 8.4.1): Django does not decode
+  one, and read as it came it was taken for a plain body.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ def api_http(get_response):
 
         async def middleware(request: HttpRequest) -> HttpResponse:
             head = _head_as_get(request)
-            return _answered(request, _slash_missing(request) or await get_response(request), head)
+            refused = _slash_missing(request) or _encoded(request)
+            return _answered(request, refused or await get_response(request), head)
 
         return markcoroutinefunction(middleware)
 
     def middleware(request: HttpRequest) -> HttpResponse:
         head = _head_as_get(request)
-        return _answered(request, _slash_missing(request) or get_response(request), head)
+        return _answered(request, _slash_missing(request) or _encoded(request) or get_response(request), head)
 
     return middleware
 
@@ -49,6 +52,15 @@ def _slash_missing(request: HttpRequest) -> HttpResponse | None:
     query = request.META.get("QUERY_STRING", "")
     location = request.path + "/" + (f"?{query}" if query else "")
     return HttpResponse(status=308, headers={"Location": location})
+
+
+def _encoded(request: HttpRequest) -> HttpResponse | None:
+    """The 415 for an API request whose body is in a Content-Encoding other than identity."""
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if not request.path_info.startswith(API) or encoding in ("", "identity") or request.method in ("GET", "HEAD"):
+        return None
+    refused = Refused("unsupported_media_type", f"send the body as it is, not in Content-Encoding {encoding}", 415)
+    return refused.response()
 
 
 def _exists(path: str) -> bool:

@@ -230,6 +230,17 @@ def test_it_refuses_unknown_content_types(client):
     assert response.status_code == 415 and error_code(response) == "unsupported_media_type"
 
 
+def test_a_body_in_a_content_encoding_is_refused_not_read_as_plain(client):
+    body = json.dumps({"strokes": [[[10, 10], [10, 200]]]})
+    for path in ("/api/drawings/", f"/api/drawings/{uuid.uuid4()}/feedback/"):
+        response = client.post(path, data=body, content_type="application/json", HTTP_CONTENT_ENCODING="gzip")
+        assert response.status_code == 415 and error_code(response) == "unsupported_media_type"
+        assert "gzip" in response.json()["error"]["message"]
+    assert not Drawing.objects.exists()
+    plain = client.post("/api/drawings/", data=body, content_type="application/json", HTTP_CONTENT_ENCODING="identity")
+    assert plain.status_code == 202
+
+
 def test_it_refuses_a_wait_over_the_limit(client):
     response = post_json(client, {"image": samples.data_url(samples.SEVEN)}, QUERY_STRING="wait=31")
     assert response.status_code == 422 and error_code(response) == "invalid_request"
