@@ -385,10 +385,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         if not ModelVersion.objects.filter(is_active=True).exists():
-            # The list alone looked as if no model were serving.
+            # The list alone looked as if no model were serving. A subtitle, not a message: an
+            # action's own message is the one it shows.
             shipped = review.live_version()
-            note = f"No version here is active: workers read with the shipped model, {shipped}."
-            self.message_user(request, note + " `manage.py retrain` adds versions here.", messages.INFO)
+            note = f"None of these is active: workers read with the shipped model, {shipped}."
+            extra_context = {**(extra_context or {}), "subtitle": note + " `manage.py retrain` adds versions here."}
         return super().changelist_view(request, extra_context)
 
     @admin.action(description="Activate (or roll back to) this version", permissions=["change"])
