@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import os
@@ -28,6 +27,7 @@ from recognizer import images, preprocessing
 from recognizer.images import InvalidImage
 from recognizer.models import Drawing
 from tests import crafted
+from tests.test_ratelimit import a_fresh_window
 from training import samples
 
 
@@ -97,13 +97,6 @@ def test_a_content_length_with_spaces_round_it_is_read(live_server_url):
         assert connection.recv(4096).split(b"\r\n")[0] == b"HTTP/1.1 202 Accepted"
 
 
-def clear_of_a_window_edge(window: int, needed: float = 5) -> float:
-    """Seconds to wait for the next `needed` seconds to lie in one of the limiter's fixed windows: a
-    window that ends between a test's drawings starts its count again, and the last is not refused."""
-    left = window - time.time() % window
-    return left + 0.1 if left < needed else 0.0
-
-
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("limit", "value", "code", "longest_wait"),
@@ -111,7 +104,7 @@ def clear_of_a_window_edge(window: int, needed: float = 5) -> float:
 )
 def test_it_limits_each_client_over_http(client, settings, limit, value, code, longest_wait):
     setattr(settings, limit, value)  # three drawings' worth
-    time.sleep(clear_of_a_window_edge(longest_wait))
+    a_fresh_window()  # a window that ended between the drawings would count them again: the last let through
     address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.7"  # a counter of its own
     post = lambda: client.post("/api/drawings/", data=samples.SEVEN, content_type="image/png", REMOTE_ADDR=address)  # noqa: E731
     assert [post().status_code for _ in range(3)] == [202, 202, 202]
@@ -135,7 +128,7 @@ async def answer_to(communicator: WebsocketCommunicator, frame: dict) -> dict:
 @pytest.mark.django_db(transaction=True)
 async def test_it_limits_drawings_per_client_over_the_websocket(settings):
     settings.RATE_LIMIT = 2
-    await asyncio.sleep(clear_of_a_window_edge(60))
+    a_fresh_window()
     communicator = WebsocketCommunicator(application, "/ws/recognize/")
     communicator.scope["client"] = (f"ws-{uuid.uuid4()}", 1234)  # a counter of its own
     assert (await communicator.connect())[0]
