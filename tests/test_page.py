@@ -203,10 +203,7 @@ def test_it_keeps_a_stroke_that_leaves_the_canvas(browser, live_server_url):
 def test_a_second_finger_does_not_join_the_stroke(browser, live_server_url):
     # Real touches of two fingers (two pointerIds): one draws a 1; the other (or a palm) comes down
     # after it, moves beside it and is still there, moving on, once the first has lifted.
-    page = browser.new_context(**PHONE).new_page()
-    sent = record_sent_frames(page)
-    page.goto(live_server_url + "/")
-    page.wait_for_selector('#connection[data-state="online"]')
+    page, sent = open_recorded_page(browser, live_server_url, **PHONE)
     cdp = page.context.new_cdp_session(page)
 
     def touch(kind: str, *touching: dict) -> None:
@@ -453,6 +450,15 @@ def record_sent_frames(page) -> list[str]:
     return sent
 
 
+def open_recorded_page(browser, url: str, **context) -> tuple:
+    """A page opened and online, and the list of the websocket frames it sends, as they are sent."""
+    page = browser.new_context(**context).new_page()
+    sent = record_sent_frames(page)
+    page.goto(url + "/")
+    page.wait_for_selector('#connection[data-state="online"]')
+    return page, sent
+
+
 def drawing_frame(page, frames: list[str], strokes: int) -> dict:
     """The first drawing frame with this many strokes (one is sent whenever the pen rests), within 15 s."""
     for _ in range(150):
@@ -468,10 +474,7 @@ PLUS = [[(0.5, 0.2), (0.5, 0.8)], [(0.2, 0.5), (0.8, 0.5)]]
 
 def test_it_sends_the_drawing_as_strokes(browser, live_server_url):
     # At twice the CSS pixels, as on a phone: the points must be in the pixels that width and height count.
-    page = browser.new_context(device_scale_factor=2).new_page()
-    sent = record_sent_frames(page)
-    page.goto(live_server_url + "/")
-    page.wait_for_selector('#connection[data-state="online"]')
+    page, sent = open_recorded_page(browser, live_server_url, device_scale_factor=2)
     draw_with_mouse(page, PLUS)
     drawing = drawing_frame(page, sent, strokes=2)
     assert "image" not in drawing and drawing["ref"] and drawing["mode"] == "digit"
@@ -631,10 +634,7 @@ def test_a_phone_gets_a_wide_pad_for_a_number_too(browser, live_server_url):
 def test_the_pad_and_its_clear_button_fit_a_phone_on_its_side(browser, live_server_url, mode, ratio):
     # The pad takes touches for drawing, not scrolling: it must fit the screen's height to be usable.
     landscape = {**PHONE, "viewport": {"width": 844, "height": 390}}
-    page = browser.new_context(**landscape).new_page()
-    sent = record_sent_frames(page)
-    page.goto(live_server_url + "/")
-    page.wait_for_selector('#connection[data-state="online"]')
+    page, sent = open_recorded_page(browser, live_server_url, **landscape)
     choose(page, mode)
     for element in ("#pad", "#clear"):
         box = page.locator(element).bounding_box()
@@ -925,10 +925,7 @@ def test_an_answer_that_comes_after_clear_goes_to_its_history_entry(browser, liv
 
 
 def test_ink_drawn_after_escape_in_the_middle_of_a_stroke_is_neither_shown_nor_sent(browser, live_server_url):
-    page = browser.new_context().new_page()
-    sent = record_sent_frames(page)
-    page.goto(live_server_url + "/")
-    page.wait_for_selector('#connection[data-state="online"]')
+    page, sent = open_recorded_page(browser, live_server_url)
     path = points(page, STROKES[7][0])
     page.mouse.move(*path[0])
     page.mouse.down()
@@ -949,10 +946,7 @@ def test_ink_drawn_after_escape_in_the_middle_of_a_stroke_is_neither_shown_nor_s
 
 
 def test_a_pen_put_down_while_a_palm_rests_draws_and_the_palm_leaves_no_ink(browser, live_server_url):
-    page = browser.new_context(**PHONE).new_page()
-    sent = record_sent_frames(page)
-    page.goto(live_server_url + "/")
-    page.wait_for_selector('#connection[data-state="online"]')
+    page, sent = open_recorded_page(browser, live_server_url, **PHONE)
     cdp = page.context.new_cdp_session(page)
     box = page.locator("#pad").bounding_box()
     palm = {"x": box["x"] + 0.1 * box["width"], "y": box["y"] + 0.9 * box["height"], "radiusX": 30, "radiusY": 30}
@@ -971,10 +965,7 @@ def test_an_eight_is_an_eight(browser, live_server_url):
 
 
 def test_turning_a_phone_keeps_the_shape_of_the_ink_and_its_boxes(browser, live_server_url):
-    page = browser.new_context(**PHONE).new_page()
-    sent = record_sent_frames(page)
-    page.goto(live_server_url + "/")
-    page.wait_for_selector('#connection[data-state="online"]')
+    page, sent = open_recorded_page(browser, live_server_url, **PHONE)
     choose(page, "A number")
     draw_with_touch(page, [[(0.25, 0.2), (0.25, 0.8)], [(0.5, 0.25), (0.75, 0.25), (0.6, 0.8)]])  # 17
     upright = drawing_frame(page, sent, strokes=2)
