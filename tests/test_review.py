@@ -115,6 +115,17 @@ def test_the_review_page_walks_the_queue_by_keyboard_choices(admin_client):
     assert b"Nothing left to review" in admin_client.get(REVIEW).content
 
 
+def test_the_review_page_says_a_blank_drawing_has_no_prediction_to_confirm(admin_client):
+    # Enter did nothing on it, and the keys' line said Enter confirms the prediction.
+    blank = drawing(digit=None, confidence=None, status="blank")
+    page = admin_client.get(REVIEW).content.decode()
+    assert admin_client.get(REVIEW).context["drawing"] == blank
+    assert "no prediction to confirm" in page and "confirm the prediction" not in page
+    blank.delete()
+    drawing()
+    assert "confirm the prediction" in admin_client.get(REVIEW).content.decode()
+
+
 @pytest.mark.parametrize("offset", ["abc", "1.5", "9" * 5000, "-3", ""])
 def test_the_review_page_starts_at_the_first_drawing_for_an_offset_that_is_no_place(admin_client, offset):
     first = drawing()
