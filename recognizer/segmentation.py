@@ -41,7 +41,7 @@ import functools
 import itertools
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -207,18 +207,20 @@ class Segmentation:
     def ending(self) -> dict[int, list[int]]:
         """The candidates' indices by the boundary between pieces where they end: what each step of a
         path left to right may take (`_forward`, `_share`); read two to four times a drawing."""
-        ending: dict[int, list[int]] = {}
-        for index, candidate in enumerate(self.candidates):
-            ending.setdefault(candidate.end, []).append(index)
-        return ending
+        return _indices_by(candidate.end for candidate in self.candidates)
 
     @functools.cached_property
     def starting(self) -> dict[int, list[int]]:
         """The same by the boundary where they start, for paths right to left (`_backward`)."""
-        starting: dict[int, list[int]] = {}
-        for index, candidate in enumerate(self.candidates):
-            starting.setdefault(candidate.first, []).append(index)
-        return starting
+        return _indices_by(candidate.first for candidate in self.candidates)
+
+
+def _indices_by(keys: Iterable[int]) -> dict[int, list[int]]:
+    """The indices of `keys`, grouped by key."""
+    grouped: dict[int, list[int]] = {}
+    for index, key in enumerate(keys):
+        grouped.setdefault(key, []).append(index)
+    return grouped
 
 
 @dataclass(frozen=True)
