@@ -51,12 +51,12 @@ def seam(cost: np.ndarray, margin: int) -> np.ndarray | None:
         here += way_in
     # Back from the cheapest end, each row's way in: only the seam's moves are needed, not every
     # pixel's. Of equal ways the first of left, above, right, as argmin over them would take.
-    seam = [int(total[-1, 1:-1].argmin()) + 1]
+    columns = [int(total[-1, 1:-1].argmin()) + 1]
     for row in range(height - 2, -1, -1):
-        at = seam[-1]
+        at = columns[-1]
         before = total[row, at - 1 : at + 2].tolist()
-        seam.append(at - 1 + before.index(min(before)))
-    return np.array(seam[::-1], np.int64) - 1
+        columns.append(at - 1 + before.index(min(before)))
+    return np.array(columns[::-1], np.int64) - 1
 
 
 def labels(binary: np.ndarray) -> np.ndarray:
