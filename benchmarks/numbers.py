@@ -1,7 +1,7 @@
 """Reading numbers: whole numbers right, digit errors, kinds of error, and the worker's time.
 
     .venv/bin/python -m benchmarks.numbers [--count 2000] [--split held_out] [--styles 4]
-    .venv/bin/python -m benchmarks.numbers --fit    # segmentation.WEIGHTS, IMAGE_WEIGHTS fitted anew
+    .venv/bin/python -m benchmarks.numbers --fit    # reading.WEIGHTS, IMAGE_WEIGHTS fitted anew
     .venv/bin/python -m benchmarks.numbers --timing-only [--count 200]    # only the worker's time (4.)
 
 Numbers of 2-5 digits from UNIPEN's held-out writers (training/numbers.py: several digits of one
@@ -38,7 +38,7 @@ from collections.abc import Callable
 import numpy as np
 
 from benchmarks import canvases
-from recognizer import ink, segmentation
+from recognizer import ink, reading, segmentation
 from recognizer.model_files import shipped_path
 from training import mnist, numbers, samples, unipen
 from worker.inference import Predictor
@@ -69,7 +69,7 @@ def read_all(drawings: list, segment: Callable, model: Predictor) -> list[str]:
     read = []
     for start in range(0, len(drawings), CHUNK):
         chunk = [segment(d) for d in drawings[start : start + CHUNK]]
-        read += [r.number for r in segmentation.read_all(chunk, model.predict)]
+        read += [r.number for r in reading.read_all(chunk, model.predict)]
     return read
 
 
@@ -148,7 +148,7 @@ def timing(model: Predictor, split: str, count: int, rounds: int) -> None:
                 t0 = time.perf_counter()
                 candidates_of = segment(drawing)
                 t1 = time.perf_counter()
-                segmentation.read_all([candidates_of], model.predict)
+                reading.read_all([candidates_of], model.predict)
                 t2 = time.perf_counter()
                 best_segment, best_total = min(best_segment, t1 - t0), min(best_total, t2 - t0)
             segment_ms.append(best_segment * 1000)
@@ -169,7 +169,7 @@ def main() -> None:
     parser.add_argument(
         "--fit",
         action="store_true",
-        help="only refine segmentation.WEIGHTS and IMAGE_WEIGHTS on the calibration writers, and print them",
+        help="only refine reading.WEIGHTS and IMAGE_WEIGHTS on the calibration writers, and print them",
     )
     parser.add_argument("--timing-only", action="store_true", help="only the worker's time for a 5-digit number")
     args = parser.parse_args()

@@ -83,14 +83,14 @@ def test_a_number_that_cannot_be_read_fails_alone(monkeypatch):
 
 
 def test_a_failing_choice_fails_that_number_alone(monkeypatch):
-    real = tasks.segmentation.choose
+    real = tasks.reading.choose
 
     def choose(candidates, probabilities):
         if len(candidates.candidates) == 1:
             raise ValueError("a bug in choosing")
         return real(candidates, probabilities)
 
-    monkeypatch.setattr(tasks.segmentation, "choose", choose)
+    monkeypatch.setattr(tasks.reading, "choose", choose)
     batch = [queued_number(number_body([5, 9])), queued_number(number_body([1]))]
     tasks.predict_drawing(str(batch[0].pk))
     good, failed = stored(batch)
@@ -99,14 +99,14 @@ def test_a_failing_choice_fails_that_number_alone(monkeypatch):
 
 
 def test_a_number_whose_later_candidates_cannot_be_drawn_fails_alone(monkeypatch):
-    real = tasks.segmentation.to_read
+    real = tasks.reading.to_read
 
     def to_read(candidates, rows):
         if len(candidates.candidates) == 1 and not np.isnan(rows).all():  # the lone 1, once read
             raise ValueError("a bug in choosing what to read next")
         return real(candidates, rows)
 
-    monkeypatch.setattr(tasks.segmentation, "to_read", to_read)
+    monkeypatch.setattr(tasks.reading, "to_read", to_read)
     seven = drawing(digit=None, confidence=None, image=samples.SEVEN, status="queued", enqueued_at=not_yet_stale())
     batch = [queued_number(number_body([5, 9])), queued_number(number_body([1])), seven]
     tasks.predict_drawing(str(batch[0].pk))

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from benchmarks.hostile import bars_png, dots_png, flat_zigzag, grid_png, peak_bytes
 from benchmarks.numbers import painted as canvas_png
-from recognizer import images, ink, masks, segmentation
+from recognizer import images, ink, masks, reading, segmentation
 from recognizer.model_files import shipped_path
 from recognizer.preprocessing import BlankDrawing, preprocess, to_mnist
 from recognizer.preprocessing import ink as ink_of
@@ -52,8 +52,8 @@ def number_body(digits: list[int | tuple[int, int]], gap: float = 25.0, join: in
     return {"strokes": strokes, "width": round(left + 20), "height": 140, "pen": PEN}
 
 
-def read_strokes(body: dict, model: Predictor) -> segmentation.Reading:
-    return segmentation.read_all([segmentation.from_ink(ink.parse(body))], model.predict)[0]
+def read_strokes(body: dict, model: Predictor) -> reading.Reading:
+    return reading.read_all([segmentation.from_ink(ink.parse(body))], model.predict)[0]
 
 
 def png_of(body: dict) -> bytes:
@@ -69,10 +69,10 @@ def png_of(body: dict) -> bytes:
 
 
 def test_it_reads_digits_left_to_right(model):
-    reading = read_strokes(number_body([2, 0, 4, 8]), model)
-    assert reading.number == "2048"
-    lefts = [d.box[0] for d in reading.digits]
-    assert lefts == sorted(lefts) and 0 < reading.confidence <= min(d.confidence for d in reading.digits)
+    read = read_strokes(number_body([2, 0, 4, 8]), model)
+    assert read.number == "2048"
+    lefts = [d.box[0] for d in read.digits]
+    assert lefts == sorted(lefts) and 0 < read.confidence <= min(d.confidence for d in read.digits)
 
 
 def test_it_orders_digits_by_position_not_by_time(model):
@@ -83,10 +83,10 @@ def test_it_orders_digits_by_position_not_by_time(model):
 
 @pytest.mark.parametrize("template", [0, 1])
 def test_it_groups_the_two_strokes_of_a_four(model, template):
-    reading = read_strokes(number_body([(4, template), 1]), model)
-    assert reading.number == "41"
+    read = read_strokes(number_body([(4, template), 1]), model)
+    assert read.number == "41"
     xs = [x for stroke in digit_strokes(4, 20.0, template) for x, _ in stroke]
-    assert reading.digits[0].box[::2] == pytest.approx((min(xs) - PEN / 2, max(xs) + PEN / 2))  # both strokes
+    assert read.digits[0].box[::2] == pytest.approx((min(xs) - PEN / 2, max(xs) + PEN / 2))  # both strokes
 
 
 def test_it_reads_a_five_whose_bar_was_drawn_last(model):
@@ -100,9 +100,9 @@ def test_a_five_whose_bar_reaches_far_out_is_one_digit(model):
     # The 5's bar, drawn last, stretched to 1.5 line heights from the 5's left, points as a pen samples them.
     (x0, y), _ = body["strokes"][1]
     five_bar = body["strokes"][1] = [[x, y] for x in np.linspace(x0, x0 + 1.4 * HEIGHT, 15).tolist()]
-    reading = read_strokes(body, model)
-    assert reading.number == "53"
-    assert reading.digits[0].box[2] == pytest.approx(five_bar[-1][0] + PEN / 2)  # the bar is the 5's
+    read = read_strokes(body, model)
+    assert read.number == "53"
+    assert read.digits[0].box[2] == pytest.approx(five_bar[-1][0] + PEN / 2)  # the bar is the 5's
 
 
 def test_it_keeps_the_bar_through_a_seven_with_its_seven(model):
@@ -112,9 +112,9 @@ def test_it_keeps_the_bar_through_a_seven_with_its_seven(model):
 def test_it_cuts_one_stroke_running_through_two_digits(model):
     body = number_body([0, 0], gap=15, join=0)
     assert len(body["strokes"]) == 1
-    reading = read_strokes(body, model)
-    assert reading.number == "00"
-    (_, _, first_right, _), (second_left, _, _, _) = (d.box for d in reading.digits)
+    read = read_strokes(body, model)
+    assert read.number == "00"
+    (_, _, first_right, _), (second_left, _, _, _) = (d.box for d in read.digits)
     assert first_right <= second_left + PEN  # cut between them, not through either
 
 
@@ -129,10 +129,10 @@ def test_a_number_reads_the_same_in_any_unit_of_length(model, scale):
         "height": max(1, body["height"] * scale),
         "pen": PEN * scale,
     }
-    reading = read_strokes(scaled, model)
-    assert reading.number == "00"
+    read = read_strokes(scaled, model)
+    assert read.number == "00"
     boxes = np.array([d.box for d in read_strokes(body, model).digits])
-    assert np.allclose([d.box for d in reading.digits], boxes * scale, rtol=1e-3)
+    assert np.allclose([d.box for d in read.digits], boxes * scale, rtol=1e-3)
 
 
 @pytest.mark.parametrize(
@@ -229,14 +229,14 @@ def test_it_reads_touching_digits_in_strokes_and_images(model):
     body = number_body([1, 7], gap=-3)
     assert read_strokes(body, model).number == "17"
     image = segmentation.from_image(png_of(number_body([0, 0], gap=-5)))
-    assert segmentation.read_all([image], model.predict)[0].number == "00"
+    assert reading.read_all([image], model.predict)[0].number == "00"
 
 
 def test_it_parts_digits_that_overlap_in_an_image_round_their_ink(model):
     # The 5's belly runs under the 6: one component, and no straight cut parts them.
     body = number_body([5, 6], gap=-18)
     image = segmentation.from_image(png_of(body))
-    assert segmentation.read_all([image], model.predict)[0].number == "56"
+    assert reading.read_all([image], model.predict)[0].number == "56"
 
 
 @pytest.mark.parametrize(
@@ -256,7 +256,7 @@ def test_digits_that_touch_in_an_image_are_parted_where_they_meet(model, digits,
     # A 1 leaning on its neighbour, an 8 grazing a 2: one component, which no top-to-bottom path
     # parts without cutting through a digit. Taking out the ink round the junction where they meet does.
     image = segmentation.from_image(png_of(number_body(digits, gap=gap)))
-    assert segmentation.read_all([image], model.predict)[0].number == "".join(str(d) for d, _ in digits)
+    assert reading.read_all([image], model.predict)[0].number == "".join(str(d) for d, _ in digits)
 
 
 def test_a_digit_s_own_junctions_do_not_cut_it(model):
@@ -265,7 +265,7 @@ def test_a_digit_s_own_junctions_do_not_cut_it(model):
     for digit in (4, 8, 9):
         candidates = segmentation.from_image(png_of(number_body([digit])))
         assert [c.first for c in candidates.candidates] == [0]
-        assert segmentation.read_all([candidates], model.predict)[0].number == str(digit)
+        assert reading.read_all([candidates], model.predict)[0].number == str(digit)
 
 
 @pytest.mark.parametrize("digits", [[5, 0], [2, 0], [0, 9], [0, 8]])
@@ -273,12 +273,12 @@ def test_a_cut_between_overlapping_digits_goes_round_a_loop_not_through_it(model
     # Through the 0's hole the path crosses its ink only twice, less than where the digits overlap;
     # it cut the 0 in two, and the halves read as other digits.
     image = segmentation.from_image(png_of(number_body(digits, gap=-15)))
-    assert segmentation.read_all([image], model.predict)[0].number == "".join(map(str, digits))
+    assert reading.read_all([image], model.predict)[0].number == "".join(map(str, digits))
 
 
 def test_it_reads_an_image_as_the_strokes_it_was_painted_from(model):
     body = number_body([3, 5, 7])
-    from_image = segmentation.read_all([segmentation.from_image(png_of(body))], model.predict)[0]
+    from_image = reading.read_all([segmentation.from_image(png_of(body))], model.predict)[0]
     from_strokes = read_strokes(body, model)
     assert from_image.number == from_strokes.number == "357"
     # Boxes in the image's own pixels, around each digit's ink, as the strokes' boxes are.
@@ -299,8 +299,8 @@ def test_a_lone_one_is_not_stretched(model):
 def test_a_speck_is_left_out(model):
     body = number_body([7, 4])
     body["strokes"].append([[body["width"] - 10.0, 120.0]])  # a tap of the pen after the digits
-    reading = read_strokes(body, model)
-    assert reading.number == "74"
+    read = read_strokes(body, model)
+    assert read.number == "74"
 
 
 # Marks people write between digits: in a gap 110 px wide after a first digit 100 px high (y 20-120).
@@ -321,13 +321,13 @@ def number_with(mark: list[list[float]]) -> dict:
 def test_a_comma_an_apostrophe_or_a_minus_sign_is_left_out_not_read_as_a_one(model, mark):
     body = number_with(MARKS[mark])
     assert read_strokes(body, model).number == "25"
-    assert segmentation.read_all([segmentation.from_image(png_of(body))], model.predict)[0].number == "25"
+    assert reading.read_all([segmentation.from_image(png_of(body))], model.predict)[0].number == "25"
 
 
 def test_a_one_as_short_as_a_comma_is_long_is_read_where_it_stands_on_the_line(model):
     body = number_with([[135.0, 60.0], [135.0, 120.0]])
     assert read_strokes(body, model).number == "215"
-    assert segmentation.read_all([segmentation.from_image(png_of(body))], model.predict)[0].number == "215"
+    assert reading.read_all([segmentation.from_image(png_of(body))], model.predict)[0].number == "215"
 
 
 def test_a_zero_gone_round_twice_is_one_digit(model):
@@ -358,8 +358,8 @@ def test_candidates_say_what_they_merge_and_where_a_cut_made_them():
     assert len(halves) == 2 and [c.crossed for c in halves] == [1, 1]  # through the loop: two strokes
     whole = next(c for c in joined.candidates if (c.first, c.end) == (0, 2))
     assert whole.cuts == 0
-    features = segmentation.features(joined, np.full((len(joined.candidates), 10), 0.1))
-    assert features.shape == (len(joined.candidates), len(segmentation.WEIGHTS))
+    features = reading.features(joined, np.full((len(joined.candidates), 10), 0.1))
+    assert features.shape == (len(joined.candidates), len(reading.WEIGHTS))
 
 
 def test_a_drawing_as_narrow_as_a_digit_is_offered_whole_however_many_strokes_it_took():
@@ -400,10 +400,10 @@ def test_a_batch_is_read_in_at_most_two_model_calls_and_reads_as_if_every_candid
         calls.append(len(images))
         return model.predict(images)
 
-    readings = segmentation.read_all(drawings, predict)
+    readings = reading.read_all(drawings, predict)
     assert 1 <= len(calls) <= 2 and sum(calls) < sum(len(d.candidates) for d in drawings)
     assert [r.number for r in readings] == ["12", "345", "6", "70419", "28", "53", "89"]
-    every = [segmentation.choose(d, model.predict(d.images)) for d in drawings]  # each candidate read
+    every = [reading.choose(d, model.predict(d.images)) for d in drawings]  # each candidate read
     assert [[(d.digit, d.box, d.probabilities) for d in r.digits] for r in readings] == [
         [(d.digit, d.box, d.probabilities) for d in r.digits] for r in every
     ]
@@ -411,9 +411,9 @@ def test_a_batch_is_read_in_at_most_two_model_calls_and_reads_as_if_every_candid
 
 def test_candidates_the_model_never_reads_are_never_drawn(model):
     drawing = segmentation.from_ink(ink.parse(number_body([7, 0, 4, 1, 9], join=2)))  # the 4 runs on into the 1
-    reading = segmentation.read_all([drawing], model.predict)[0]
+    read = reading.read_all([drawing], model.predict)[0]
     drawn = [c for c in drawing.candidates if "image" in vars(c)]  # what Candidate.image drew, it keeps
-    assert reading.number == "70419" and len(reading.digits) <= len(drawn) < len(drawing.candidates)
+    assert read.number == "70419" and len(read.digits) <= len(drawn) < len(drawing.candidates)
 
 
 def candidate(first: int, end: int, left: float, right: float) -> segmentation.Candidate:
@@ -427,9 +427,9 @@ TWO_PIECES = segmentation.Segmentation(
 
 def test_the_choice_prefers_the_reading_the_model_is_surest_of():
     sure, unsure = np.eye(10)[4], np.full(10, 0.1)
-    merged = segmentation.choose(TWO_PIECES, np.stack([unsure, sure, unsure]))
+    merged = reading.choose(TWO_PIECES, np.stack([unsure, sure, unsure]))
     assert merged.number == "4" and merged.digits[0].box == (0.0, 0.0, 60.0, 100.0)
-    apart = segmentation.choose(TWO_PIECES, np.stack([np.eye(10)[1], unsure, np.eye(10)[7]]))
+    apart = reading.choose(TWO_PIECES, np.stack([np.eye(10)[1], unsure, np.eye(10)[7]]))
     assert apart.number == "17" and apart.confidence == pytest.approx(1.0)
 
 
@@ -440,28 +440,28 @@ def test_an_image_s_number_is_only_as_sure_as_its_cut(painted):
     # their digits. A number of one digit is as sure as that digit (DESIGN.md).
     drawing = dataclasses.replace(TWO_PIECES, painted=painted)
     rows = np.stack([np.eye(10)[1] * 0.9 + 0.01, np.eye(10)[4] * 0.9 + 0.01, np.eye(10)[7] * 0.9 + 0.01])
-    scores = segmentation.features(drawing, rows) @ segmentation._weights(drawing)
+    scores = reading.features(drawing, rows) @ reading._weights(drawing)
     apart, merged = scores[0] + scores[2], scores[1]
-    weighed = np.exp(segmentation.PATH_TEMPERATURE * np.array([apart, merged]))
-    reading = segmentation.choose(drawing, rows)
-    digits = np.prod([d.confidence for d in reading.digits])
-    if len(reading.digits) == 1 or not painted:
-        assert reading.confidence == pytest.approx(digits)
+    weighed = np.exp(reading.PATH_TEMPERATURE * np.array([apart, merged]))
+    read = reading.choose(drawing, rows)
+    digits = np.prod([d.confidence for d in read.digits])
+    if len(read.digits) == 1 or not painted:
+        assert read.confidence == pytest.approx(digits)
     else:
-        assert reading.number == "17"
-        assert reading.confidence == pytest.approx(digits * weighed.max() / weighed.sum()) and reading.share < 1
-    assert segmentation.choose(dataclasses.replace(drawing, candidates=drawing.candidates[::2]), rows[::2]).share == 1
+        assert read.number == "17"
+        assert read.confidence == pytest.approx(digits * weighed.max() / weighed.sum()) and read.share < 1
+    assert reading.choose(dataclasses.replace(drawing, candidates=drawing.candidates[::2]), rows[::2]).share == 1
 
 
 def test_a_box_of_a_stored_drawing_becomes_the_input_the_model_read(model):
     body = number_body([5, 2, 9])
     drawing = ink.parse(body)
-    reading = read_strokes(body, model)
+    read = read_strokes(body, model)
     candidates = {c.box: c.image for c in segmentation.from_ink(drawing).candidates}
-    for digit in reading.digits:
+    for digit in read.digits:
         assert np.abs(segmentation.box_input(drawing, digit.box) - candidates[digit.box]).max() < 1e-6
     picture = png_of(body)
-    nine = segmentation.box_input(picture, reading.digits[2].box)
+    nine = segmentation.box_input(picture, read.digits[2].box)
     assert int(model.predict(nine[None]).argmax()) == 9
     whole = preprocess(picture)
     assert not np.array_equal(nine, whole)
@@ -487,7 +487,7 @@ def held_out_writers() -> dict:
 def test_it_reads_most_numbers_of_held_out_writers(model, held_out_writers):
     pen = [numbers.pen_number(i, "held_out", seed=5) for i in range(150)]
     drawings = [segmentation.from_ink(ink.parse(n.body)) for n in pen]
-    read = [r.number for r in segmentation.read_all(drawings, model.predict)]
+    read = [r.number for r in reading.read_all(drawings, model.predict)]
     assert np.mean([r == n.label for r, n in zip(read, pen, strict=True)]) >= 0.85
     assert all(len(n.boxes) == len(n.label) and n.writer in held_out_writers for n in pen)
     assert unipen.split_of(pen[0].writer) == "held_out"
@@ -501,7 +501,7 @@ def test_held_out_writers_numbers_with_a_comma_or_a_minus_sign_read_their_digits
         ([ink.parse(n.body) for n in pen], segmentation.from_ink),
         ([canvas_png(n, i, 4) for i, n in enumerate(pen)], segmentation.from_image),
     ):
-        read = [r.number for r in segmentation.read_all([segment(d) for d in drawings], model.predict)]
+        read = [r.number for r in reading.read_all([segment(d) for d in drawings], model.predict)]
         assert np.mean([r == n.label for r, n in zip(read, pen, strict=True)]) >= 0.85  # 0.28-0.65 read the mark as a 1
 
 
@@ -511,31 +511,31 @@ def test_held_out_writers_numbers_read_as_if_every_candidate_were_read(model, he
     pen = [numbers.pen_number(i, "held_out", seed=6, joined=i % 3 == 0) for i in range(150)]
     drawings = [segmentation.from_ink(ink.parse(n.body)) for n in pen]
     drawings += [segmentation.from_image(png_of(n.body)) for n in pen[:40]]
-    lazily = segmentation.read_all(drawings, model.predict)
-    every = [segmentation.choose(d, model.predict(d.images)) for d in drawings]
+    lazily = reading.read_all(drawings, model.predict)
+    every = [reading.choose(d, model.predict(d.images)) for d in drawings]
     assert [[(d.digit, d.box, d.probabilities) for d in r.digits] for r in lazily] == [
         [(d.digit, d.box, d.probabilities) for d in r.digits] for r in every
     ]
 
 
 @pytest.mark.parametrize(
-    "model_weights", [segmentation.WEIGHTS[:2], segmentation.IMAGE_WEIGHTS[:2], (-2.0, 0.1), (0.5, -0.3), (0.0, 0.0)]
+    "model_weights", [reading.WEIGHTS[:2], reading.IMAGE_WEIGHTS[:2], (-2.0, 0.1), (0.5, -0.3), (0.0, 0.0)]
 )
 def test_the_most_the_model_can_add_to_a_score_is_at_least_what_it_adds(model_weights, monkeypatch):
     # What `to_read` leaves unread is left so because even the model's surest reading could not lift
     # it: the bound holds whatever the signs of the model's weights (`--fit` can make the top's negative).
-    monkeypatch.setattr(segmentation, "WEIGHTS", (*model_weights, *segmentation.WEIGHTS[2:]))
+    monkeypatch.setattr(reading, "WEIGHTS", (*model_weights, *reading.WEIGHTS[2:]))
     rng = np.random.default_rng(3)
-    floored = np.full((1, 10), segmentation.FLOOR)
-    floored[0, 0] = 1 - 9 * segmentation.FLOOR  # the others at the least a probability counts for
+    floored = np.full((1, 10), reading.FLOOR)
+    floored[0, 0] = 1 - 9 * reading.FLOOR  # the others at the least a probability counts for
     spread = [rng.dirichlet(np.full(10, alpha), 500) for alpha in (0.05, 1.0, 20.0)]
     rows = np.concatenate([np.eye(10), np.full((1, 10), 0.1), floored, *spread])
     drawing = segmentation.from_ink(ink.parse(number_body([4])))
     drawing = dataclasses.replace(drawing, candidates=drawing.candidates[:1] * len(rows))
-    added = segmentation.features(drawing, rows)[:, :2] @ np.asarray(model_weights)
-    assert added.max() <= segmentation._surest(drawing) + 1e-9
+    added = reading.features(drawing, rows)[:, :2] @ np.asarray(model_weights)
+    assert added.max() <= reading._surest(drawing) + 1e-9
     if model_weights[1] >= 0:  # and as tight as it can be: all equal, the others floored, or sure
-        assert added.max() >= segmentation._surest(drawing) - 1e-9
+        assert added.max() >= reading._surest(drawing) - 1e-9
 
 
 def test_a_bold_pen_is_thinned_in_a_numbers_image_as_in_a_digits():
@@ -619,7 +619,7 @@ def test_a_digit_on_a_tall_or_long_canvas_is_read_not_blank(model):
     assert model.predict(preprocess(drawn(SEVEN, PHONE, 12))[None]).argmax() == 7
     number = {"strokes": TWELVE, "width": STRIP[0], "height": STRIP[1], "pen": 9.6}
     for candidates in (segmentation.from_ink(ink.parse(number)), segmentation.from_image(drawn(TWELVE, STRIP, 9.6))):
-        assert segmentation.read_all([candidates], model.predict)[0].number == "12"
+        assert reading.read_all([candidates], model.predict)[0].number == "12"
 
 
 def test_a_speck_of_a_tall_canvas_s_shorter_side_is_blank():
@@ -653,5 +653,5 @@ def test_a_photo_is_read_upright_as_browsers_show_it(model, orientation):
     assert model.predict(preprocess(data)[None]).argmax() == 7
     checked = images.from_bytes(data)
     assert (checked.width, checked.height) == (280, 420)  # the size as shown, which boxes are in
-    [seven] = segmentation.read_all([segmentation.from_image(data)], model.predict)[0].digits
+    [seven] = reading.read_all([segmentation.from_image(data)], model.predict)[0].digits
     assert seven.digit == 7 and seven.box[3] < 300  # near the top of the upright image

@@ -12,7 +12,7 @@
   minus sign before them; the label and the boxes are the digits' only.
 - `mnist_number`: MNIST digits (or, without the MNIST files, the project's made digits,
   training/samples.py) side by side on a canvas, as ink coverage (0..1) with the boxes.
-- `fit_weights`: recognizer.segmentation's WEIGHTS, fitted on such numbers by the calibration writers.
+- `fit_weights`: recognizer.reading's WEIGHTS, fitted on such numbers by the calibration writers.
 - `digit_crops`: the digits number mode cuts out of such numbers by the train writers, labelled:
   what the model learns from in its second stage of training (training/train.py).
 
@@ -274,7 +274,7 @@ def fit_weights(
     rounds: int = 300,
     start: Sequence[float] | None = None,
 ) -> np.ndarray:
-    """recognizer.segmentation.WEIGHTS (or, `painted`, IMAGE_WEIGHTS), fitted on the candidates of
+    """recognizer.reading.WEIGHTS (or, `painted`, IMAGE_WEIGHTS), fitted on the candidates of
     numbers by `split`'s writers. Strokes: pen numbers, numbers with one stroke through two digits,
     and lone digits as the page sends them. Images: the pen numbers painted (`paint`: a strokes body
     to ink coverage 0..1) and MNIST-like numbers (samples.digits).
@@ -288,12 +288,12 @@ def fit_weights(
     per-candidate fit is not the best path), the share of lone digits read right counting as much
     as the share of numbers.
     """
-    from recognizer import segmentation
+    from recognizer import reading
 
     drawings = painted_drawings(paint, split, count, seed) if painted else pen_drawings(split, count, seed)
     candidates = [d for d, _ in drawings]
-    rows = segmentation.split_probabilities(candidates, predict(segmentation.images(candidates)))
-    x = np.concatenate([segmentation.features(d, p) for d, p in zip(candidates, rows, strict=True)])
+    rows = reading.split_probabilities(candidates, predict(reading.images(candidates)))
+    x = np.concatenate([reading.features(d, p) for d, p in zip(candidates, rows, strict=True)])
     y = np.concatenate(
         [whole(np.array([c.box for c in d.candidates]).reshape(-1, 4), np.array(n.boxes)) for d, n in drawings]
     )
@@ -306,8 +306,8 @@ def fit_weights(
     name = "IMAGE_WEIGHTS" if painted else "WEIGHTS"
 
     def right(weights: np.ndarray) -> float:
-        setattr(segmentation, name, tuple(weights))
-        read = [segmentation.choose(d, p).number == n.label for (d, n), p in zip(drawings, rows, strict=True)]
+        setattr(reading, name, tuple(weights))
+        read = [reading.choose(d, p).number == n.label for (d, n), p in zip(drawings, rows, strict=True)]
         return float(share @ np.array(read))
 
     return _coordinate_search(right, weights, rounds)

@@ -19,7 +19,7 @@ from recognizer.model_files import read_metadata
 DEFAULT_UNCERTAIN_BELOW = 0.5
 # Batch sizes an interpreter is planned for, so that memory is planned once per size, not on every
 # call: a batch goes in runs of these sizes (see Predictor.predict). 5: a number of five digits
-# reads about five candidates first (recognizer/segmentation.py, `to_read`), one run where 4 + 1
+# reads about five candidates first (recognizer/reading.py, `to_read`), one run where 4 + 1
 # would be two (a 5-digit number's time, 2.10-2.15 ms, became 2.02-2.04 ms; no more interpreters).
 BUCKETS = (1, 2, 4, 5, 8, 16, 32, 64)
 RUNTIME_SUFFIX = ".tflite"

@@ -11,7 +11,7 @@ drawing whose tries never finish (the worker died on it) ends failed after MAX_A
 A number drawing (mode "number") is cut into candidate digits (recognizer/segmentation.py) while
 it is read, and the likeliest of them by their shapes are drawn: they go into the batch's model call
 with the digit drawings' inputs. A second call, for every number drawing at once, reads those that
-could still change a reading (`segmentation.to_read`); the rest are never drawn or read. Each
+could still change a reading (`reading.to_read`); the rest are never drawn or read. Each
 drawing's reading is chosen from its own rows.
 """
 
@@ -32,7 +32,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from recognizer import ink, retention, segmentation, services
+from recognizer import ink, reading, retention, segmentation, services
 from recognizer.models import NUMBER_MAX_DIGITS, Drawing
 from recognizer.preprocessing import BlankDrawing
 from worker import active_model, replies
@@ -171,7 +171,7 @@ def prepare(drawing: Drawing) -> Outcome:
     try:
         if drawing.mode == Drawing.Mode.NUMBER:
             candidates = segment(drawing)
-            outcome.rows = segmentation.unread(candidates)
+            outcome.rows = reading.unread(candidates)
             outcome.wanted = wanted(candidates, outcome.rows)
             outcome.candidates = candidates  # ready to read only once all of this is done
         else:
@@ -202,13 +202,13 @@ def segment(drawing: Drawing) -> segmentation.Segmentation:
 
 def wanted(candidates: segmentation.Segmentation, rows: np.ndarray) -> tuple[list[int], np.ndarray]:
     """A number drawing's candidates to read next, drawn: (their indices, their inputs)."""
-    return segmentation.inputs(candidates, segmentation.to_read(candidates, rows))
+    return reading.inputs(candidates, reading.to_read(candidates, rows))
 
 
 def predict(ready: list[Outcome]) -> None:
     """One model call for the batch: the digit drawings' inputs and the number drawings' first
     candidates; then one for the candidates that could still change a number's reading, if any
-    (a third is never needed: see segmentation.to_read)."""
+    (a third is never needed: see reading.to_read)."""
     model = active_model.current()
     digits = [o for o in ready if o.image is not None]
     numbers = [o for o in ready if o.candidates is not None]
@@ -216,10 +216,10 @@ def predict(ready: list[Outcome]) -> None:
     try:
         # (A number whose every piece proved unreadable offers nothing to read: it adds no rows.)
         probabilities = model.predict(np.concatenate([o.image[None] for o in digits] + [o.wanted[1] for o in numbers]))
-        segmentation.read_in([o.rows for o in numbers], [o.wanted for o in numbers], probabilities[len(digits) :])
+        reading.read_in([o.rows for o in numbers], [o.wanted for o in numbers], probabilities[len(digits) :])
         while more := [o for o in numbers if wants_more(o)]:
             rows = model.predict(np.concatenate([o.wanted[1] for o in more]))
-            segmentation.read_in([o.rows for o in more], [o.wanted for o in more], rows)
+            reading.read_in([o.rows for o in more], [o.wanted for o in more], rows)
     except SoftTimeLimitExceeded:
         # Not queued again: drawings that hang the model once would hang it every time.
         log.error("a batch of %d drawings took too long to predict", len(ready))
@@ -260,22 +260,22 @@ def wants_more(outcome: Outcome) -> bool:
 def read_number(outcome: Outcome, uncertain_below: float) -> dict:
     """A number drawing's fields from its candidates' rows; what goes wrong fails this drawing alone."""
     try:
-        reading = segmentation.choose(outcome.candidates, outcome.rows)
+        chosen = reading.choose(outcome.candidates, outcome.rows)
     except Exception as exc:
         log.warning("drawing %s could not be read as a number: %r", outcome.drawing.id, exc)
         return {"status": Drawing.Status.FAILED, "error": "the number could not be read"}
-    if not reading.digits:  # only specks
+    if not chosen.digits:  # only specks
         return {"status": Drawing.Status.BLANK, "error": "no digit found"}
-    if len(reading.digits) > NUMBER_MAX_DIGITS:
+    if len(chosen.digits) > NUMBER_MAX_DIGITS:
         # Longer than the number column holds: storing it would fail the whole batch's write.
         return {"status": Drawing.Status.FAILED, "error": f"more than {NUMBER_MAX_DIGITS} digits"}
-    one = reading.digits[0] if len(reading.digits) == 1 else None
-    confidence = round(reading.confidence, 6)
+    one = chosen.digits[0] if len(chosen.digits) == 1 else None
+    confidence = round(chosen.confidence, 6)
     # Boxes as finely as the points: to 0.1 in units of 0-1 they were a tenth of the drawing off.
     places = ink.stored_places(max(outcome.drawing.width or 1, outcome.drawing.height or 1))
     return {
-        "number": reading.number,
-        "digits": [d.as_dict(places) for d in reading.digits],
+        "number": chosen.number,
+        "digits": [d.as_dict(places) for d in chosen.digits],
         "confidence": confidence,
         # A digit and its ten probabilities only where exactly one digit was read (DESIGN.md).
         "digit": one.digit if one else None,
