@@ -840,9 +840,7 @@ def test_the_admin_review_corrects_a_number_typed_from_the_keyboard(
     assert page.locator("#digits-read .digits-read").all_inner_texts() == ["1\n90.0%", "7\n90.0%"]
     assert page.evaluate("document.activeElement.id") == "number"  # typing corrects the number at once
     page.screenshot(path=screenshots / "admin-review-number.png")
-    page.keyboard.press("End")
-    page.keyboard.press("Backspace")
-    page.keyboard.type("9")  # a digit typed into the field, not a label for the whole drawing
+    page.keyboard.type("19")  # the digits, as the page asks: they replace the number read
     page.keyboard.press("Enter")
     page.wait_for_selector("text=Nothing left to review")
     drawing.refresh_from_db()

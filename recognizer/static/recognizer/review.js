@@ -1,6 +1,13 @@
 // The review page from the keyboard: 0-9 label, Enter confirms, X is not a digit, arrows move.
-// A number drawing's page opens with the focus in its digits field: typing corrects the number.
+// A number drawing's page opens with the focus in its digits field, the number read selected:
+// typing the digits replaces it (with the caret at the start, they were put before what was read).
 "use strict";
+
+const numberField = document.getElementById("number");
+if (numberField) {
+  numberField.focus(); // as autofocus would, but before the selection, which focusing may move
+  numberField.select();
+}
 
 document.addEventListener("keydown", (event) => {
   const form = document.getElementById("label-form");
