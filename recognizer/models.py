@@ -281,8 +281,12 @@ class DrawingQuerySet(models.QuerySet):
         )
 
     def label(self, label: int | None, user) -> int:
-        """Give these drawings a staff label (None: unreviewed again); the count changed."""
-        return self.update(**label_fields(label, user))
+        """Give these drawings a staff label (None: unreviewed again); the count changed. A number
+        drawing labeled with a digit is the number of that one digit (see `Drawing.check_label`)."""
+        if label is None or label == NOT_A_DIGIT:
+            return self.update(**label_fields(label, user))
+        digits = self.filter(mode=Drawing.Mode.DIGIT).update(**label_fields(label, user))
+        return digits + self.filter(mode=Drawing.Mode.NUMBER).update(**label_fields(None, user, str(label)))
 
     def confirm(self, user) -> int:
         """Take the prediction as the label (a number drawing's: the number read), for the drawings that have one."""
@@ -449,9 +453,14 @@ class Drawing(models.Model):
 
     def check_label(self, label: int | None, number: str | None) -> None:
         """ValidationError unless this label fits the drawing: a digit (or not a digit), or for a number
-        drawing its digits, not both. Export and the quality page read a label by the drawing's mode."""
+        drawing its digits (or not a digit), not both. Export and the quality page read a label by
+        the drawing's mode: a number drawing's digit label would train its whole ink as one digit."""
         if label is not None and number is not None:
             raise ValidationError("give the drawing a label or a number, not both")
+        if self.mode == self.Mode.NUMBER and label not in (None, NOT_A_DIGIT):
+            raise ValidationError(
+                {"label": "this is a number drawing: give its digits as the number (one digit is a number too)"}
+            )
         if number is not None and self.mode != self.Mode.NUMBER:
             raise ValidationError(
                 {"label_number": "this drawing was read as one digit: give it a label (0-9 or not a digit)"}

@@ -33,7 +33,8 @@ def chosen_label(drawing: Drawing, form: QueryDict) -> tuple[int | None, str | N
     """The (label, number) a review-page form chose, or ValidationError saying why it is none.
 
     `label` is 0-9, "x" (not a digit), "confirm" (what the model read: a number drawing's number)
-    or "number", with the corrected digits in `number`.
+    or "number", with the corrected digits in `number`. A digit for a number drawing is its number,
+    of that one digit.
     """
     choice = form.get("label", "")
     if choice == "number":
@@ -47,6 +48,8 @@ def chosen_label(drawing: Drawing, form: QueryDict) -> tuple[int | None, str | N
     labels = {str(d): d for d in range(10)} | {"x": NOT_A_DIGIT, "confirm": drawing.digit}
     if labels.get(choice) is None:
         raise ValidationError(f"{choice!r} is not a label; use 0-9, Enter or X.")
+    if drawing.mode == Drawing.Mode.NUMBER and choice.isdigit():
+        return None, choice
     return labels[choice], None
 
 

@@ -257,10 +257,11 @@ def test_staff_correct_a_number_on_the_change_page(admin_client, admin_user):
 @pytest.mark.parametrize(
     ("mode", "form"),
     [("digit", {"label": "", "label_number": "42"}), ("digit", {"label": 7, "label_number": "7"}),
-     ("number", {"label": 4, "label_number": "42"})],
+     ("number", {"label": 4, "label_number": "42"}), ("number", {"label": 4, "label_number": ""})],
 )  # fmt: skip
 def test_the_change_page_refuses_a_label_that_does_not_fit_the_drawing(admin_client, mode, form):
-    # Export reads a digit drawing's label and a number drawing's digits: any other pair trained wrong.
+    # Export reads a digit drawing's label and a number drawing's digits: any other pair trained wrong
+    # (a number drawing labeled 4 was exported as its whole ink, squeezed into one digit, labeled 4).
     stored = number_drawing() if mode == "number" else drawing()
     refused = admin_client.post(f"/admin/recognizer/drawing/{stored.pk}/change/", form)
     assert refused.status_code == 200 and "errornote" in refused.content.decode()
@@ -285,7 +286,7 @@ def test_the_review_page_offers_the_number_read_to_correct(admin_client):
 @pytest.mark.parametrize(
     ("form", "label", "number"),
     [({"label": "number", "number": "19"}, None, "19"), ({"label": "number", "number": " 4 "}, None, "4"),
-     ({"label": "confirm"}, None, "17"), ({"label": "1"}, 1, None), ({"label": "x"}, NOT_A_DIGIT, None)],
+     ({"label": "confirm"}, None, "17"), ({"label": "1"}, None, "1"), ({"label": "x"}, NOT_A_DIGIT, None)],
 )  # fmt: skip
 def test_the_review_page_labels_a_number_drawing(admin_client, admin_user, form, label, number):
     stored = number_drawing()
@@ -294,6 +295,20 @@ def test_the_review_page_labels_a_number_drawing(admin_client, admin_user, form,
     stored.refresh_from_db()
     assert (stored.label, stored.label_number, stored.labeled_by) == (label, number, admin_user)
     assert not Drawing.objects.review_queue().exists() and Drawing.objects.reviewed().count() == 1
+
+
+@pytest.mark.parametrize(("action", "label", "number"), [("label_as_7", None, "7"), ("label_as_10", NOT_A_DIGIT, None)])
+def test_a_bulk_label_gives_a_number_drawing_a_number(admin_client, admin_user, action, label, number):
+    # "Label as 7" on a number drawing says it is the number 7: a digit label there was exported as
+    # the whole drawing squeezed into one 28x28 digit.
+    stored, single = number_drawing(), drawing()
+    ids = [stored.pk, single.pk]
+    response = admin_client.post("/admin/recognizer/drawing/", {"action": action, "_selected_action": ids})
+    assert response.status_code == 302
+    stored.refresh_from_db()
+    single.refresh_from_db()
+    assert (stored.label, stored.label_number, stored.labeled_by) == (label, number, admin_user)
+    assert (single.label, single.label_number) == (label if number is None else 7, None)
 
 
 @pytest.mark.parametrize("number", ["", "1x", "1" * 33, "-1"])

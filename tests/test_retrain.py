@@ -56,6 +56,9 @@ def test_it_exports_a_corrected_number_as_one_example_per_digit(admin_user, tmp_
     number = ink_drawing(body, **read, label_number="374")  # staff corrected the middle digit
     pictured = drawing(image=png_of(body), width=body["width"], height=body["height"], **read, label_number="314")
     ink_drawing(body, **{**read, "digits": digits[:2]}, label_number="314")  # two digits merged: no boxes to use
+    # Labeled with one digit before a number drawing's label had to be its digits: not the whole
+    # ink as that digit, but a number of one digit, which three boxes do not fit.
+    ink_drawing(body, **read, label=4)
     call_command("export_drawings", tmp_path / "numbers.npz")
     exported = np.load(tmp_path / "numbers.npz")
     assert exported["y"].tolist() == [3, 7, 4, 3, 1, 4]

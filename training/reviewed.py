@@ -30,7 +30,7 @@ def labeled_inputs(include_not_a_digit: bool = False) -> tuple[np.ndarray, np.nd
     drawings = Drawing.objects.reviewed()
     if not include_not_a_digit:
         drawings = drawings.exclude(label=NOT_A_DIGIT)
-    rows = drawings.order_by("created_at").only("id", "label", "label_number", "digits", *INPUT_FIELDS)
+    rows = drawings.order_by("created_at").only("id", "mode", "label", "label_number", "digits", *INPUT_FIELDS)
     inputs, labels, ids = [], [], []
     for drawing in rows.iterator(chunk_size=500):
         for image, label, name in examples(drawing):
@@ -42,7 +42,10 @@ def labeled_inputs(include_not_a_digit: bool = False) -> tuple[np.ndarray, np.nd
 
 def examples(drawing: Drawing) -> Iterator[tuple[np.ndarray, int, str]]:
     """A labeled drawing's training examples: (input, label, id), none where it cannot be read."""
-    if drawing.label_number is None:
+    number = drawing.label_number
+    if number is None and drawing.mode == Drawing.Mode.NUMBER and drawing.label != NOT_A_DIGIT:
+        number = str(drawing.label)  # a digit given before a number drawing's label had to be its digits
+    if number is None:
         try:
             image = drawing.model_input()  # as the worker reads it
         except UNREADABLE:
@@ -50,13 +53,13 @@ def examples(drawing: Drawing) -> Iterator[tuple[np.ndarray, int, str]]:
         yield image, drawing.label, str(drawing.id)
         return
     boxes = [d["box"] for d in drawing.digits or []]
-    if len(boxes) != len(drawing.label_number):
+    if len(boxes) != len(number):
         return  # merged or split: no box per digit
     try:
         source = stored_source(drawing)
     except UNREADABLE:
         return
-    for place, (box, digit) in enumerate(zip(boxes, drawing.label_number, strict=True)):
+    for place, (box, digit) in enumerate(zip(boxes, number, strict=True)):
         try:
             yield segmentation.box_input(source, box), int(digit), f"{drawing.id}/{place}"
         except UNREADABLE:
