@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 import requests
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from recognizer import ink, segmentation
 from recognizer.model_files import shipped_path
@@ -36,6 +36,35 @@ def test_it_exports_labeled_drawings_as_model_inputs(admin_user, tmp_path):
     assert sorted(exported["y"].tolist()) == [1] * 4 + [7] * 6 and len(exported["ids"]) == 10
     call_command("export_drawings", tmp_path / "all.npz", "--include-not-a-digit")
     assert NOT_A_DIGIT in np.load(tmp_path / "all.npz")["y"]
+
+
+@pytest.mark.django_db
+def test_export_says_where_it_wrote_and_refuses_a_folder_that_is_not_there(admin_user, tmp_path, capsys):
+    labeled_set(admin_user)
+    call_command("export_drawings", tmp_path / "digits")  # numpy adds .npz: the message names that file
+    assert capsys.readouterr().out.strip() == f"10 examples of 10 labeled drawings written to {tmp_path}/digits.npz"
+    assert (tmp_path / "digits.npz").exists()
+    with pytest.raises(CommandError, match="no folder"):
+        call_command("export_drawings", tmp_path / "missing" / "digits.npz")
+
+
+@pytest.mark.parametrize(
+    "option",
+    [["--epochs", "0"], ["--weight", "-3"], ["--weight", "nan"], ["--holdout", "-0.2"], ["--holdout", "1"],
+     ["--holdout", "1.5"], ["--mnist-limit", "0"]],
+)  # fmt: skip
+def test_retrain_refuses_options_that_would_train_on_nothing_or_against_the_labels(option, monkeypatch):
+    # Refused before MNIST is read or TensorFlow imported: no version is registered.
+    monkeypatch.setenv("MNIST_PATH", "/nonexistent")
+    with pytest.raises(CommandError, match=option[0]):
+        call_command("retrain", *option)
+
+
+@pytest.mark.django_db
+def test_retrain_without_mnist_says_what_it_needs(monkeypatch, tmp_path):
+    monkeypatch.setenv("MNIST_PATH", str(tmp_path))
+    with pytest.raises(CommandError, match=r"MNIST is needed to retrain.*set MNIST_PATH"):
+        call_command("retrain")
 
 
 @pytest.mark.django_db

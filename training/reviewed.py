@@ -73,8 +73,9 @@ def stored_source(drawing: Drawing) -> ink.Ink | bytes:
     return bytes(drawing.image)
 
 
-def export(path: Path, include_not_a_digit: bool = False) -> int:
-    """Write the labeled drawings' inputs (x), labels (y) and ids to an .npz file."""
+def export(path: Path, include_not_a_digit: bool = False) -> tuple[int, int]:
+    """Write the labeled drawings' inputs (x), labels (y) and ids to an .npz file at `path` (which
+    ends in .npz: numpy would add it); (examples, drawings) written."""
     images, labels, ids = labeled_inputs(include_not_a_digit)
     np.savez_compressed(path, x=images, y=labels, ids=np.array(ids))
-    return len(labels)
+    return len(labels), len({name.split("/")[0] for name in ids})

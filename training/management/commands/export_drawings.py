@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
@@ -16,5 +16,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         from training.reviewed import export
 
-        count = export(options["path"], options["include_not_a_digit"])
-        self.stdout.write(self.style.SUCCESS(f"{count} labeled drawings written to {options['path']}"))
+        path = options["path"]
+        path = path if path.suffix == ".npz" else path.with_name(f"{path.name}.npz")  # numpy's own rule
+        if not path.parent.is_dir():
+            raise CommandError(f"no folder {path.parent} to write {path.name} in")
+        examples, drawings = export(path, options["include_not_a_digit"])
+        self.stdout.write(self.style.SUCCESS(f"{examples} examples of {drawings} labeled drawings written to {path}"))
