@@ -31,6 +31,8 @@ const POLL_EVERY_MS = 1500; // the HTTP fallback's polling of a drawing still qu
 const POLL_TRIES = 20; // ... for at most this many tries (30 s) after the request's own 10 s wait
 const READING_AFTER_MS = 400; // an answer later than this (most take a few ms): say it is being read ...
 const BUSY_AFTER_MS = 15000; // ... and later than this, that the server is busy (it still comes)
+const MIN_STEP_PX = 1; // a point nearer the last one kept (CSS pixels) adds nothing: a 1000 Hz mouse hit the cap
+const REFUSED_RETRY_MS = 10000; // a socket refused as one too many (1013) tries again this much later
 
 const pad = document.getElementById("pad");
 const SEND_IMAGE = pad.dataset.send === "image" || new URLSearchParams(location.search).get("send") === "image";
@@ -64,6 +66,7 @@ let canvasNumber = 0; // one history entry per canvas, updated as strokes are ad
 let mode = "digit"; // what the pad reads: "digit" or "number"
 let sentUnits = null; // the latest drawing's `units()` as sent: its digits' boxes are in those pixels
 const awaited = new Map(); // drawing id -> ref: queued over the socket, not answered yet
+let unacknowledged = null; // {drawing, ref} sent over the socket, no reply yet: sent over HTTP if the socket closes
 const lastSent = new Map(); // canvas number -> the sequence number of its latest version sent
 
 // ---- canvas ---------------------------------------------------------------
@@ -167,8 +170,17 @@ pad.addEventListener("pointerdown", (event) => {
 
 pad.addEventListener("pointermove", (event) => {
   if (!stroke || event.pointerId !== strokePointer) return;
+  // No button held: the release happened where the page could not see it (outside the window).
+  if (event.buttons === 0) return endStroke(event);
   const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
-  const added = (events.length ? events : [event]).map(position);
+  const added = [];
+  let last = stroke[stroke.length - 1];
+  for (const point of (events.length ? events : [event]).map(position)) {
+    if (Math.hypot((point.x - last.x) * frame.width, (point.y - last.y) * frame.height) < MIN_STEP_PX) continue;
+    added.push(point);
+    last = point;
+  }
+  if (!added.length) return;
   line([stroke[stroke.length - 1], ...added]);
   stroke.push(...added);
 });
@@ -182,6 +194,7 @@ function endStroke(event) {
 }
 pad.addEventListener("pointerup", endStroke);
 pad.addEventListener("pointercancel", endStroke);
+pad.addEventListener("lostpointercapture", endStroke); // a release the page never saw (after pointerup: a no-op)
 
 function clearPad() {
   clearTimeout(sendTimer);
@@ -195,6 +208,7 @@ function clearPad() {
   latestRef = null;
   currentId = null;
   awaited.clear();
+  unacknowledged = null;
   canvasNumber += 1;
   result.dataset.state = "waiting";
   result.dataset.uncertain = "false";
@@ -259,6 +273,7 @@ function send() {
   sentUnits = units(); // a PNG of the canvas is in the same pixels
   if (socket && socket.readyState === WebSocket.OPEN) {
     socket.send(JSON.stringify({ type: "drawing", ...drawing, ref: latestRef }));
+    unacknowledged = { drawing, ref: latestRef };
   } else {
     sendOverHttp(drawing, latestRef);
   }
@@ -293,9 +308,7 @@ async function sendOverHttp(drawing, ref) {
     else if (response.status === 202) await poll(body.id, ref); // stored, not answered within the wait
     else showDrawing(body, ref);
   } catch (err) {
-    if (ref !== latestRef) return;
-    stopSlowNotes();
-    summary.textContent = "Could not reach the server; draw again when it is back.";
+    show({ type: "error", ref, message: "Could not reach the server; draw again when it is back." });
   }
 }
 
@@ -349,6 +362,8 @@ function show(message) {
     digitOut.textContent = "!";
     summary.textContent = message.type === "error" ? message.message : message.error || "It could not be read.";
     feedback.hidden = true;
+    showBars(null); // the last answer's: not this drawing's
+    showDigits(null);
     recordAnswer(mark(message));
     return;
   }
@@ -356,7 +371,8 @@ function show(message) {
   if (message.status === "blank") {
     result.dataset.state = "blank";
     digitOut.textContent = "–";
-    summary.textContent = `The canvas looks blank: draw ${WORDS[mode].what}.`;
+    // The page sends only ink: what the server found blank was too small or too sparse to read.
+    summary.textContent = `Nothing to read there: draw ${WORDS[mode].what}, larger.`;
     feedback.hidden = true;
     showBars(null);
     showDigits(null);
@@ -398,6 +414,8 @@ function startSlowNotes(ref) {
     digitOut.textContent = "…";
     summary.textContent = text;
     feedback.hidden = true;
+    showBars(null); // the last answer's, which this drawing may no longer be
+    showDigits(null);
   };
   slowTimers = [
     setTimeout(note("Reading…"), READING_AFTER_MS),
@@ -514,7 +532,8 @@ function recordAnswer(read, corrected = false, canvas = canvasNumber) {
   const item = historyEntry(canvas);
   if (!item) return;
   item.querySelector("b").textContent = corrected ? `${read} ✓` : read;
-  item.querySelector("img").alt = `drawing read as ${read}`;
+  const said = { "!": "drawing that could not be read", "–": "drawing with nothing to read" }[read];
+  item.querySelector("img").alt = corrected ? `drawing you said is ${read}` : said || `drawing read as ${read}`;
 }
 
 function mark(message) {
@@ -554,14 +573,23 @@ function connect() {
   });
   socket.addEventListener("message", (event) => {
     const message = JSON.parse(event.data);
+    if (unacknowledged && message.ref === unacknowledged.ref) unacknowledged = null;
     if (message.type === "queued") awaited.set(message.id, message.ref);
     else if (message.id) awaited.delete(message.id); // answered
+    if (message.type === "error" && !message.ref) return; // about the socket (see "close"), no drawing's
     show(message);
   });
-  socket.addEventListener("close", () => {
-    setConnection("offline", "offline — reconnecting…");
+  socket.addEventListener("close", (event) => {
+    // Refused as one socket too many (1013: try again later): drawings go over HTTP, and the socket
+    // is tried again seldom, not twice a second.
+    const refused = event.code === 1013;
+    if (refused) reconnectDelay = Math.max(reconnectDelay, REFUSED_RETRY_MS);
+    setConnection("offline", refused ? "too many tabs open here — answers over HTTP" : "reconnecting… (answers over HTTP)");
     setTimeout(connect, reconnectDelay);
-    reconnectDelay = Math.min(reconnectDelay * 2, 5000);
+    reconnectDelay = Math.min(reconnectDelay * 2, refused ? 6 * REFUSED_RETRY_MS : 5000);
+    // A drawing the server never acknowledged may never have reached it: sent again, over HTTP.
+    if (unacknowledged && unacknowledged.ref === latestRef) sendOverHttp(unacknowledged.drawing, unacknowledged.ref);
+    unacknowledged = null;
   });
 }
 
