@@ -398,13 +398,24 @@ class ModelVersionAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
             return
         version = queryset.get()
+        if version.is_active:  # activating it again would only move its activation time
+            self.message_user(request, f"Version {version} is already active.", messages.INFO)
+            return
         try:
             version.activate(request.user)
         except ModelVersion.NotVerified as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return
-        message = f"{version} is active; workers read with it from their next drawing."
+        # "Version" first: the admin capitalises a message's first letter, and a version's name is lower case.
+        message = f"Version {version} is active; workers read with it from their next drawing."
         self.message_user(request, message, messages.SUCCESS)
+
+    def get_deleted_objects(self, objs, request: HttpRequest) -> tuple:
+        """As Django's, with the active version protected: deleting it made workers fall back to the
+        shipped model unannounced. Django then refuses the delete and lists why."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        active = [f"{v} is active: activate another version first" for v in objs if v.is_active]
+        return deleted, counts, perms_needed, [*protected, *active]
 
     @admin.display(boolean=True, description="checked", ordering="verified_at")
     def checked(self, obj: ModelVersion) -> bool:

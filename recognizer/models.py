@@ -569,9 +569,9 @@ class ModelVersion(models.Model):
         """Make this the version every worker reads with, from its next drawing. Only a verified version."""
         if self.verified_at is None:
             if error := self.verification.get("error"):
-                raise self.NotVerified(f"{self.version} failed its check and cannot be activated: {error}")
+                raise self.NotVerified(f"Version {self.version} failed its check and cannot be activated: {error}")
             raise self.NotVerified(
-                f"{self.version} was never checked and cannot be activated: "
+                f"Version {self.version} was never checked and cannot be activated: "
                 f"run `manage.py verify_models {self.version}` where TensorFlow is installed"
             )
         with transaction.atomic():

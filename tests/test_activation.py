@@ -77,6 +77,39 @@ def test_activation_is_logged_with_who_and_when(admin_client, admin_user, caplog
 
 
 @pytest.mark.django_db
+def test_activating_the_active_version_again_changes_nothing(admin_client):
+    checked = ModelVersion.objects.create(version="cnn-checked", artifact=b"-", verified_at=timezone.now())
+    # The admin capitalises a message's first letter: a version's name must not come first.
+    assert activate_in_the_admin(admin_client, checked) == (
+        "success", "Version cnn-checked is active; workers read with it from their next drawing."
+    )  # fmt: skip
+    checked.refresh_from_db()
+    activated_at = checked.activated_at
+    assert activate_in_the_admin(admin_client, checked) == ("info", "Version cnn-checked is already active.")
+    checked.refresh_from_db()
+    assert checked.activated_at == activated_at
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("bulk", [False, True])
+def test_the_active_version_cannot_be_deleted(admin_client, bulk):
+    # Workers fell back to the shipped model, unannounced, when the active version was deleted.
+    active = ModelVersion.objects.create(version="cnn-active", artifact=b"-", verified_at=timezone.now())
+    active.activate()
+    other = ModelVersion.objects.create(version="cnn-other", artifact=b"-")
+    if bulk:
+        form = {"action": "delete_selected", "_selected_action": [active.pk, other.pk], "post": "yes"}
+        response = admin_client.post(MODEL_VERSIONS, form)
+    else:
+        response = admin_client.post(f"{MODEL_VERSIONS}{active.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 200 and "cnn-active is active: activate another version first" in response.text
+    assert set(ModelVersion.objects.values_list("version", flat=True)) == {"cnn-active", "cnn-other"}
+    ModelVersion.objects.filter(pk=active.pk).update(is_active=False)
+    assert admin_client.post(f"{MODEL_VERSIONS}{active.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not ModelVersion.objects.filter(pk=active.pk).exists()
+
+
+@pytest.mark.django_db
 def test_a_worker_that_cannot_load_the_active_version_predicts_with_the_shipped_model(monkeypatch):
     # A fresh worker process, in this one: nothing held yet, no heartbeat thread.
     redis = worker_state.client()
