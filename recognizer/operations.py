@@ -41,12 +41,16 @@ def health() -> dict:
         checks["workers"] = 0
         return checks
     try:
-        # Returns as soon as one worker answers.
-        checks["workers"] = len(celery_app.control.ping(timeout=1.0, limit=1))
+        # Returns as soon as one worker answers: enough to know the workers are alive ...
+        answering = len(celery_app.control.ping(timeout=1.0, limit=1))
     except Exception as exc:
-        checks["workers"] = 0
+        answering = 0
         checks["worker_error"] = exc.__class__.__name__
     checks["models"] = model_states()
+    # ... and how many there are is what the processes holding a model last reported (1 said two
+    # workers were one, to an operator counting them).
+    holding = checks["models"].get("workers")
+    checks["workers"] = len(holding) if answering and holding else answering
     return checks
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -115,6 +116,19 @@ def test_it_is_unhealthy_when_no_worker_process_holds_a_model(client, monkeypatc
     assert response.status_code == 200 and response.json()["models"]["problems"] == []
 
 
+def test_health_counts_every_worker_process_holding_a_model(client, monkeypatch):
+    # The ping stops at the first answer; WORKERS=2 was reported as one worker.
+    monkeypatch.setattr(celery_app.control, "ping", lambda *a, **k: [{"worker1@host": {"ok": "pong"}}])
+    serving = {f"host:{pid}": {"serving": "cnn-x", "wanted": None, "error": None} for pid in (11, 12)}
+    monkeypatch.setattr(worker_state, "read", lambda connection: serving)
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok" and body["workers"] == 2
+    monkeypatch.setattr(celery_app.control, "ping", lambda *a, **k: [])  # none answers: their states are stale
+    operations.HEALTH.forget()
+    body = client.get("/healthz").json()
+    assert body["status"] == "unhealthy" and body["workers"] == 0
+
+
 def test_health_is_read_at_most_once_a_period(client, settings, monkeypatch):
     settings.HEALTH_CACHE_SECONDS = 60
     pings = []
@@ -168,7 +182,7 @@ def test_the_compose_web_healthcheck_passes_behind_production_settings(live_serv
     check = compose["services"]["web"]["healthcheck"]["test"][-1]
     allowed = compose["x-app"]["environment"]["ALLOWED_HOSTS"].replace("${ALLOWED_HOSTS:-127.0.0.1}", "digits.example")
     port = free_port()
-    env = {**processes.env, "ALLOWED_HOSTS": allowed, "HTTPS": "true"}
+    env = {**processes.env, "ALLOWED_HOSTS": allowed, "HTTPS": "true", "SECRET_KEY": "k" + uuid.uuid4().hex * 2}
     wait_for_port("127.0.0.1", port, processes.start("web-production", web_command("127.0.0.1", port), env))
     command = [sys.executable, "-c", check.replace("127.0.0.1:8000", f"127.0.0.1:{port}")]
     assert subprocess.run(command, capture_output=True, text=True, timeout=60).returncode == 0
