@@ -29,16 +29,34 @@ def local_secret_key() -> str:
     return path.read_text().strip()
 
 
-DEBUG = envbool("DEBUG", False)
-# Production sets SECRET_KEY (docker-compose.yml requires it); `make run` needs nothing.
-SECRET_KEY = os.environ.get("SECRET_KEY") or local_secret_key()
-ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
-CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
+def production_secret_key(key: str | None) -> str:
+    """SECRET_KEY where the site is served for real (HTTPS=true): given, and not weak or a placeholder.
 
+    A key made on the spot (`local_secret_key`) would differ between containers, so that staff
+    sessions and signed values broke from one web pod to the next; a placeholder signs for anyone.
+    """
+    if not key:
+        raise ImproperlyConfigured("SECRET_KEY must be set where HTTPS=true: every web process signs with it")
+    if len(key) < 50 or len(set(key)) < 5 or "REPLACE_ME" in key or key.startswith("django-insecure-"):
+        raise ImproperlyConfigured(
+            "SECRET_KEY is a placeholder or too weak: give at least 50 random characters, e.g. "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    return key
+
+
+DEBUG = envbool("DEBUG", False)
 # HTTPS=true where the site is served over TLS (usually by a proxy that sets
 # X-Forwarded-Proto): secure cookies, redirects to https and HSTS. Off for `make run`,
 # which serves plain HTTP on localhost, where secure cookies would lock staff out.
 HTTPS = envbool("HTTPS", False)
+# Production sets SECRET_KEY (docker-compose.yml requires it); `make run` needs nothing.
+SECRET_KEY = (
+    production_secret_key(os.environ.get("SECRET_KEY")) if HTTPS else os.environ.get("SECRET_KEY") or local_secret_key()
+)
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
+
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
 SECURE_SSL_REDIRECT = HTTPS
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS

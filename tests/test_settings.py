@@ -141,6 +141,21 @@ def test_env_example_names_the_shipped_model_as_the_default():
     )
 
 
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [(None, "SECRET_KEY must be set where HTTPS=true"), ("REPLACE_ME", "placeholder or too weak"),
+     ("x" * 60, "placeholder or too weak"), ("REPLACE_ME" + "abcdefgh" * 6, "placeholder or too weak")],
+)  # fmt: skip
+def test_production_refuses_to_start_without_a_real_secret_key(key, said):
+    # A key made on the spot differs between containers; the example overlay's placeholder signs for anyone.
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "digitsite.settings", "HTTPS": "true"}
+    env.pop("SECRET_KEY", None)
+    env |= {"SECRET_KEY": key} if key else {}
+    command = [sys.executable, "-c", "import django; django.setup()"]
+    result = subprocess.run(command, cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "ImproperlyConfigured" in result.stderr and said in result.stderr
+
+
 def test_a_misspelt_boolean_stops_django_from_starting():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "digitsite.settings", "HTTPS": "ture"}
     command = [sys.executable, "-c", "import django; django.setup()"]
