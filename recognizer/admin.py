@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.views.main import ORDER_VAR, ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import F, Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -25,6 +26,15 @@ from recognizer.models import (
 )
 
 LABEL_PERMISSION = "recognizer.label_drawing"
+
+
+class ModelVersionFilter(admin.AllValuesFieldListFilter):
+    """The versions drawings were read with, and a name for the drawings none read (blank, failed,
+    queued), whose entry was an empty line."""
+
+    def choices(self, changelist):
+        for choice in super().choices(changelist):
+            yield {**choice, "display": choice["display"] or "none (no model read it)"}
 
 
 class ReviewedFilter(admin.SimpleListFilter):
@@ -83,6 +93,7 @@ def queue_place(text: str) -> int:
 def label_action(label: int, description: str):
     @admin.action(description=description, permissions=["label"])
     def action(modeladmin: DrawingAdmin, request: HttpRequest, queryset: DrawingQuerySet) -> None:
+        modeladmin.log_labels(request, queryset, f"{description} (bulk action)")
         count = queryset.label(label, request.user)
         modeladmin.message_user(request, f"{count} drawing(s) labeled {description.removeprefix('Label as ')}.")
 
@@ -110,7 +121,7 @@ class DrawingAdmin(admin.ModelAdmin):
     list_display_links = ("thumbnail", "read")
     list_filter = (
         ReviewedFilter, "mode", "status", "digit", "label", ConfidenceFilter, FeedbackDisagreesFilter,
-        "model_version", "source", "created_at",
+        ("model_version", ModelVersionFilter), "source", "created_at",
     )  # fmt: skip
     search_fields = ("=id",)
     search_help_text = "A drawing's whole id, as the API and the page's websocket give it."
@@ -220,7 +231,9 @@ class DrawingAdmin(admin.ModelAdmin):
     def label_view(self, request: HttpRequest, drawing_id) -> HttpResponse:
         """Label one drawing from the review page: 0-9, "confirm" (the prediction), "x" (not a digit), or
         "number" with the corrected digits in `number` (a number drawing)."""
-        self.require(request, self.has_label_permission(request) and request.method == "POST")
+        self.require(request, self.has_label_permission(request))
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
         drawing = get_object_or_404(Drawing.objects.defer("image"), pk=drawing_id)
         try:
             label, number = review.chosen_label(drawing, request.POST)
@@ -228,6 +241,8 @@ class DrawingAdmin(admin.ModelAdmin):
             messages.error(request, " ".join(exc.messages))
         else:
             drawing.label_as(label, request.user, number)
+            said = number if number is not None else drawing.get_label_display()
+            self.log_change(request, drawing, f"Labeled {said} on the review page")
         offset = queue_place(request.POST.get("offset", ""))
         return HttpResponseRedirect(f"{reverse('admin:recognizer_drawing_review')}?offset={offset}")
 
@@ -261,9 +276,16 @@ class DrawingAdmin(admin.ModelAdmin):
             obj.set_label(obj.label, request.user, obj.label_number)
         super().save_model(request, obj, form, change)
 
+    @staticmethod
+    def log_labels(request: HttpRequest, queryset: DrawingQuerySet, message: str) -> None:
+        """A History entry for each drawing about to be labeled, as the change page's edits leave one
+        (logged first: the queryset may be filtered on what the label changes, e.g. unreviewed)."""
+        LogEntry.objects.log_actions(request.user.pk, queryset.only("pk"), CHANGE, message)
+
     @admin.action(description="Confirm the prediction as the label", permissions=["label"])
     def confirm_prediction(self, request: HttpRequest, queryset: DrawingQuerySet) -> None:
         selected = queryset.count()
+        self.log_labels(request, queryset.confirmable(), "Confirmed the prediction as the label (bulk action)")
         count = queryset.confirm(request.user)
         # Blank, failed and still queued drawings have no prediction to confirm: say so, not just "0".
         left = f"; {selected - count} had none to confirm (blank, failed or not read yet)" if count < selected else ""
@@ -361,8 +383,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_display = (
         "version",
         "is_active",
-        "mnist_accuracy",
-        "reviewed_accuracy",
+        "mnist_percent",
+        "reviewed_percent",
         "parent",
         "created_at",
         "checked",
@@ -416,6 +438,14 @@ class ModelVersionAdmin(admin.ModelAdmin):
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         active = [f"{v} is active: activate another version first" for v in objs if v.is_active]
         return deleted, counts, perms_needed, [*protected, *active]
+
+    @admin.display(description="MNIST test", ordering="mnist_accuracy")
+    def mnist_percent(self, obj: ModelVersion) -> str:
+        return review.percent(obj.mnist_accuracy)
+
+    @admin.display(description="held-out reviewed", ordering="reviewed_accuracy")
+    def reviewed_percent(self, obj: ModelVersion) -> str:
+        return review.percent(obj.reviewed_accuracy)
 
     @admin.display(boolean=True, description="checked", ordering="verified_at")
     def checked(self, obj: ModelVersion) -> bool:

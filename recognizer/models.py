@@ -288,10 +288,16 @@ class DrawingQuerySet(models.QuerySet):
         digits = self.filter(mode=Drawing.Mode.DIGIT).update(**label_fields(label, user))
         return digits + self.filter(mode=Drawing.Mode.NUMBER).update(**label_fields(None, user, str(label)))
 
+    def confirmable(self) -> DrawingQuerySet:
+        """The drawings with a prediction to confirm: a digit read, or a number drawing's number."""
+        return self.filter(
+            Q(mode=Drawing.Mode.DIGIT, digit__isnull=False) | Q(mode=Drawing.Mode.NUMBER, number__isnull=False)
+        )
+
     def confirm(self, user) -> int:
         """Take the prediction as the label (a number drawing's: the number read), for the drawings that have one."""
-        digits = self.filter(mode=Drawing.Mode.DIGIT, digit__isnull=False).update(**label_fields(F("digit"), user))
-        numbers = self.filter(mode=Drawing.Mode.NUMBER, number__isnull=False)
+        digits = self.confirmable().filter(mode=Drawing.Mode.DIGIT).update(**label_fields(F("digit"), user))
+        numbers = self.confirmable().filter(mode=Drawing.Mode.NUMBER)
         return digits + numbers.update(**label_fields(None, user, number=F("number")))
 
 

@@ -53,6 +53,11 @@ def chosen_label(drawing: Drawing, form: QueryDict) -> tuple[int | None, str | N
     return labels[choice], None
 
 
+def percent(share: float | None) -> str:
+    """A share as the admin shows it: 98.89 %, not 0.9888888888888889."""
+    return "–" if share is None else f"{share:.2%}".replace("%", " %")
+
+
 def live_version() -> str:
     active = ModelVersion.active()
     if active:
@@ -70,7 +75,7 @@ def quality(days: int = 30) -> dict:
     )
     live = live_version()
     per_version = [
-        {**row, "accuracy": row["right"] / row["total"]}
+        {**row, "accuracy": row["right"] / row["total"], "percent": percent(row["right"] / row["total"])}
         for row in reviewed.values("model_version")
         .annotate(total=Count("id"), right=Count("id", filter=Q(label=F("digit"))))
         .order_by("-model_version")

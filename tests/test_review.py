@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import User
 from django.utils import timezone
 
@@ -113,6 +114,32 @@ def test_the_review_page_walks_the_queue_by_keyboard_choices(admin_client):
     admin_client.post(f"{REVIEW}{sure.pk}/", {"label": "x", "offset": 0})  # X
     assert Drawing.objects.get(pk=unsure.pk).label == 1 and Drawing.objects.get(pk=sure.pk).label == NOT_A_DIGIT
     assert b"Nothing left to review" in admin_client.get(REVIEW).content
+
+
+def test_labels_from_bulk_actions_and_the_review_page_are_in_each_drawings_history(admin_client):
+    # The change page's edits left a History entry; labels set by the faster ways left none.
+    seven, blank, four = drawing(), drawing(digit=None, confidence=None), drawing(digit=4)
+    unreviewed = f"{CHANGELIST}?reviewed=no"  # a list filtered on what the label changes
+    admin_client.post(unreviewed, {"action": "confirm_prediction", "_selected_action": [seven.pk, blank.pk]})
+    admin_client.post(unreviewed, {"action": "label_as_10", "_selected_action": [blank.pk]})
+    admin_client.post(f"{REVIEW}{four.pk}/", {"label": "9", "offset": 0})
+    history = {(e.object_id, e.change_message) for e in LogEntry.objects.all()}
+    assert history == {
+        (str(seven.pk), "Confirmed the prediction as the label (bulk action)"),
+        (str(blank.pk), "Label as not a digit (bulk action)"),
+        (str(four.pk), "Labeled 9 on the review page"),
+    }
+    assert admin_client.get(f"{REVIEW}{four.pk}/").status_code == 405  # a label is only posted
+
+
+def test_shares_read_as_percentages_and_unread_drawings_have_a_name_in_the_filter(admin_client, admin_user):
+    ModelVersion.objects.create(version="cnn-x", artifact=b"-", mnist_accuracy=0.9888888888888889)
+    assert "98.89 %" in admin_client.get("/admin/recognizer/modelversion/").text
+    for digit, label in [(7, 7), (7, 7), (1, 7)]:
+        drawing(digit=digit, label=label, labeled_by=admin_user, model_version=live_version())
+    assert "66.67 % right on 3 reviewed drawings" in admin_client.get("/admin/recognizer/drawing/quality/").text
+    drawing(digit=None, confidence=None, model_version="")
+    assert "none (no model read it)" in admin_client.get(CHANGELIST).text
 
 
 def test_the_review_page_says_a_blank_drawing_has_no_prediction_to_confirm(admin_client):
