@@ -432,6 +432,26 @@ def test_it_shows_why_an_accepted_drawing_could_not_be_read(browser, live_server
     assert page.locator("#summary").text_content() == "the image could not be read"
 
 
+def test_strokes_refused_as_too_many_say_how_to_go_on(browser, live_server_url):
+    # Past the server's limits (points, strokes) every stroke added is refused again: Clear is the way on.
+    page = browser.new_context().new_page()
+
+    def refuse(socket) -> None:
+        def on_message(message: str) -> None:
+            if (frame := json.loads(message)).get("type") == "drawing":
+                too_many = {"code": "invalid_strokes", "message": "at most 64 strokes, not 66"}
+                socket.send(json.dumps({"type": "error", "ref": frame["ref"], **too_many}))
+
+        socket.on_message(on_message)
+
+    page.route_web_socket("**/ws/recognize/", refuse)
+    page.goto(live_server_url + "/")
+    page.wait_for_selector('#connection[data-state="online"]')
+    draw_with_mouse(page, STROKES[7])
+    page.wait_for_selector('#result[data-state="error"]')
+    assert page.locator("#summary").text_content() == "at most 64 strokes, not 66 — clear the pad to start again."
+
+
 def test_it_says_when_feedback_cannot_be_saved(browser, live_server_url):
     page = open_page(browser, live_server_url)
     errors = []

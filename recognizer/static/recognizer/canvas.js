@@ -304,7 +304,7 @@ async function sendOverHttp(drawing, ref) {
       body: JSON.stringify(drawing),
     });
     const body = await readJson(response);
-    if (!response.ok || !body) show({ type: "error", ref, message: errorText(response, body) });
+    if (!response.ok || !body) show({ type: "error", ref, code: body?.error?.code, message: errorText(response, body) });
     else if (response.status === 202) await poll(body.id, ref); // stored, not answered within the wait
     else showDrawing(body, ref);
   } catch (err) {
@@ -361,6 +361,8 @@ function show(message) {
     result.dataset.state = "error";
     digitOut.textContent = "!";
     summary.textContent = message.type === "error" ? message.message : message.error || "It could not be read.";
+    // Strokes the page made that the server refuses are too many: each stroke added is refused again.
+    if (message.code === "invalid_strokes") summary.textContent += " — clear the pad to start again.";
     feedback.hidden = true;
     showBars(null); // the last answer's: not this drawing's
     showDigits(null);
