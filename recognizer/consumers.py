@@ -118,7 +118,7 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
             # Nobody reads this channel any more: results still to come go nowhere (and do not
             # wait in this process's channel-layer buffer for a reader that left).
             with contextlib.suppress(DatabaseError):
-                await Drawing.objects.filter(pk__in=list(self.refs)).send_results_to("")
+                await Drawing.objects.filter(pk__in=list(self.refs)).remove_waiter(self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None:
@@ -191,11 +191,11 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         if retry_after := await ratelimit.read_retry_after(self.client):
             return await self.refuse(ref, ratelimit.refusal(retry_after, "requests"))
         await aclose_old_connections()  # the async ORM below does not tidy them (see NO_TIDYING)
-        # Still queued: its result comes here from now on, whichever socket sent it. Set
+        # Still queued: its result comes here too from now on, whichever socket sent it. Set
         # before it is read, so a result stored in between is read rather than missed.
         awaiting = self.refs.setdefault(str(drawing_id), [])
         awaiting.append(ref)
-        if await Drawing.objects.filter(pk=drawing_id).send_results_to(self.channel_name):
+        if await Drawing.objects.add_waiter(drawing_id, self.channel_name):
             return await self.send_json({"type": "queued", "id": str(drawing_id), "ref": ref})
         awaiting.pop()  # answered below; a ref of the drawing's own frame still awaits its push
         if not awaiting:

@@ -37,6 +37,7 @@ number_validators = [
     RegexValidator(rf"\A{NUMBER_DIGITS}\Z", f"a number is 1 to {NUMBER_MAX_DIGITS} digits, 0 to 9, and nothing else")
 ]
 NOT_A_DIGIT = 10  # the staff label for scribbles, letters and the like
+MAX_WAITERS = 8  # sockets and requests a queued drawing's result is pushed to (the newest that asked)
 LABEL_CHOICES = [(digit, str(digit)) for digit in range(10)] + [(NOT_A_DIGIT, "not a digit")]
 # The review queue's order: least confident first, then newest. The (label, confidence)
 # index serves it: the queue is the rows whose label is NULL.
@@ -82,9 +83,34 @@ class DrawingQuerySet(models.QuerySet):
         """Without the image and strokes: what answering about a drawing needs."""
         return self.defer("image", "strokes")
 
-    async def send_results_to(self, channel: str) -> int:
-        """Send the results of these drawings, if still queued, to `channel` from now on; the count."""
-        return await self.queued().aupdate(reply_to=channel)
+    async def add_waiter(self, drawing_id: uuid.UUID, channel: str) -> bool:
+        """Send this drawing's result, while it is queued, to `channel` too; False if it is not queued.
+
+        Every socket or request that asks gets the push (the newest MAX_WAITERS): one that took the
+        push over left the socket that sent the drawing, still open, without an answer.
+        """
+        queued = self.queued().filter(pk=drawing_id)
+        while (waiting := await queued.values_list("reply_to", flat=True).afirst()) is not None:
+            channels = waiting.split()
+            if channel in channels:
+                return True
+            # Written only over the list read, so that a waiter added or gone meanwhile is not undone.
+            if await queued.filter(reply_to=waiting).aupdate(reply_to=" ".join([*channels, channel][-MAX_WAITERS:])):
+                return True
+        return False
+
+    async def remove_waiter(self, channel: str) -> None:
+        """Send these drawings' results, while queued, no more to `channel` (a socket or request that
+        left: channels-redis would keep them in this process for a reader that is gone)."""
+        queued = self.queued()
+        await queued.filter(reply_to=channel).aupdate(reply_to="")  # the usual case, in one statement
+        shared = [pk async for pk in queued.filter(reply_to__contains=channel).values_list("pk", flat=True)]
+        for pk in shared:
+            row = queued.filter(pk=pk)
+            while (waiting := await row.values_list("reply_to", flat=True).afirst()) and channel in waiting.split():
+                others = " ".join(other for other in waiting.split() if other != channel)
+                if await row.filter(reply_to=waiting).aupdate(reply_to=others):
+                    break
 
     # Reviewed means labeled by staff (a digit, not a digit, or a number), here and everywhere else.
     def reviewed(self) -> DrawingQuerySet:
@@ -167,7 +193,7 @@ class DrawingQuerySet(models.QuerySet):
         return {str(pk) for (pk,) in plain_sql.fields(Drawing, ("id",), where, params)}
 
     def reply_channels(self, ids: Iterable[uuid.UUID | str]) -> dict[uuid.UUID, str]:
-        """Where the results of these drawings go: id -> channel, for those someone waits for."""
+        """Where the results of these drawings go: id -> channels (space-separated), for those someone waits for."""
         if not (ids := list(ids)):
             return {}
         where, params = _id_in(ids)
@@ -330,9 +356,9 @@ class Drawing(models.Model):
     mode = models.CharField(
         max_length=6, choices=Mode.choices, default=Mode.DIGIT, help_text="read one digit, or several left to right"
     )
-    # The channel-layer channel of the socket or request awaiting the result: the worker sends
-    # there directly, without a group per drawing.
-    reply_to = models.CharField(max_length=100, blank=True)
+    # The channel-layer channels (space-separated) of the sockets and requests awaiting the result:
+    # the worker sends there directly, without a group per drawing. Usually one: the sender's.
+    reply_to = models.CharField(max_length=MAX_WAITERS * 100, blank=True)
 
     status = models.CharField(max_length=6, choices=Status.choices, default=Status.QUEUED)
     error = models.CharField(max_length=200, blank=True)

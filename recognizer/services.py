@@ -188,10 +188,9 @@ async def last_look(drawing_id: uuid.UUID, reply_to: str) -> dict | None:
     Unhooking the channel keeps a late result from waiting in this process for a reader that
     left (channels-redis buffers messages for channels it does not know are gone).
     """
-    if await Drawing.objects.filter(pk=drawing_id).send_results_to(""):
-        return None
+    await Drawing.objects.filter(pk=drawing_id).remove_waiter(reply_to)
     drawing = await Drawing.objects.without_payload().filter(pk=drawing_id).afirst()
-    return drawing.result() if drawing else None
+    return drawing.result() if drawing and drawing.status != Drawing.Status.QUEUED else None
 
 
 async def poll_for_result(drawing_id: uuid.UUID, timeout: float, every: float = 0.1) -> dict | None:

@@ -51,10 +51,11 @@ async def test_it_queues_a_drawing_and_forwards_its_pushed_result(queued_ids):
 
 
 async def send_result_as_a_worker_would(drawing: Drawing) -> None:
-    """What a worker sends after storing the result: to the channel the drawing names."""
+    """What a worker sends after storing the result: to each channel the drawing names."""
     assert drawing.reply_to.startswith("specific.")
     result = {**drawing.result(), "status": "done", "digit": 7, "probabilities": [0.0] * 7 + [1.0] + [0.0] * 2}
-    await replies.send_all(get_channel_layer(), [(drawing.reply_to, {"type": "drawing.result", "drawing": result})])
+    message = {"type": "drawing.result", "drawing": result}
+    await replies.send_all(get_channel_layer(), [(channel, message) for channel in drawing.reply_to.split()])
 
 
 async def test_a_drawing_frame_names_its_mode_and_its_prediction_carries_the_number(queued_ids):
@@ -89,6 +90,39 @@ async def test_a_status_from_another_socket_moves_the_result_there():
     prediction = await second.receive_json_from(timeout=5)
     assert prediction["type"] == "prediction" and prediction["ref"] == "b" and prediction["id"] == drawing_id
     await second.disconnect()
+
+
+async def test_every_socket_that_asks_for_a_queued_drawing_gets_its_prediction():
+    # A status from another socket took the push away from the socket that sent the drawing, still
+    # open, and from every socket that had asked before.
+    sender, *askers = [await connected() for _ in range(3)]
+    await sender.send_json_to({"type": "drawing", "image": SEVEN_URL, "ref": "a"})
+    drawing_id = (await sender.receive_json_from(timeout=5))["id"]
+    for ref, asker in zip("bc", askers, strict=True):
+        await asker.send_json_to({"type": "status", "id": drawing_id, "ref": ref})
+        assert await asker.receive_json_from(timeout=5) == {"type": "queued", "id": drawing_id, "ref": ref}
+    await send_result_as_a_worker_would(await Drawing.objects.aget(pk=drawing_id))
+    for ref, communicator in zip("abc", [sender, *askers], strict=True):
+        prediction = await communicator.receive_json_from(timeout=5)
+        assert (prediction["type"], prediction["id"], prediction["ref"]) == ("prediction", drawing_id, ref)
+        await communicator.disconnect()
+
+
+async def test_a_socket_that_leaves_after_another_asked_leaves_the_push_to_it():
+    # The page's reconnect: the new socket asks for the drawing before the server sees the old one
+    # go. The old one's leaving unhooked the drawing from the new one too: no answer came.
+    old, new = await connected(), await connected()
+    await old.send_json_to({"type": "drawing", "image": SEVEN_URL, "ref": "a"})
+    drawing_id = (await old.receive_json_from(timeout=5))["id"]
+    await new.send_json_to({"type": "status", "id": drawing_id, "ref": "b"})
+    assert await new.receive_json_from(timeout=5) == {"type": "queued", "id": drawing_id, "ref": "b"}
+    await old.disconnect()
+    drawing = await Drawing.objects.aget(pk=drawing_id)
+    assert len(drawing.reply_to.split()) == 1  # the new socket's channel, the old one's gone
+    await send_result_as_a_worker_would(drawing)
+    prediction = await new.receive_json_from(timeout=5)
+    assert (prediction["type"], prediction["ref"]) == ("prediction", "b")
+    await new.disconnect()
 
 
 async def test_a_status_on_the_drawing_s_own_socket_leaves_its_first_ref_answered_too():

@@ -287,13 +287,17 @@ def read_number(outcome: Outcome, uncertain_below: float) -> dict:
 def push(drawings: list[Drawing]) -> None:
     """Send each stored result to whoever waits for it; the database already has them all.
 
-    The channel is read again now: a client that asked for a drawing's status from another
-    socket while it was predicted has moved it (`send_results_to`), and such a move either
+    The channels are read again now: a client that asked for a drawing's status from another
+    socket while it was predicted has added its own (`add_waiter`), and such an addition either
     happened before the results were stored, and is seen here, or found them stored.
     """
     global _push_loop
     waiting = Drawing.objects.reply_channels(d.pk for d in drawings)
-    messages = [(waiting[d.pk], {"type": "drawing.result", "drawing": d.result()}) for d in drawings if d.pk in waiting]
+    messages = [
+        (channel, {"type": "drawing.result", "drawing": d.result()})
+        for d in drawings
+        for channel in waiting.get(d.pk, "").split()  # usually one: the socket or request that sent it
+    ]
     if not messages:
         return
     # One event loop per process, kept, so the channel layer's Redis connections are
