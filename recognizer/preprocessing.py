@@ -190,8 +190,9 @@ def shrunk(image: Image.Image) -> Image.Image:
     factor = -(-max(image.size) // MAX_SIDE)
     if factor < 2:
         return image
-    # A JPEG decodes straight to 1/2, 1/4 or 1/8 of its size, for a fraction of the cost.
-    image.draft(image.mode, (image.width // factor, image.height // factor))
+    # A JPEG decodes straight to 1/2, 1/4 or 1/8 of its size, for a fraction of the cost (a side of
+    # 0 asked for, of a strip 1 px high, made Pillow divide by zero).
+    image.draft(image.mode, (max(image.width // factor, 1), max(image.height // factor, 1)))
     factor = -(-max(image.size) // MAX_SIDE)
     # reduce() averages RGBA with the alpha premultiplied, so transparent pixels add no colour.
     return image.convert("RGBA").reduce(factor) if factor > 1 else image

@@ -98,6 +98,21 @@ def test_it_reads_jpeg_and_greyscale_images():
     assert np.abs(preprocess(buffer.getvalue()) - reference).mean() < 0.03
 
 
+@pytest.mark.parametrize("size", [(1500, 1), (1, 1500)])
+@pytest.mark.parametrize("colour", [255, 0])
+def test_a_jpeg_strip_one_pixel_across_is_read_as_a_png_of_it_is(size, colour):
+    # Decoded at a fraction of its size, a strip 1 px high was asked for at 0 px: ZeroDivisionError.
+    def outcome(kind: str) -> object:
+        buffer = io.BytesIO()
+        Image.new("L", size, colour).save(buffer, kind)
+        try:
+            return preprocess(buffer.getvalue()).shape
+        except BlankDrawing:
+            return "blank"
+
+    assert outcome("JPEG") == outcome("PNG")
+
+
 def inked_box(data: bytes) -> np.ndarray:
     """The ink's box (0..1) of a PNG, as to_mnist crops it."""
     strength = ink(Image.open(io.BytesIO(data)))
