@@ -8,6 +8,7 @@ from recognizer.api import api
 
 urlpatterns = [
     path("", views.canvas, name="canvas"),
+    path("api/", views.api_root),  # before Ninja's own root view, which only raises 404
     path("api/", api.urls),
     path("admin/", admin.site.urls),
     path("healthz", operations.healthz, name="healthz"),

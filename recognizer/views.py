@@ -28,6 +28,13 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     return render(request, "404.html", status=404)
 
 
+@csrf_exempt
+def api_root(request: HttpRequest) -> HttpResponse:
+    """/api/ itself, which Django Ninja names but serves nothing at: the 404 of any unknown API path,
+    for every method (Ninja's own view is not CSRF-exempt, so a POST got Django's CSRF page)."""
+    return not_found(request)
+
+
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django's own refusals: more fields or files than it parses, a Host it does not serve."""
     if request.path_info.startswith(API):

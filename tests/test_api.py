@@ -473,3 +473,11 @@ def test_the_openapi_document_says_which_answers_carry_retry_after_and_ten_proba
         schemas["DrawingOut"]["properties"]["probabilities"]["anyOf"][0],
     ):
         assert (probabilities["minItems"], probabilities["maxItems"]) == (10, 10)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
+def test_the_api_root_is_an_unknown_path_for_every_method(method):
+    # Django Ninja's view at /api/ is not CSRF-exempt: a POST got Django's CSRF page in HTML.
+    response = Client(enforce_csrf_checks=True).generic(method, "/api/")
+    assert response.status_code == 404
+    assert response.json() == {"error": {"code": "not_found", "message": "no such API path"}}
