@@ -4,7 +4,7 @@
 - A path without its trailing slash is a 308 to the path with it, which keeps the method and
   the body. Django's 301 makes clients resend a POST as a GET, and the drawing is lost.
 - A 405 has the error envelope, and its Allow includes HEAD wherever GET is allowed. Ninja's 405
-  is text.
+  is text. So do /healthz's and /metrics' (`for_machines`), which Django's was empty HTML.
 - A body sent in a Content-Encoding (gzip, ...) is a 415 (RFC 9110, 8.4.1): Django does not decode
   one, and read as it came it was taken for a plain body.
 """
@@ -18,6 +18,12 @@ from django.urls import Resolver404, resolve
 from recognizer.errors import Refused
 
 API = "/api/"
+OPERATORS = ("/healthz", "/metrics")
+
+
+def for_machines(path: str) -> bool:
+    """A path that programs read, whose errors are the JSON envelope: the API, health and metrics."""
+    return path.startswith(API) or path in OPERATORS
 
 
 def api_http(get_response):
@@ -81,7 +87,7 @@ def _head_as_get(request: HttpRequest) -> bool:
 def _answered(request: HttpRequest, response: HttpResponse, head: bool) -> HttpResponse:
     if head:
         request.method = "HEAD"  # as it came, for whatever reads it after us (the log, the test client)
-    if response.status_code != 405 or not request.path_info.startswith(API):
+    if response.status_code != 405 or not for_machines(request.path_info):
         return response
     allowed = [method.strip() for method in response.get("Allow", "").split(",") if method.strip()]
     if "GET" in allowed and "HEAD" not in allowed:

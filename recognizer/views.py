@@ -9,7 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
 from recognizer.errors import Refused, internal_error
-from recognizer.middleware import API
+from recognizer.middleware import API, for_machines
 
 
 def read_only(view):
@@ -37,7 +37,7 @@ def api_root(request: HttpRequest) -> HttpResponse:
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django's own refusals: more fields or files than it parses, a Host it does not serve."""
-    if request.path_info.startswith(API):
+    if for_machines(request.path_info):
         return Refused(
             "bad_request", "the request breaks a limit of the server or names a host it does not serve"
         ).response()

@@ -442,7 +442,7 @@ def test_a_read_only_path_answers_405_to_a_post_and_options_not_the_csrf_page(pa
     for method in ("post", "put", "delete", "options", "trace"):
         response = getattr(client, method)(path)
         assert response.status_code == 405, (method, response.status_code)
-        if path.startswith("/api/"):
+        if path != "/":  # what programs read answers in the envelope, as the API does; the page is a page
             assert error_code(response) == "method_not_allowed" and response["Allow"] == "GET, HEAD"
     assert client.head(path).status_code in (200, 503)  # healthz: 503 with no worker here
 
@@ -454,6 +454,9 @@ def test_what_django_itself_refuses_under_the_api_is_in_the_error_envelope(clien
     response = client.get(f"/api/drawings/{uuid.uuid4()}/", HTTP_HOST="elsewhere.example")
     assert response.status_code == 400 and error_code(response) == "bad_request"
     assert not Drawing.objects.exists()
+    for path in ("/healthz", "/metrics"):  # what operators' programs read, too
+        response = client.get(path, HTTP_HOST="elsewhere.example")
+        assert response.status_code == 400 and error_code(response) == "bad_request"
 
 
 def test_the_openapi_document_says_which_answers_carry_retry_after_and_ten_probabilities(client):
