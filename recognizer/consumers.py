@@ -136,7 +136,8 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(message, dict):
             return await self.refuse(None, Refused("invalid_message", "a frame must be a JSON object with a type"))
         ref = message.get("ref")
-        if ref is not None and not (isinstance(ref, str) and len(ref) <= MAX_REF_LENGTH):
+        # A lone surrogate (JSON's "\ud800") would be echoed back as no strict parser reads it.
+        if ref is not None and not (isinstance(ref, str) and len(ref) <= MAX_REF_LENGTH and _unicode(ref)):
             return await self.refuse(
                 None, Refused("invalid_ref", f"ref must be a string of at most {MAX_REF_LENGTH} characters")
             )
@@ -217,3 +218,8 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
     async def refuse(self, ref: object, refused: Refused) -> None:
         """Answer the frame `ref` with an error frame (the connection stays open)."""
         await self.send_json(refused.frame(ref))
+
+
+def _unicode(text: str) -> bool:
+    """Whether the text is Unicode throughout: no lone surrogate, which JSON's escapes can make."""
+    return text.isascii() or not any("\ud800" <= c <= "\udfff" for c in text)

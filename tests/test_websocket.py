@@ -165,6 +165,7 @@ async def test_a_socket_that_leaves_unhooks_its_drawings():
         ('{"type": "drawing", "image": "data:image/png;base64,@@", "ref": "x"}', "invalid_base64"),
         ('{"type": "drawing", "image": "data:text/html;base64,PGgxPg=="}', "unsupported_media_type"),
         ('{"type": "drawing", "image": "x", "ref": {"a": 1}}', "invalid_ref"),
+        ('{"type": "drawing", "image": "x", "ref": "\\ud800"}', "invalid_ref"),  # echoed, no strict parser reads it
         ('{"type": "status", "id": "nope"}', "invalid_id"),
         # Only the forms GET /api/drawings/<id>/ takes, which uuid.UUID reads more widely.
         ('{"type": "status", "id": "{12345678-1234-5678-1234-567812345678}"}', "invalid_id"),
