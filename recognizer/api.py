@@ -365,6 +365,8 @@ def read_form(request: HttpRequest, query_mode: str | None) -> tuple[images.Chec
     if len(parts) > 1:
         raise Refused("invalid_multipart", f"the form has {len(parts)} parts named image: send one a request")
     refuse_two_modes(request.POST, "form")
+    if "mode" in request.FILES:  # a file part is not read as the mode: refused, not left out silently
+        raise Refused("invalid_mode", "send mode as a plain form field (no filename), not as a file")
     data = parts[0] if isinstance(parts[0], bytes) else parts[0].read()  # bounded by the body's limit
     return images.from_bytes(data), read_mode(request.POST, query_mode)
 

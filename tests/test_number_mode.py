@@ -7,6 +7,7 @@ import re
 from xml.etree import ElementTree
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from recognizer.api import DrawingOut
@@ -62,7 +63,11 @@ def test_it_takes_the_mode_of_a_form_from_its_field_too(client):
     assert form.status_code == 202 and Drawing.objects.get(pk=form.json()["id"]).mode == "number"
     both = client.post("/api/drawings/?mode=digit", {"image": samples.io.BytesIO(samples.SEVEN), "mode": "number"})
     wrong = client.post("/api/drawings/", {"image": samples.io.BytesIO(samples.SEVEN), "mode": "Number"})
-    for refused in (both, wrong):
+    # A mode sent as a file part was left out, and the drawing read as one digit.
+    as_file = client.post(
+        "/api/drawings/", {"image": samples.io.BytesIO(samples.SEVEN), "mode": SimpleUploadedFile("mode", b"number")}
+    )
+    for refused in (both, wrong, as_file):
         assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_mode"
     assert Drawing.objects.count() == 1
     doc = client.get("/api/openapi.json").json()
