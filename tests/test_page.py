@@ -144,6 +144,23 @@ window.WebSocket = class extends EventTarget {
 """
 
 
+def page_whose_socket_answers(browser, url: str, answer):
+    """A page, online, whose websocket is the test's own: `answer(socket, frame)` for each drawing frame."""
+    page = browser.new_context().new_page()
+
+    def route(socket) -> None:
+        def on_message(message: str) -> None:
+            if (frame := json.loads(message)).get("type") == "drawing":
+                answer(socket, frame)
+
+        socket.on_message(on_message)
+
+    page.route_web_socket("**/ws/recognize/", route)
+    page.goto(url + "/")
+    page.wait_for_selector('#connection[data-state="online"]')
+    return page
+
+
 def offline_context(browser):
     context = browser.new_context()
     context.add_init_script(NO_WEBSOCKET)
@@ -332,20 +349,13 @@ def test_it_polls_over_http_when_the_answer_takes_long(browser, live_server_url)
 def test_a_drawing_whose_socket_closed_before_any_reply_is_sent_over_http(browser, live_server_url):
     # The socket closes as the drawing frame goes out (a proxy's restart): the server may never have
     # seen it, and no id came back to ask about. The page sends it again over HTTP, and shows the answer.
-    page = browser.new_context().new_page()
     dropped = []
 
-    def drop_drawings(socket) -> None:
-        def on_message(message: str) -> None:
-            if json.loads(message).get("type") == "drawing":
-                dropped.append(message)
-                socket.close()
+    def drop(socket, frame: dict) -> None:
+        dropped.append(frame)
+        socket.close()
 
-        socket.on_message(on_message)
-
-    page.route_web_socket("**/ws/recognize/", drop_drawings)
-    page.goto(live_server_url + "/")
-    page.wait_for_selector('#connection[data-state="online"]')
+    page = page_whose_socket_answers(browser, live_server_url, drop)
     draw_with_mouse(page, STROKES[7])
     assert answer(page) == "7" and len(dropped) == 1
     assert Drawing.objects.get(source="api").digit == 7
@@ -422,22 +432,14 @@ def test_it_shows_the_servers_error_messages(browser, live_server_url):
 
 def test_it_shows_why_an_accepted_drawing_could_not_be_read(browser, live_server_url):
     """A prediction frame whose drawing failed (as a worker answers one it cannot read): its reason."""
-    page = browser.new_context().new_page()
 
-    def answer_failed(socket) -> None:
-        def on_message(message: str) -> None:
-            frame = json.loads(message)
-            if frame.get("type") == "drawing":
-                drawing_id = str(uuid.uuid4())
-                socket.send(json.dumps({"type": "queued", "id": drawing_id, "ref": frame["ref"]}))
-                failed = {"type": "prediction", "ref": frame["ref"], "id": drawing_id, "status": "failed"}
-                socket.send(json.dumps({**failed, "digit": None, "error": "the image could not be read"}))
+    def answer_failed(socket, frame: dict) -> None:
+        drawing_id = str(uuid.uuid4())
+        socket.send(json.dumps({"type": "queued", "id": drawing_id, "ref": frame["ref"]}))
+        failed = {"type": "prediction", "ref": frame["ref"], "id": drawing_id, "status": "failed"}
+        socket.send(json.dumps({**failed, "digit": None, "error": "the image could not be read"}))
 
-        socket.on_message(on_message)
-
-    page.route_web_socket("**/ws/recognize/", answer_failed)
-    page.goto(live_server_url + "/")
-    page.wait_for_selector('#connection[data-state="online"]')
+    page = page_whose_socket_answers(browser, live_server_url, answer_failed)
     draw_with_mouse(page, STROKES[7])
     page.wait_for_selector('#result[data-state="error"]')
     assert page.locator("#summary").text_content() == "the image could not be read"
@@ -445,19 +447,12 @@ def test_it_shows_why_an_accepted_drawing_could_not_be_read(browser, live_server
 
 def test_strokes_refused_as_too_many_say_how_to_go_on(browser, live_server_url):
     # Past the server's limits (points, strokes) every stroke added is refused again: Clear is the way on.
-    page = browser.new_context().new_page()
 
-    def refuse(socket) -> None:
-        def on_message(message: str) -> None:
-            if (frame := json.loads(message)).get("type") == "drawing":
-                too_many = {"code": "invalid_strokes", "message": "at most 64 strokes, not 66"}
-                socket.send(json.dumps({"type": "error", "ref": frame["ref"], **too_many}))
+    def refuse(socket, frame: dict) -> None:
+        too_many = {"code": "invalid_strokes", "message": "at most 64 strokes, not 66"}
+        socket.send(json.dumps({"type": "error", "ref": frame["ref"], **too_many}))
 
-        socket.on_message(on_message)
-
-    page.route_web_socket("**/ws/recognize/", refuse)
-    page.goto(live_server_url + "/")
-    page.wait_for_selector('#connection[data-state="online"]')
+    page = page_whose_socket_answers(browser, live_server_url, refuse)
     draw_with_mouse(page, STROKES[7])
     page.wait_for_selector('#result[data-state="error"]')
     assert page.locator("#summary").text_content() == "at most 64 strokes, not 66 — clear the pad to start again."
