@@ -179,7 +179,7 @@ def main() -> None:
         return
     if args.fit:
         for name, on_images in (("WEIGHTS", False), ("IMAGE_WEIGHTS", True)):
-            start = getattr(segmentation, name)
+            start = getattr(reading, name)
             weights = numbers.fit_weights(model.predict, numbers.painted_body, on_images, start=start)
             print(f"{name} = (" + ", ".join(f"{w:.3f}" for w in weights) + ")")
         return
