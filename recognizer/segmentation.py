@@ -70,6 +70,21 @@ IMAGE_SPLIT_WIDTH = 0.8
 # its neighbour is narrower than one digit): it is cut where they meet, if a cut there parts it
 # into two sides (recognizer/touching.py), and only wider than IMAGE_SPLIT_WIDTH along a seam.
 TOUCH_WIDTH = 0.6
+# A 1 written against its neighbour's side is one component with it, no wider than one digit, and
+# the neighbour reads whole with the 1 taken in ("41" as a 4). A piece wider than PEEL_WIDTH line
+# heights is offered with a 1 parted off either side too: along a seam within BAR_WIDTH of that side
+# (and PEEL_MARGIN pens in from it) through at most PEEL_CROSSED pens of ink, where what it parts off
+# is a 1's bar: at least BAR_TALL line heights high, no wider than BAR_WIDTH, and straight (in
+# STRAIGHT_ROWS of its rows, ink whose middle lies within STRAIGHT pens of one line); and what is left
+# is a digit, touching.TALL high and REST_WIDTH wide. An 8's or a 0's side is lower, or bowed.
+PEEL_WIDTH = 0.35
+BAR_WIDTH = 0.3
+REST_WIDTH = 0.2
+PEEL_MARGIN = 0.6
+PEEL_CROSSED = 2.5
+BAR_TALL = 0.85
+STRAIGHT = 0.75
+STRAIGHT_ROWS = 0.85
 # So is a piece holding one stroke wider than this many line heights.
 LONG_STROKE = 1.0
 # ... unless that stroke is flat: no more than this many line heights from top to bottom. Such a bar
@@ -298,6 +313,10 @@ def from_strength(strength: np.ndarray, scale: float = 1.0) -> Segmentation:
         return touching.junctions(binary, line)
 
     def cut(piece: _Piece) -> Sequence[_Piece] | None:
+        parted = piece.width > TOUCH_WIDTH * line and apart(piece)
+        return parted or _peel(piece, line, junctions().pen)
+
+    def apart(piece: _Piece) -> Sequence[_Piece] | None:
         # Where two digits touch at one point; a wide piece else along a seam, unless the seam
         # leaves a part too low for a digit and two junctions' ink taken out parts it (a 1 touching
         # its neighbour at top and bottom). Digits whose loops overlap have more junctions than
@@ -313,7 +332,7 @@ def from_strength(strength: np.ndarray, scale: float = 1.0) -> Segmentation:
         return _cut_at_touch(piece, touch, line, together=2) or seam
 
     groups = _grouped(pieces, line, join)
-    pieces, wholes = _cut_wide(groups, lambda piece: piece.width > TOUCH_WIDTH * line and not _flat(piece, line), cut)
+    pieces, wholes = _cut_wide(groups, lambda piece: piece.width > PEEL_WIDTH * line and not _flat(piece, line), cut)
 
     def image(members: list[_Piece]) -> np.ndarray:
         # A piece's box is its mask's: the members' masks are only read inside their boxes' union.
@@ -549,6 +568,61 @@ def _cut_mask(piece: _Piece, strength: np.ndarray, holes: np.ndarray, line: floa
     if not parts[0].any() or not parts[1].any():
         return None
     return _placed(parts[0], piece.mask, x0, y0), _placed(parts[1], piece.mask, x0, y0)
+
+
+def _peel(piece: _Piece, line: float, pen: float) -> tuple[_Piece, _Piece] | None:
+    """A piece's pixels with a 1 parted off its right side, or else its left (see PEEL_WIDTH); None
+    where neither side holds one."""
+    x0, y0, x1, y1 = piece.box.astype(int)
+    inside = piece.mask[y0:y1, x0:x1]
+    width = x1 - x0
+    window = min(round(BAR_WIDTH * line), width - round(REST_WIDTH * line))
+    margin = max(1, round(PEEL_MARGIN * pen))
+    if window < 2 * margin + 1:
+        return None
+    # Of seams through as little ink, the one nearest the side: a 1's bar alone, not a neighbour's end too.
+    nearer = np.linspace(0, 0.01, window)
+    for right in (True, False):
+        if not _edge_straight(inside[:, ::-1] if right else inside, line, pen):
+            continue
+        first = width - window if right else 0
+        ink = inside[:, first : first + window].astype(np.float64)
+        seam = masks.seam(ink + (nearer[::-1] if right else nearer), margin)
+        if seam is None or ink[np.arange(len(seam)), seam].sum() > PEEL_CROSSED * pen:
+            continue
+        on_left = np.arange(width)[None, :] < (seam + first)[:, None]
+        bar, rest = (inside & ~on_left, inside & on_left) if right else (inside & on_left, inside & ~on_left)
+        rows = np.flatnonzero(rest.any(axis=1))
+        if len(rows) and rows[-1] + 1 - rows[0] >= touching.TALL * line and _is_bar(bar, line, pen):
+            parts = (rest, bar) if right else (bar, rest)
+            return _placed(parts[0], piece.mask, x0, y0), _placed(parts[1], piece.mask, x0, y0)
+    return None
+
+
+def _edge_straight(inside: np.ndarray, line: float, pen: float) -> bool:
+    """Whether the ink's left edge runs straight as a 1's bar would (before a seam is sought for it)."""
+    rows = np.flatnonzero(inside.any(axis=1))
+    return np.count_nonzero(_off_line(rows, inside.argmax(axis=1)[rows]) <= STRAIGHT * pen) >= (
+        STRAIGHT_ROWS * BAR_TALL * line
+    )
+
+
+def _is_bar(ink: np.ndarray, line: float, pen: float) -> bool:
+    """Whether a mask's ink is a 1's bar: tall, narrow and straight (see PEEL_WIDTH)."""
+    rows = np.flatnonzero(ink.any(axis=1))
+    x0, y0, x1, y1 = masks.box_of(ink)
+    if len(rows) == 0 or y1 - y0 < BAR_TALL * line or x1 - x0 > BAR_WIDTH * line:
+        return False
+    weights = ink[rows].astype(np.float64)
+    middles = weights @ np.arange(ink.shape[1]) / weights.sum(axis=1)
+    return np.count_nonzero(_off_line(rows, middles) <= STRAIGHT * pen) >= STRAIGHT_ROWS * (y1 - y0)
+
+
+def _off_line(ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """How far each point's x lies from the least-squares line x = a y + b through them all."""
+    ys, xs = ys - ys.mean(), xs - xs.mean()
+    slope = float(ys @ xs) / max(float(ys @ ys), 1e-9)
+    return np.abs(xs - slope * ys)
 
 
 def _touching(piece: _Piece, junctions: touching.Junctions) -> touching.Touch | None:

@@ -259,6 +259,17 @@ def test_digits_that_touch_in_an_image_are_parted_where_they_meet(model, digits,
     assert reading.read_all([image], model.predict)[0].number == "".join(str(d) for d, _ in digits)
 
 
+def test_a_one_written_against_its_neighbour_s_side_is_parted_off(model):
+    # One component no wider than a digit, which the neighbour reads whole with the 1 taken in.
+    seven_one = [[[20, 22], [85, 22], [50, 120]], [[92, 22], [92, 120]]]  # the 7's bar ends on the 1
+    for body, number in (
+        ({"strokes": seven_one, "width": 130, "height": 140, "pen": PEN}, "71"),
+        (number_body([(0, 1), (1, 1)], gap=-20), "01"),
+    ):
+        image = segmentation.from_image(png_of(body))
+        assert reading.read_all([image], model.predict)[0].number == number
+
+
 def test_a_digit_s_own_junctions_do_not_cut_it(model):
     # A 4's crossing, an 8's waist: taking their ink out leaves one side too low, or the two sides
     # one above the other, so the digit stays whole where the junctions are its own.
