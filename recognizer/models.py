@@ -37,7 +37,7 @@ number_validators = [
     RegexValidator(rf"\A{NUMBER_DIGITS}\Z", f"a number is 1 to {NUMBER_MAX_DIGITS} digits, 0 to 9, and nothing else")
 ]
 NOT_A_DIGIT = 10  # the staff label for scribbles, letters and the like
-MAX_WAITERS = 8  # sockets and requests a queued drawing's result is pushed to (the newest that asked)
+MAX_WAITERS = 8  # sockets and requests a queued drawing's result is pushed to (the first and the newest that asked)
 LABEL_CHOICES = [(digit, str(digit)) for digit in range(10)] + [(NOT_A_DIGIT, "not a digit")]
 # The review queue's order: least confident first, then newest. The (label, confidence)
 # index serves it: the queue is the rows whose label is NULL.
@@ -86,16 +86,19 @@ class DrawingQuerySet(models.QuerySet):
     async def add_waiter(self, drawing_id: uuid.UUID, channel: str) -> bool:
         """Send this drawing's result, while it is queued, to `channel` too; False if it is not queued.
 
-        Every socket or request that asks gets the push (the newest MAX_WAITERS): one that took the
-        push over left the socket that sent the drawing, still open, without an answer.
+        Every socket or request that asks gets the push: one that took the push over left the socket
+        that sent the drawing, still open, without an answer. Past MAX_WAITERS, the first (the sender,
+        while it stays) and the newest: eight sockets asking must not take it from the sender either.
         """
         queued = self.queued().filter(pk=drawing_id)
         while (waiting := await queued.values_list("reply_to", flat=True).afirst()) is not None:
             channels = waiting.split()
             if channel in channels:
                 return True
+            asked = [*channels, channel]
+            kept = asked[:1] + asked[1:][-(MAX_WAITERS - 1) :]
             # Written only over the list read, so that a waiter added or gone meanwhile is not undone.
-            if await queued.filter(reply_to=waiting).aupdate(reply_to=" ".join([*channels, channel][-MAX_WAITERS:])):
+            if await queued.filter(reply_to=waiting).aupdate(reply_to=" ".join(kept)):
                 return True
         return False
 

@@ -13,7 +13,7 @@ from channels.testing import WebsocketCommunicator
 
 from digitsite.asgi import application
 from recognizer import services
-from recognizer.models import Drawing
+from recognizer.models import MAX_WAITERS, Drawing
 from training import samples
 from worker import replies
 
@@ -105,6 +105,23 @@ async def test_every_socket_that_asks_for_a_queued_drawing_gets_its_prediction()
     for ref, communicator in zip("abc", [sender, *askers], strict=True):
         prediction = await communicator.receive_json_from(timeout=5)
         assert (prediction["type"], prediction["id"], prediction["ref"]) == ("prediction", drawing_id, ref)
+        await communicator.disconnect()
+
+
+async def test_the_socket_that_sent_a_drawing_keeps_its_push_however_many_others_ask():
+    # Only the newest MAX_WAITERS were kept: eight sockets asking left the sender, still open, unanswered.
+    sender, *askers = [await connected() for _ in range(MAX_WAITERS + 1)]
+    await sender.send_json_to({"type": "drawing", "image": SEVEN_URL, "ref": "a"})
+    drawing_id = (await sender.receive_json_from(timeout=5))["id"]
+    for asker in askers:
+        await asker.send_json_to({"type": "status", "id": drawing_id, "ref": "b"})
+        assert (await asker.receive_json_from(timeout=5))["type"] == "queued"
+    await send_result_as_a_worker_would(await Drawing.objects.aget(pk=drawing_id))
+    prediction = await sender.receive_json_from(timeout=5)
+    assert (prediction["type"], prediction["ref"]) == ("prediction", "a")
+    for communicator, answered in [(askers[0], False), (askers[-1], True)]:  # the oldest asker made room
+        assert await communicator.receive_nothing(timeout=0.3) is not answered
+    for communicator in [sender, *askers]:
         await communicator.disconnect()
 
 
