@@ -340,7 +340,7 @@ def from_strength(strength: np.ndarray, scale: float = 1.0) -> Segmentation:
         mask = np.logical_or.reduce([m.mask[y0:y1, x0:x1] for m in members])
         return to_mnist(np.where(mask, small[y0:y1, x0:x1], 0), thin=True)
 
-    return _scaled(replace(_segmentation(pieces, wholes, line, image), painted=True), factor * scale)
+    return _scaled(_segmentation(pieces, wholes, line, image, painted=True), factor * scale)
 
 
 def box_input(drawing: Ink | bytes, box: Sequence[float]) -> np.ndarray:
@@ -674,6 +674,7 @@ def _segmentation(
     line: float,
     image: Callable[[list[_Piece]], np.ndarray],
     blank: Callable[[Box], bool] | None = None,
+    painted: bool = False,
 ) -> Segmentation:
     """Candidates: each piece but specks alone, near neighbours merged, cut groups whole.
 
@@ -713,10 +714,16 @@ def _segmentation(
         cuts = (first in cut_at) + (end in cut_at)
         crossed = members[0].crossed_left + members[-1].crossed_right
         candidates.append(Candidate(first, end, box, draw, joins, cuts, _gap(members) / line, crossed))
-    # A piece that no candidate reads alone may be left out too, so that a path always exists.
+    # A piece that no candidate reads alone may be left out too, so that a path always exists ...
     alone = {c.first for c in candidates if c.end == c.first + 1}
     specks |= marks | {i for i in range(len(pieces)) if i not in alone}
-    return Segmentation(tuple(candidates), len(pieces), frozenset(specks), line)
+    if painted:
+        # ... but an image's cut group's end parts are some digit's ink, never left out while the group
+        # is offered whole: a 7, wide enough to be cut, lost its bar's left end from its box (and the
+        # model saw less of it). Pen strokes are cut only wider, where such an end is a lead-in as often.
+        offered = {(c.first, c.end) for c in candidates}
+        specks -= {i for first, end in wholes if (first, end) in offered for i in (first, end - 1)}
+    return Segmentation(tuple(candidates), len(pieces), frozenset(specks), line, painted)
 
 
 def _marks(pieces: Sequence[_Piece], wholes: Sequence[tuple[int, int]], line: float) -> set[int]:

@@ -270,6 +270,14 @@ def test_a_one_written_against_its_neighbour_s_side_is_parted_off(model):
         assert reading.read_all([image], model.predict)[0].number == number
 
 
+def test_a_seven_s_box_holds_its_whole_bar_in_an_image(model):
+    # Wide enough to be cut, the 7 was read without its bar's left end: the box began 16 px in.
+    body = {"strokes": [[[57, 52], [143, 52], [89, 150]]], "width": 250, "height": 200, "pen": 14}
+    read = reading.read_all([segmentation.from_image(png_of(body))], model.predict)[0]
+    assert read.number == "7"
+    assert read.digits[0].box[0] == pytest.approx(57 - 7, abs=3)
+
+
 def test_a_digit_s_own_junctions_do_not_cut_it(model):
     # A 4's crossing, an 8's waist: taking their ink out leaves one side too low, or the two sides
     # one above the other, so the digit stays whole where the junctions are its own.
