@@ -62,6 +62,11 @@ def scribble(seed: int = 1) -> list[list[float]]:
     return np.column_stack([rng.uniform(-10_000, 10_000, ink.MAX_POINTS), rng.uniform(0, 100, ink.MAX_POINTS)]).tolist()
 
 
+def sawtooth() -> list[list[float]]:
+    """One stroke of every point allowed, up and down 100 px at each step of 1 px to the right."""
+    return [[float(i), float(i % 2 * 100)] for i in range(ink.MAX_POINTS)]
+
+
 def cases() -> dict[str, tuple[str, Callable[[], object]]]:
     """Name: (mode, how the worker reads it)."""
     widest = float(ink.MAX_COORDINATE)
@@ -85,6 +90,7 @@ def cases() -> dict[str, tuple[str, Callable[[], object]]]:
         "flat zigzag across the widest canvas, pen 0.5": ("number", number(across)),
         "flat zigzag spreading out, thinnest pen": ("number", number(spreading)),
         "scribble of 10,000 points, pen 5": ("number", number({"strokes": [scribble()], "pen": 5})),
+        "up and down 100 px, 10,000 points 1 px apart": ("number", number({"strokes": [sawtooth()]})),
         "the same scribble, pen 1000": ("digit", digit({"strokes": [scribble()], "pen": 1000})),
         "300 columns of bars, 1 KB PNG": ("number", image(bars_png(300))),
         f"{most} columns of bars (the most pieces read)": ("number", image(bars_png(most))),

@@ -504,7 +504,10 @@ def _cut_strokes(piece: _Piece, line: float, radius: float) -> tuple[_Piece, _Pi
     step = max(line * RESAMPLE, (sum(float(path[-1]) for path in paths) + piece.width) / MAX_RESAMPLED)
     along = np.concatenate([_resampled_x(s, path, step) for s, path in zip(piece.strokes, paths, strict=True)])
     edges = np.arange(piece.box[0], piece.box[2] + step, step)
-    profile = np.histogram(along, edges)[0]
+    # Counted by bin index, as np.histogram does for even bins but without its sort (a scribble's
+    # hundred cuts of 20,000 points each were half a second of the worker's).
+    bins = np.clip(((along - edges[0]) / step).astype(np.intp), 0, len(edges) - 2)
+    profile = np.bincount(bins, minlength=len(edges) - 1)
     at = _thinnest(profile, _crossings(piece.strokes, edges), round(CUT_MARGIN * line / step))
     if at is None:
         return None
