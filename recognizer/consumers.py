@@ -122,29 +122,35 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None:
-            return await self.refuse(None, Refused("text_frames_only", "send JSON in text frames"))
+            return await self.refuse_frame(None, Refused("text_frames_only", "send JSON in text frames"))
         # In bytes, as the limit and the byte budget count (isascii is a flag CPython keeps: free).
         size = len(text_data) if text_data.isascii() else len(text_data.encode(errors="surrogatepass"))
         if size > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-            return await self.refuse(None, Refused("frame_too_large", f"frames are limited to {limit} bytes", 413))
+            return await self.refuse_frame(
+                None, Refused("frame_too_large", f"frames are limited to {limit} bytes", 413)
+            )
         try:
             # A byte-order mark is read past, as over HTTP (RFC 8259 lets a parser ignore one).
             message = json.loads(text_data.removeprefix("\ufeff"))
         except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's stack allows
-            return await self.refuse(None, Refused("invalid_json", "the frame is not valid JSON (or nests too deeply)"))
+            return await self.refuse_frame(
+                None, Refused("invalid_json", "the frame is not valid JSON (or nests too deeply)")
+            )
         if not isinstance(message, dict):
-            return await self.refuse(None, Refused("invalid_message", "a frame must be a JSON object with a type"))
+            return await self.refuse_frame(
+                None, Refused("invalid_message", "a frame must be a JSON object with a type")
+            )
         ref = message.get("ref")
         # A lone surrogate (JSON's "\ud800") would be echoed back as no strict parser reads it.
         if ref is not None and not (isinstance(ref, str) and len(ref) <= MAX_REF_LENGTH and _unicode(ref)):
-            return await self.refuse(
+            return await self.refuse_frame(
                 None, Refused("invalid_ref", f"ref must be a string of at most {MAX_REF_LENGTH} characters")
             )
         kind = message.get("type")
         handler = {"drawing": self.on_drawing, "status": self.on_status}.get(kind) if isinstance(kind, str) else None
         if handler is None:
-            return await self.refuse(ref, Refused("unknown_type", 'type must be "drawing" or "status"'))
+            return await self.refuse_frame(ref, Refused("unknown_type", 'type must be "drawing" or "status"'))
         try:
             await handler(message, ref, size)
         except RecursionError:
@@ -164,7 +170,7 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         try:
             services.check_present(message)
         except Refused as exc:
-            return await self.refuse(ref, exc)
+            return await self.refuse_frame(ref, exc)
         # Shed load before anything is counted or stored; a figure read at most a second ago.
         if overloaded := await backlog.overloaded():
             return await self.refuse(ref, overloaded)
@@ -177,9 +183,8 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
             drawn, mode = await check_frame(message, size)
             await services.submit(drawn, Drawing.Source.WEBSOCKET, drawing_id, self.channel_name, mode)
         except Refused as exc:
-            metrics.DRAWINGS_REFUSED.labels(exc.code).inc()
             del self.refs[str(drawing_id)]
-            return await self.refuse(ref, exc)
+            return await self.refuse_frame(ref, exc)
         await self.send_json({"type": "queued", "id": str(drawing_id), "ref": ref})
 
     async def on_status(self, message: dict, ref: object, size: int) -> None:
@@ -218,6 +223,12 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
     async def refuse(self, ref: object, refused: Refused) -> None:
         """Answer the frame `ref` with an error frame (the connection stays open)."""
         await self.send_json(refused.frame(ref))
+
+    async def refuse_frame(self, ref: object, refused: Refused) -> None:
+        """`refuse` a frame that was, or may have been, a drawing: counted by its code in
+        digits_drawings_refused_total, as the HTTP door counts a body it refuses."""
+        metrics.DRAWINGS_REFUSED.labels(refused.code).inc()
+        await self.refuse(ref, refused)
 
 
 def _unicode(text: str) -> bool:

@@ -12,7 +12,7 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from digitsite.asgi import application
-from recognizer import services
+from recognizer import metrics, services
 from recognizer.models import MAX_WAITERS, Drawing
 from training import samples
 from worker import replies
@@ -203,6 +203,21 @@ async def test_it_answers_bad_frames_with_an_error_and_stays_open(frame, code):
     await communicator.send_to(text_data=json.dumps({"type": "drawing", "image": SEVEN_URL, "ref": "after"}))
     assert (await communicator.receive_json_from(timeout=5))["type"] == "queued"
     assert await Drawing.objects.acount() == 1  # only the good drawing was stored
+    await communicator.disconnect()
+
+
+async def test_a_refused_drawing_frame_is_counted_as_the_http_door_counts_it():
+    # Only strokes and images refused after the presence check were counted: a frame without a
+    # drawing, or not JSON at all, was refused unseen by /metrics, where the same body over HTTP is.
+    def refused(code: str) -> float:
+        return metrics.DRAWINGS_REFUSED.labels(code)._value.get()
+
+    communicator = await connected()
+    for frame, code in (('{"type": "drawing"}', "missing_image"), ("{", "invalid_json")):
+        before = refused(code)
+        await communicator.send_to(text_data=frame)
+        assert (await communicator.receive_json_from(timeout=5))["code"] == code
+        assert refused(code) == before + 1
     await communicator.disconnect()
 
 
