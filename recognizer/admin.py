@@ -152,6 +152,13 @@ class DrawingAdmin(admin.ModelAdmin):
         "predict_ms",
     )  # fmt: skip
 
+    def get_fields(self, request: HttpRequest, obj: Drawing | None = None):
+        if obj is None or obj.mode == Drawing.Mode.NUMBER:
+            return self.fields
+        # A digit drawing's one digit is its "digit": an empty number and digits beside it read as
+        # if nothing had been read, where the API says the number is that digit.
+        return tuple(("mode",) if row == ("mode", "number", "digits_read") else row for row in self.fields)
+
     def get_ordering(self, request: HttpRequest):
         # Unreviewed first (a NULL label), each part in the review queue's order.
         return (F("label").asc(nulls_first=True), *REVIEW_ORDER)

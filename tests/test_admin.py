@@ -47,6 +47,18 @@ def test_it_opens_a_drawing_and_serves_its_image_as_stored(admin_client, drawing
     assert image.content == samples.SEVEN
 
 
+def test_the_change_page_shows_a_number_s_digits_and_a_digit_drawing_s_digit(admin_client, drawing):
+    # A digit drawing showed an empty number and "digits read: —" beside the digit it read.
+    assert (
+        "digits read"
+        not in admin_client.get(f"/admin/recognizer/drawing/{drawing.pk}/change/").content.decode().lower()
+    )
+    digits = [{"digit": 4, "confidence": 0.9, "probabilities": [0.01] * 4 + [0.91] + [0.01] * 5, "box": [0, 0, 9, 9]}]
+    Drawing.objects.filter(pk=drawing.pk).update(mode="number", number="4", digits=digits * 2)
+    page = admin_client.get(f"/admin/recognizer/drawing/{drawing.pk}/change/").content.decode()
+    assert "digits read" in page.lower() and page.count('class="digits-read"') == 2
+
+
 def test_it_records_who_labeled_a_drawing(admin_client, admin_user, drawing):
     form = {"label": 1}
     response = admin_client.post(f"/admin/recognizer/drawing/{drawing.pk}/change/", form)
