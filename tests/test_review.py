@@ -176,6 +176,9 @@ def test_the_quality_page_shows_accuracy_confusion_and_volume(admin_client, admi
     assert page.context["live"]["accuracy"] == 0.75 and page.context["live"]["total"] == 4
     assert page.context["matrix"][7][1] == 1 and page.context["matrix"][7][7] == 2
     assert sum(row["n"] for row in page.context["per_day"]) == 4
+    # Each day's count as text, not only a bar's height in a title no keyboard reaches.
+    per_day = page.content.decode().split('id="per-day"')[1]
+    assert "<td>4</td>" in per_day.split("</table>")[0]
 
 
 def test_a_reviewer_can_label_but_not_delete(client):
