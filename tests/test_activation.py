@@ -10,13 +10,17 @@ import time
 
 import pytest
 import requests
+from celery import Celery
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from digitsite.redis_server import EmbeddedRedis, free_port
+from digitsite.stack import stop, worker_command
 from recognizer import operations, worker_state
 from recognizer.model_files import read_metadata, shipped_path
 from recognizer.models import ModelVersion
+from tests import factories
 from training import samples
 from worker import active_model
 from worker.inference import runtime_path
@@ -191,3 +195,35 @@ def test_a_corrupt_version_forced_active_leaves_the_worker_on_the_last_good_mode
         assert time.monotonic() < deadline, "/healthz stayed red after the rollback"
         time.sleep(0.5)
     assert predict()["model_version"] == good.version
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_whose_model_file_is_missing_stops_at_start_and_takes_no_drawing(processes, tmp_path):
+    # It logged a traceback, said ready, answered pings, and failed every drawing it took until
+    # the drawing's tries were used up.
+    redis = EmbeddedRedis(tmp_path / "redis", port=free_port())  # no other worker takes the drawing
+    waiting = factories.drawing(digit=None, status="queued", enqueued_at=factories.not_yet_stale())
+    Celery(broker=redis.url).send_task("worker.tasks.predict_drawing", args=[str(waiting.pk)])
+    missing = tmp_path / "nonexistent.keras"
+    env = {**processes.env, "REDIS_URL": redis.url, "MODEL_PATH": str(missing)}
+    worker = processes.start("no-model-worker", worker_command("nomodel@%h"), env)
+    try:
+        assert worker.wait(60) == 1
+    finally:
+        stop([worker])
+        redis.stop()
+    log = (processes.logs / "no-model-worker.log").read_text(errors="replace")
+    assert f"cannot start: the model {missing} cannot be loaded" in log and "ready." not in log
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.attempts, waiting.started_at) == ("queued", 0, None)
+
+
+def test_a_broken_model_file_stops_the_worker_naming_it(settings, tmp_path):
+    broken = tmp_path / "model.keras"
+    broken.with_suffix(".json").write_text('{"version": "cnn-broken"}')
+    broken.with_suffix(".tflite").write_bytes(b"not a model")
+    settings.MODEL_PATH = str(broken)
+    with pytest.raises(SystemExit, match=rf"cannot start: the model {broken} cannot be loaded \(ValueError"):
+        active_model.fallback_or_exit()
+    settings.MODEL_PATH = ""
+    active_model.fallback_or_exit()  # the shipped file loads: nothing to say

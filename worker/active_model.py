@@ -7,7 +7,8 @@ drawing (its published state shows the version it served last until then).
 A version this process cannot load never stops its predictions (activation checks a version
 first, but a row can be changed behind its back): the process keeps the model it had, else
 loads the shipped file, logs why, tries again every RETRY_AFTER seconds, and publishes its
-state (recognizer.worker_state) so that /healthz turns red.
+state (recognizer.worker_state) so that /healthz turns red. The shipped file (MODEL_PATH) is what
+every process falls back on, so a worker that cannot load it does not start (`fallback_or_exit`).
 """
 
 from __future__ import annotations
@@ -66,6 +67,22 @@ def switch(active: str | None) -> None:
         log.error("cannot load model %s (%s); predicting with %s instead", active, error, _predictor.version)
     _state = {"serving": _predictor.version, "wanted": active, "error": error}
     publish()
+
+
+def fallback_or_exit() -> None:
+    """Stop the worker, exit status 1, naming the file, when the model it falls back on cannot be loaded.
+
+    Run once in the worker's main process before its pool starts (the Predictor is gone before any
+    fork). Without it such a worker answered pings, took drawings, and failed each of them until
+    its tries were used up.
+    """
+    try:
+        load(None)
+    except Exception as exc:  # whatever a missing or broken file makes the runtime raise
+        raise SystemExit(
+            f"cannot start: the model {shipped_path()} cannot be loaded ({exc.__class__.__name__}: {exc}). "
+            "MODEL_PATH must name a .keras file with the .tflite and .json that `make train` writes beside it."
+        ) from None
 
 
 def publish() -> None:

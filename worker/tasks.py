@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import task_prerun, worker_process_init
+from celery.signals import task_prerun, worker_init, worker_process_init
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
@@ -39,6 +39,13 @@ from worker import active_model, replies
 
 log = logging.getLogger(__name__)
 _push_loop: asyncio.AbstractEventLoop | None = None
+
+
+@worker_init.connect
+def refuse_to_start_without_a_model(**kwargs) -> None:
+    # In the main process, before it takes any message: SystemExit is the one exception Celery's
+    # signals let through, so the worker stops here with the reason.
+    active_model.fallback_or_exit()
 
 
 @worker_process_init.connect
