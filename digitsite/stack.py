@@ -1,4 +1,4 @@
-"""`make run`: the whole service on one machine, stopped cleanly by Ctrl-C.
+"""`make run`: the whole service on one machine, stopped cleanly by Ctrl-C, SIGTERM or a hangup (terminal closed).
 
 python -m digitsite.stack            Redis (embedded unless REDIS_URL is set), WORKERS workers,
                                      the sweeper (Celery beat) and the web server on HOST:PORT
@@ -10,6 +10,7 @@ python -m digitsite.stack beat       only the sweeper      }
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -126,6 +127,12 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
+def say(line: str) -> None:
+    """Print a line; a terminal that hung up cannot be written to, and the stack must still be stopped."""
+    with contextlib.suppress(OSError):
+        print(line, flush=True)
+
+
 def stop(processes: list[subprocess.Popen]) -> None:
     """Web first (no new drawings), then workers (they finish the one in hand)."""
     for process in processes:
@@ -168,8 +175,10 @@ def main() -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    # SIGHUP: the terminal closed or the SSH connection dropped. The children, in their own
+    # sessions, never see it: left running, they would hold the port and the queue as orphans.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, request_stop)
     try:
         wait_for_port(host, port, web)
         wait_for_workers(workers, processes[1:])
@@ -184,8 +193,8 @@ def main() -> int:
     finally:
         for name, process in watched:
             if process.poll() is not None and not stopping:
-                print(f"{name} exited with {process.returncode}", flush=True)
-        print("stopping...", flush=True)
+                say(f"{name} exited with {process.returncode}")
+        say("stopping...")
         stop(processes)
         if redis:
             redis.stop()

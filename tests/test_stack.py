@@ -1,10 +1,18 @@
-"""`make run`'s launcher (digitsite.stack.main) with its children faked: what it prints and when it stops."""
+"""`make run`'s launcher (digitsite.stack.main), mostly with its children faked: what it prints and when it stops."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import psutil
 import pytest
 
 from digitsite import stack
+from digitsite.redis_server import free_port
 
 
 class FakeProcess:
@@ -106,3 +114,33 @@ def test_it_does_not_say_running_when_the_web_server_could_not_start(launched, m
     out = capsys.readouterr().out
     assert "is running at" not in out
     assert "web exited with -9" in out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hangup_stops_the_whole_stack_even_when_the_terminal_is_gone(processes):
+    # Closing the terminal (or an SSH drop) killed the launcher alone: the web server, the worker,
+    # beat and Redis, each in its own session, kept serving as orphans and held the port.
+    port = free_port()
+    env = {**processes.env, "PORT": str(port), "WORKERS": "1", "WEB_PROCESSES": "1"}
+    env.pop("REDIS_URL")  # its own embedded Redis, which it must stop too
+    command = [sys.executable, "-m", "digitsite.stack"]
+    launcher = subprocess.Popen(command, cwd=stack.BASE_DIR, env=env, stdout=subprocess.PIPE, start_new_session=True)
+    children: list[psutil.Process] = []
+    try:
+        while b"digits is running" not in (line := launcher.stdout.readline()):
+            assert line, "the stack did not start"
+        children = psutil.Process(launcher.pid).children(recursive=True)
+        assert len(children) >= 4  # web, worker (and its pool child), beat, redis-server
+        launcher.stdout.close()  # the terminal is gone: what the launcher prints now fails
+        os.killpg(launcher.pid, signal.SIGHUP)  # what the terminal sends its session's foreground group
+        launcher.wait(60)
+        alive = psutil.wait_procs(children, timeout=30)[1]
+        assert not alive, [p.cmdline() for p in alive]
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # free for the next `make run`
+    finally:  # before the fix, the orphans
+        for process in children:
+            if process.is_running():
+                process.kill()
+        if launcher.poll() is None:
+            launcher.kill()
