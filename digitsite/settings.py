@@ -313,6 +313,8 @@ BYTE_BUDGET = envint("BYTE_BUDGET", 100 * 1024 * 1024)
 MAX_WAIT_SECONDS = 30
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL") or "INFO"
+# For the loggers whose INFO lines repeat for ever and say nothing the database does not.
+ROUTINE_LEVEL = "WARNING" if LOG_LEVEL == "INFO" else LOG_LEVEL
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -326,12 +328,11 @@ LOGGING = {
     # Celery's two INFO lines per task ("received", "succeeded in"), hundreds a second under load,
     # say nothing the stored drawing does not (its timings, its model); failures still log.
     "loggers": {
-        **{
-            name: {"level": "WARNING" if LOG_LEVEL == "INFO" else LOG_LEVEL}
-            for name in ("celery.worker.strategy", "celery.app.trace")
-        },
+        **{name: {"level": ROUTINE_LEVEL} for name in ("celery.worker.strategy", "celery.app.trace")},
         # uvicorn's records go to its own handler, not the console above: the filter goes on its logger.
         "uvicorn.error": {"filters": ["client_mistakes"]},
-        "celery.beat": {"filters": ["broker_outage"]},
+        # Beat's "Sending due task" every SWEEP_INTERVAL (10 s), for ever; a sweep that found
+        # drawings to queue again says so at INFO in the worker. Beat's banner is printed, not logged.
+        "celery.beat": {"level": ROUTINE_LEVEL, "filters": ["broker_outage"]},
     },
 }
