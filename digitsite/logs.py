@@ -1,9 +1,10 @@
-"""Logging what clients get wrong, and a broker that went away, as one line each."""
+"""Logging what clients (and staff) get wrong, and a broker that went away, as one line each."""
 
 from __future__ import annotations
 
 import logging
 
+from django.core.exceptions import PermissionDenied
 from kombu.exceptions import OperationalError
 
 # What uvicorn logs at ERROR after every websocket handshake the application refuses with a
@@ -15,12 +16,15 @@ class ClientMistakes(logging.Filter):
     """Django logs a request refused as suspicious (a Host not allowed, a form of too many fields:
     400s) at ERROR with its traceback, and every 503 (load shed, by design) at ERROR: a client could
     fill the log with them, where the service's own errors are looked for. Each is kept as one
-    WARNING line. uvicorn's ERROR after a refused handshake follows its INFO line saying the
-    connection was rejected, with the status: it is kept at INFO."""
+    WARNING line. So is a 403 for a missing permission (a staff user opening an admin page they may
+    not see), which Django logs with the PermissionDenied's traceback. uvicorn's ERROR after a
+    refused handshake follows its INFO line saying the connection was rejected, with the status:
+    it is kept at INFO."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        shed = record.name == "django.request" and getattr(record, "status_code", None) == 503
-        if record.name.startswith("django.security.") or shed:
+        status = getattr(record, "status_code", None) if record.name == "django.request" else None
+        denied = status == 403 and record.exc_info is not None and isinstance(record.exc_info[1], PermissionDenied)
+        if record.name.startswith("django.security.") or status == 503 or denied:
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.exc_info = record.exc_text = None
         elif record.name == "uvicorn.error" and record.msg == REFUSED_HANDSHAKE:

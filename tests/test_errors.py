@@ -9,6 +9,7 @@ import sys
 
 import pytest
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
 from django.db import OperationalError
 
 from digitsite.asgi import application
@@ -17,6 +18,7 @@ from recognizer import api, ratelimit, services
 from recognizer.consumers import result_frame
 from recognizer.errors import Refused, envelope
 from recognizer.images import InvalidImage
+from tests import factories
 
 
 def test_envelope_is_the_http_error_body():
@@ -87,6 +89,38 @@ def test_a_clients_mistakes_are_logged_as_one_warning_line_not_an_error_with_its
     logged = written.getvalue()
     assert "WARNING django.security.DisallowedHost" in logged and "WARNING django.security.TooManyFieldsSent" in logged
     assert "ERROR" not in logged and "Traceback" not in logged, logged
+
+
+@pytest.mark.django_db
+def test_a_staff_user_refused_by_the_admin_is_one_warning_line_without_a_traceback(client):
+    # Each 403 wrote "Forbidden (Permission denied)" and some 50 lines of PermissionDenied's traceback.
+    client.force_login(User.objects.create_user("no-permissions", password="pw", is_staff=True))
+    drawing = factories.drawing()
+    [console] = [h for h in logging.getLogger().handlers if any(isinstance(f, ClientMistakes) for f in h.filters)]
+    written = io.StringIO()
+    stream = console.setStream(written)
+    try:
+        assert client.get("/admin/recognizer/modelversion/").status_code == 403
+        assert client.post(f"/admin/recognizer/drawing/{drawing.pk}/change/", {"label": 1}).status_code == 403
+    finally:
+        console.setStream(stream)
+    logged = written.getvalue()
+    assert "Traceback" not in logged, logged
+    assert [line.split(" ", 2)[2] for line in logged.splitlines()] == [
+        "WARNING django.request: Forbidden (Permission denied): /admin/recognizer/modelversion/",
+        f"WARNING django.request: Forbidden (Permission denied): /admin/recognizer/drawing/{drawing.pk}/change/",
+    ]
+
+
+def test_a_server_error_keeps_its_traceback():
+    try:
+        raise ValueError("a bug")
+    except ValueError:
+        record = logging.LogRecord(
+            "django.request", logging.ERROR, __file__, 1, "Internal Server Error", None, sys.exc_info()
+        )
+    record.status_code = 500
+    assert ClientMistakes().filter(record) and record.levelname == "ERROR" and record.exc_info is not None
 
 
 @pytest.mark.parametrize(("status", "level"), [(503, "WARNING"), (500, "ERROR")])
