@@ -108,11 +108,12 @@ async def healthz(request: HttpRequest) -> JsonResponse:
 @read_only
 def metrics(request: HttpRequest) -> HttpResponse:
     if token := settings.METRICS_TOKEN:
-        given = request.headers.get("Authorization", "")
-        if not given.startswith("Bearer "):
+        # The scheme is case-insensitive (RFC 7235: "bearer" is Bearer); the token is not.
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
             response = Refused("unauthorized", "send Authorization: Bearer <METRICS_TOKEN>", 401).response()
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-        if not hmac.compare_digest(given.removeprefix("Bearer ").encode(), token.encode()):
+        if not hmac.compare_digest(given.lstrip(" ").encode(), token.encode()):
             return Refused("forbidden", "wrong metrics token", 403).response()
     return HttpResponse(generate_latest(scraped), content_type=CONTENT_TYPE_LATEST)

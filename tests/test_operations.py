@@ -171,6 +171,11 @@ def test_metrics_token_is_required_when_set(client, settings):
     assert client.get("/metrics", HTTP_AUTHORIZATION="Basic czNjcmV0LXRva2Vu").status_code == 401
     right = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token")
     assert right.status_code == 200 and "digits_drawings_received_total" in right.content.decode()
+    # The scheme's case is free (RFC 7235), the token's is not: "bearer" was refused with 401.
+    assert [client.get("/metrics", HTTP_AUTHORIZATION=f"{scheme} s3cret-token").status_code
+            for scheme in ("bearer", "BEARER", "beARer")] == [200] * 3  # fmt: skip
+    assert client.get("/metrics", HTTP_AUTHORIZATION="bearer S3CRET-TOKEN").status_code == 403
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearers3cret-token").status_code == 401
     settings.METRICS_TOKEN = ""
     assert client.get("/metrics").status_code == 200  # unset: public
 
