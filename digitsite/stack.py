@@ -201,6 +201,9 @@ def main() -> int:
     return 0 if stopping else 1  # a child that died on its own is a failure
 
 
+ROLES = ("web", "worker", "beat")
+
+
 def run_one(role: str) -> None:
     """Become one process of the service (for running them apart, e.g. in compose)."""
     host, port = os.environ.get("HOST", "127.0.0.1"), envint("PORT", 8000)
@@ -216,7 +219,19 @@ def run_one(role: str) -> None:
     os.execv(command[0], command)
 
 
+def command_line(args: list[str]) -> int:
+    """The whole stack with no argument, one role with its name; else the usage (--help: exit 0, else 2)."""
+    if not args:
+        return main()
+    if len(args) == 1 and args[0] in ROLES:
+        run_one(args[0])  # does not return: this process becomes the role's
+    usage = f"usage: python -m digitsite.stack [{' | '.join(ROLES)}]\n\n{__doc__}"
+    if args[0] in ("-h", "--help"):
+        print(usage)
+        return 0
+    print(f"{usage}\nnot a role: {' '.join(args)}", file=sys.stderr)
+    return 2
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        run_one(sys.argv[1])
-    sys.exit(main())
+    sys.exit(command_line(sys.argv[1:]))

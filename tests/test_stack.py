@@ -144,3 +144,22 @@ def test_a_hangup_stops_the_whole_stack_even_when_the_terminal_is_gone(processes
                 process.kill()
         if launcher.poll() is None:
             launcher.kill()
+
+
+@pytest.mark.parametrize("args", [["wrker"], ["worker", "web"], ["-x"]])
+def test_a_mistyped_role_gets_the_usage_not_a_traceback(args):
+    # `python -m digitsite.stack wrker` ended in a KeyError traceback.
+    result = subprocess.run([sys.executable, "-m", "digitsite.stack", *args], cwd=stack.BASE_DIR,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("usage: python -m digitsite.stack [web | worker | beat]")
+    assert f"not a role: {' '.join(args)}" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_prints_the_usage(flag):
+    result = subprocess.run([sys.executable, "-m", "digitsite.stack", flag], cwd=stack.BASE_DIR,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.startswith("usage: python -m digitsite.stack [web | worker | beat]")
+    assert "python -m digitsite.stack worker     only one worker" in result.stdout
