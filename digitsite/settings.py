@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 # Strict parsers: a value they cannot read raises ImproperlyConfigured naming the variable.
 from digitsite.env import envbool, envint, envlist
@@ -259,10 +260,32 @@ SWEEP_READ_LIMIT = 2 * MAX_BACKLOG if MAX_BACKLOG else 10_000
 # drawing for ever, as DESIGN.md promises; `manage.py purge_drawings --older-than DAYS` does
 # the same by hand.
 RETAIN_DAYS = envint("RETAIN_DAYS", 0)
+# Each expires after its interval: a newer one is sent by then, so while no worker runs the sweeps
+# do not pile up to be run back to back when workers return (they are dropped, with an INFO line).
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stale-drawings": {"task": "worker.tasks.requeue_stale_drawings", "schedule": SWEEP_INTERVAL},
+    "requeue-stale-drawings": {
+        "task": "worker.tasks.requeue_stale_drawings",
+        "schedule": SWEEP_INTERVAL,
+        "options": {"expires": SWEEP_INTERVAL},
+    },
     # A time of day rather than "every 24 h": beat restarted within a day would never get there.
-    "purge-old-drawings": {"task": "worker.tasks.purge_old_drawings", "schedule": crontab(hour=3, minute=30)},
+    "purge-old-drawings": {
+        "task": "worker.tasks.purge_old_drawings",
+        "schedule": crontab(hour=3, minute=30),
+        "options": {"expires": 24 * 3600},
+    },
+}
+# Beat's tasks go to a queue of their own, which workers also take from: the drawings' queue,
+# whose length /healthz and /metrics report (queue_depth) and the sweeper reads, holds drawings
+# only, and a sweep does not wait behind a backlog of drawings (a worker takes from both in turn).
+MAINTENANCE_QUEUE = "maintenance"
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name)
+    for name in ("celery", MAINTENANCE_QUEUE)  # "celery": the default
+]
+CELERY_TASK_ROUTES = {
+    task: {"queue": MAINTENANCE_QUEUE}
+    for task in ("worker.tasks.requeue_stale_drawings", "worker.tasks.purge_old_drawings")
 }
 
 # Drawings a client may send per minute, over HTTP and the websocket together; counted in

@@ -14,12 +14,14 @@ import requests
 
 from digitsite.celery import app as celery_app
 from digitsite.redis_server import EmbeddedRedis, free_port
-from digitsite.stack import beat_command, wait_for_workers, worker_command
+from digitsite.stack import beat_command, stop, wait_for_workers, worker_command
+from recognizer.metrics import queue_depth
 from recognizer.models import Drawing
 from training import samples
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SEVEN_URL = samples.data_url(samples.SEVEN)
+MAINTENANCE_QUEUE = "maintenance"  # beat's tasks' own queue (settings.MAINTENANCE_QUEUE)
 
 
 class Submitter(threading.Thread):
@@ -126,7 +128,7 @@ def test_beat_logs_one_line_a_try_while_redis_is_down_not_its_tracebacks(process
     log = processes.logs / "outage-beat.log"
     queue = redis.Redis.from_url(own_redis.url)
     deadline = time.monotonic() + 30
-    while queue.llen("celery") < 2:  # two sweeps sent (no worker takes them here)
+    while queue.llen(MAINTENANCE_QUEUE) < 2:  # two sweeps sent (no worker takes them here)
         assert beat.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
         time.sleep(0.1)
     queue.close()
@@ -138,6 +140,33 @@ def test_beat_logs_one_line_a_try_while_redis_is_down_not_its_tracebacks(process
     written = log.read_text(errors="replace")
     assert "ERROR celery.beat: Message Error: Couldn't apply scheduled task requeue-stale-drawings" in written
     assert "Traceback" not in written, written
+
+
+def test_sweeps_sent_while_no_worker_runs_are_dropped_and_not_counted_as_queued_drawings(
+    processes, own_redis, settings
+):
+    # With workers stopped, a sweep a SWEEP_INTERVAL piled up in the drawings' queue: queue_depth
+    # counted them, and returning workers would have run them all back to back.
+    beat = processes.start("idle-beat", beat_command())
+    queue = redis.Redis.from_url(own_redis.url)
+    deadline = time.monotonic() + 30
+    while queue.llen(MAINTENANCE_QUEUE) < 3:
+        assert beat.poll() is None and time.monotonic() < deadline, "beat sent no sweeps to their queue"
+        time.sleep(0.1)
+    stop([beat])
+    sent = queue.llen(MAINTENANCE_QUEUE)
+    settings.REDIS_URL = own_redis.url
+    assert queue.llen("celery") == queue_depth() == 0  # no drawing waits
+    time.sleep(1.5)  # each has expired (SWEEP_INTERVAL is 1 s here)
+    worker = processes.start("idle-worker", worker_command("idle@%h"))
+    log = processes.logs / "idle-worker.log"
+    discarded = "Discarding revoked task: worker.tasks.requeue_stale_drawings"
+    deadline = time.monotonic() + 60
+    while log.read_text(errors="replace").count(discarded) < sent:
+        assert worker.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+        time.sleep(0.1)
+    assert queue.llen(MAINTENANCE_QUEUE) == 0 and log.read_text(errors="replace").count(discarded) == sent
+    queue.close()
 
 
 def wait_for_line(log: Path, text: str, process: subprocess.Popen, timeout: float = 30) -> None:
