@@ -1086,3 +1086,43 @@ def test_turning_a_phone_keeps_the_shape_of_the_ink_and_its_boxes(browser, live_
         return (max(xs) - min(xs)) / (max(ys) - min(ys))
 
     assert shape(turned) == pytest.approx(shape(upright), rel=0.03)  # stretched across, it was 1.5 times wider
+
+
+def until(page, condition, what: str) -> None:
+    """Until `condition()` holds (state the page's events feed on this side), within 15 s."""
+    for _ in range(150):
+        if condition():
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"{what}: not within 15 s")
+
+
+@pytest.mark.parametrize("how", ["a digit, then Clear", "a number, then a mode switch"])
+def test_a_correction_saved_after_the_pad_moved_on_goes_to_its_own_drawing(browser, live_server_url, how):
+    page = open_page(browser, live_server_url)
+    held = []
+    page.route("**/feedback/", lambda route: held.append(route))  # answered when the test lets it through
+    if how == "a digit, then Clear":
+        draw_with_mouse(page, STROKES[7])
+        assert answer(page) == "7"
+        page.get_by_role("button", name="It was a 1").click()
+        said = "1"
+    else:
+        choose(page, "A number")
+        draw_with_mouse(page, in_place(STROKES[7], 0, 1, pad_ratio(page)))
+        answer(page)
+        page.fill("#feedback-digits", "12")
+        page.get_by_role("button", name="Save").click()
+        said = "12"
+    until(page, lambda: held, "the correction sent")
+    if how == "a digit, then Clear":
+        clear(page)
+    else:
+        choose(page, "One digit")  # a new, empty drawing too
+    held[0].continue_()
+    page.wait_for_function(f"document.querySelector('#history li b').textContent === '{said} ✓'")
+    assert page.locator("#history li").count() == 1  # no entry for the empty pad
+    assert page.locator("#history li img").get_attribute("alt") == f"drawing you said is {said}"
+    assert page.locator("#feedback-status").text_content() == ""  # nothing said beside the empty pad
+    stored = Drawing.objects.get()
+    assert (stored.feedback_label, stored.feedback_number) == ((1, None) if said == "1" else (None, "12"))

@@ -494,20 +494,26 @@ function buildFeedback() {
 async function sendFeedback(answer) {
   if (!currentId) return;
   const said = answer.number ?? answer.label;
+  // The drawing corrected is the one shown now: by the time the server answers, the pad may have
+  // been cleared (or its mode switched) and hold another.
+  const [id, canvas, version] = [currentId, canvasNumber, lastSent.get(canvasNumber)];
+  const tell = (text) => {
+    if (id === currentId) feedbackStatus.textContent = text; // not beside another drawing's answer
+  };
   try {
-    const response = await fetch(`/api/drawings/${currentId}/feedback/`, {
+    const response = await fetch(`/api/drawings/${id}/feedback/`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify(answer),
     });
     if (response.ok) {
-      feedbackStatus.textContent = `Thanks: noted as ${said}.`;
-      recordAnswer(said, true);
+      tell(`Thanks: noted as ${said}.`);
+      if (lastSent.get(canvas) === version) recordAnswer(said, true, canvas); // its entry shows this version
     } else {
-      feedbackStatus.textContent = `Could not save that: ${errorText(response, await readJson(response))}`;
+      tell(`Could not save that: ${errorText(response, await readJson(response))}`);
     }
   } catch (err) {
-    feedbackStatus.textContent = "Could not reach the server to save that; try again.";
+    tell("Could not reach the server to save that; try again.");
   }
 }
 
