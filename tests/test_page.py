@@ -346,6 +346,37 @@ def test_it_polls_over_http_when_the_answer_takes_long(browser, live_server_url)
     assert Drawing.objects.filter(source="api").latest("created_at").digit == 7
 
 
+def test_a_drawing_cleared_while_polled_over_http_gets_its_answer_in_the_history(browser, live_server_url):
+    context = offline_context(browser)
+    context.route(  # 202 at once: the page polls
+        lambda url: "wait=10" in url, lambda route: route.continue_(url=route.request.url.replace("wait=10", "wait=0"))
+    )
+    page = context.new_page()
+    polls, busy = [], [True]
+
+    def answer_poll(route) -> None:
+        polls.append(route.request.url)
+        if busy[0]:
+            route.fulfill(json={"status": "queued"})  # as while the workers are busy
+        else:
+            route.continue_()
+
+    page.route("**/api/drawings/*/", answer_poll)
+    page.goto(live_server_url + "/")
+    page.wait_for_selector('#connection[data-state="offline"]')
+    draw_with_mouse(page, STROKES[7])
+    until(page, lambda: polls, "the drawing polled")
+    clear(page)
+    polled = len(polls)
+    until(page, lambda: len(polls) > polled, "the drawing polled after Clear")  # not given up
+    busy[0] = False
+    page.wait_for_function("document.querySelector('#history li b').textContent === '7'")
+    assert page.locator("#history li img").get_attribute("alt") == "drawing read as 7"
+    # The pad shows the new, empty drawing all along.
+    assert page.locator("#result").get_attribute("data-state") == "waiting"
+    assert page.locator("#summary").text_content() == "Waiting for a drawing."
+
+
 def test_a_drawing_whose_socket_closed_before_any_reply_is_sent_over_http(browser, live_server_url):
     # The socket closes as the drawing frame goes out (a proxy's restart): the server may never have
     # seen it, and no id came back to ask about. The page sends it again over HTTP, and shows the answer.

@@ -314,7 +314,9 @@ async function sendOverHttp(drawing, ref) {
 
 async function poll(id, ref) {
   show({ type: "queued", ref, id });
-  for (let tries = 0; tries < POLL_TRIES && ref === latestRef; tries++) {
+  // A drawing cleared from the pad is still polled: its answer goes to its history entry, as a push
+  // does. Polling stops once a newer version of the drawing was sent, whose answer is the one kept.
+  for (let tries = 0; tries < POLL_TRIES && isLastVersion(ref); tries++) {
     await new Promise((resolve) => setTimeout(resolve, POLL_EVERY_MS));
     let response;
     try {
@@ -326,7 +328,8 @@ async function poll(id, ref) {
     if (!response.ok || !body) return show({ type: "error", ref, message: errorText(response, body) });
     if (body.status !== "queued") return showDrawing(body, ref);
   }
-  show({ type: "error", ref, message: "No answer yet: the server is busy. Draw again in a moment." });
+  // Given up: said on the pad while it shows this drawing; a cleared drawing's entry stays "…".
+  if (ref === latestRef) show({ type: "error", ref, message: "No answer yet: the server is busy. Draw again in a moment." });
 }
 
 async function readJson(response) {
@@ -551,11 +554,21 @@ function mark(message) {
   return message.mode === "number" ? message.number : String(message.digit);
 }
 
+function refParts(ref) {
+  return (ref || "").slice(1).split("-").map(Number); // refs are "c<canvas>-<sequence>"
+}
+
+function isLastVersion(ref) {
+  // Whether this is the latest version sent of its canvas's drawing (a stroke added sends another).
+  const [canvas, sent] = refParts(ref);
+  return sent === lastSent.get(canvas);
+}
+
 function recordOlder(message) {
   // A canvas cleared before its answer came keeps its history entry: the answer to its last version
-  // (refs are "c<canvas>-<sequence>") goes there, not on the screen.
-  const [canvas, sent] = (message.ref || "").slice(1).split("-").map(Number);
-  if (message.type === "queued" || canvas === canvasNumber || sent !== lastSent.get(canvas)) return;
+  // goes there, not on the screen.
+  const [canvas] = refParts(message.ref);
+  if (message.type === "queued" || canvas === canvasNumber || !isLastVersion(message.ref)) return;
   recordAnswer(mark(message), false, canvas);
 }
 
