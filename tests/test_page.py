@@ -108,14 +108,19 @@ def draw_with_touch(page, strokes) -> None:
         cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
 
 
-def draw_with_pen(page, strokes) -> None:
+def draw_with_pen(page, strokes, button: str = "left") -> None:
+    """The pen's tip down, or with `button="right"`, its barrel button held as it touches."""
     cdp = page.context.new_cdp_session(page)
+    held = {"left": 1, "right": 2}[button]
     for stroke in strokes:
         path = points(page, stroke)
-        pen = {"button": "left", "pointerType": "pen", "clickCount": 1}
-        cdp.send("Input.dispatchMouseEvent", {"type": "mousePressed", "x": path[0][0], "y": path[0][1], **pen})
+        pen = {"button": button, "pointerType": "pen", "clickCount": 1}
+        cdp.send(
+            "Input.dispatchMouseEvent",
+            {"type": "mousePressed", "x": path[0][0], "y": path[0][1], "buttons": held, **pen},
+        )
         for x, y in path[1:]:
-            cdp.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y, "buttons": 1, **pen})
+            cdp.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y, "buttons": held, **pen})
         cdp.send("Input.dispatchMouseEvent", {"type": "mouseReleased", "x": path[-1][0], "y": path[-1][1], **pen})
 
 
@@ -220,6 +225,31 @@ def test_it_reads_digits_drawn_with_a_pen(browser, live_server_url):
     draw_with_pen(page, STROKES[4])
     assert answer(page) == "4"
     assert page.locator("#pad").get_attribute("data-pointer") == "pen"
+
+
+# A pen's eraser end put down and moved (button 5, buttons 32), as Chromium reports it; CDP has no eraser.
+ERASER_STROKE = """([x0, y0, x1, y1]) => {
+  const pad = document.getElementById("pad");
+  const pen = { pointerId: 1, pointerType: "pen", isPrimary: true, bubbles: true, cancelable: true };
+  pad.dispatchEvent(new PointerEvent("pointerdown", { ...pen, button: 5, buttons: 32, clientX: x0, clientY: y0 }));
+  pad.dispatchEvent(new PointerEvent("pointermove", { ...pen, button: -1, buttons: 32, clientX: x1, clientY: y1 }));
+  pad.dispatchEvent(new PointerEvent("pointerup", { ...pen, button: 5, buttons: 0, clientX: x1, clientY: y1 }));
+}"""
+
+
+def test_a_pen_draws_with_its_tip_not_its_barrel_button_or_eraser(browser, live_server_url):
+    page, sent = open_recorded_page(browser, live_server_url)
+    draw_with_pen(page, STROKES[7], button="right")
+    rubbed = points(page, [(0.2, 0.2), (0.8, 0.8)])
+    page.evaluate(ERASER_STROKE, [*rubbed[0], *rubbed[-1]])
+    pad = "document.getElementById('pad')"
+    assert page.evaluate(
+        f"{pad}.getContext('2d').getImageData(0, 0, {pad}.width, {pad}.height).data.every(v => v === 255)"
+    )
+    draw_with_pen(page, STROKES[1])
+    assert answer(page) == "1"
+    [drawing] = [m for m in map(json.loads, sent) if m.get("type") == "drawing"]  # the tip's alone
+    assert len(drawing["strokes"]) == 1
 
 
 def test_it_keeps_a_stroke_that_leaves_the_canvas(browser, live_server_url):

@@ -149,7 +149,9 @@ function drawStroke(points) {
 // ignored, or two fingers' points would be joined into one line.
 pad.addEventListener("pointerdown", (event) => {
   event.preventDefault();
-  if (event.pointerType === "mouse" && event.button !== 0) return; // the right button opens no stroke
+  // Only the primary button draws (a touch's contact is one too): a mouse's right button, or a pen
+  // with its barrel button held or its eraser end down, opens no stroke.
+  if (event.button !== 0) return;
   if (stroke && event.pointerType === "pen" && pad.dataset.pointer === "touch") {
     // A pen put down while a touch draws: the touch is the hand resting on the screen, not ink.
     strokes.pop();
