@@ -606,6 +606,41 @@ def test_it_redraws_the_drawing_sharply_when_the_screen_resizes(browser, live_se
     assert sum(0 < value < 255 for value in red) <= 6
 
 
+# The page's media queries on the pixel ratio, kept where the test can reach them.
+KEEP_RESOLUTION_QUERIES = """
+window.__resolutionQueries = [];
+const matchMedia = window.matchMedia.bind(window);
+window.matchMedia = (query) => {
+  const list = matchMedia(query);
+  if (query.includes("resolution")) window.__resolutionQueries.push(list);
+  return list;
+};
+"""
+
+
+def test_it_redraws_the_drawing_sharply_when_only_the_pixel_density_changes(browser, live_server_url):
+    # The window moved to a HiDPI screen: the CSS size stays, so no resize event need come.
+    context = browser.new_context(viewport={"width": 1000, "height": 760})
+    context.add_init_script(KEEP_RESOLUTION_QUERIES)
+    page = context.new_page()
+    page.goto(live_server_url + "/")
+    page.wait_for_selector('#connection[data-state="online"]')
+    draw_with_mouse(page, STROKES[1])
+    assert answer(page) == "1"
+    pad = "document.getElementById('pad')"
+    assert page.evaluate(f"{pad}.width") == round(page.locator("#pad").bounding_box()["width"])
+    cdp = page.context.new_cdp_session(page)
+    for ratio in (2, 3):  # and again: the page listens for the ratio it changed to
+        cdp.send("Emulation.setDeviceMetricsOverride", {"width": 1000, "height": 760, "deviceScaleFactor": ratio,
+                                                        "mobile": False})  # fmt: skip
+        # Chromium's emulation changes devicePixelRatio without telling the media queries, as a move
+        # between real screens does: the test tells the query the page listens on.
+        page.evaluate("window.__resolutionQueries.at(-1).dispatchEvent(new Event('change'))")
+        page.wait_for_function(f"{pad}.width === {ratio} * Math.round({pad}.getBoundingClientRect().width)")
+        middle = f"[...{pad}.getContext('2d').getImageData(0, {pad}.height / 2, {pad}.width, 1).data]"
+        assert min(page.evaluate(middle)[::4]) == 0  # the 1 redrawn at the new size
+
+
 # ---- what the page sends: strokes, or a PNG when asked ------------------------------------------
 
 

@@ -85,6 +85,13 @@ function resizePad() {
   }
 }
 
+function watchPixelRatio() {
+  // The window moved to a screen of another density (or zoomed) may have fired no resize: a media
+  // query on the ratio now says when it changes, and is asked again for the ratio it changed to.
+  const now = matchMedia(`(resolution: ${window.devicePixelRatio || 1}dppx)`);
+  now.addEventListener("change", () => (resizePad(), watchPixelRatio()), { once: true });
+}
+
 function redraw() {
   paper();
   strokes.forEach(drawStroke);
@@ -620,4 +627,5 @@ buildBars();
 buildFeedback();
 setMode(storedMode()); // draws the paper at the pad's size
 window.addEventListener("resize", resizePad);
+watchPixelRatio();
 connect();
