@@ -455,6 +455,7 @@ def test_an_unreachable_server_leaves_no_earlier_answer_on_show(browser, live_se
     assert page.locator("#summary").text_content() == "Could not reach the server; draw again when it is back."
     assert page.locator("#bars li.top").count() == 0 and page.locator("#feedback").is_hidden()
     assert page.locator("#history li b").first.text_content() == "!"
+    assert page.locator("#history li img").first.get_attribute("alt") == "drawing not sent: no connection"
 
 
 def test_a_stroke_whose_release_the_page_never_saw_ends_there(browser, live_server_url):
@@ -507,16 +508,85 @@ def test_it_shows_why_an_accepted_drawing_could_not_be_read(browser, live_server
 
 
 def test_strokes_refused_as_too_many_say_how_to_go_on(browser, live_server_url):
-    # Past the server's limits (points, strokes) every stroke added is refused again: Clear is the way on.
+    # Past the server's limits (points, strokes) every stroke added is refused again: Clear is the way on,
+    # said in the page's words (the API's message is for programs).
 
     def refuse(socket, frame: dict) -> None:
-        too_many = {"code": "invalid_strokes", "message": "at most 64 strokes, not 66"}
+        too_many = {"code": "invalid_strokes", "message": "at most 10000 points in all strokes together, not 12001"}
         socket.send(json.dumps({"type": "error", "ref": frame["ref"], **too_many}))
 
     page = page_whose_socket_answers(browser, live_server_url, refuse)
     draw_with_mouse(page, STROKES[7])
     page.wait_for_selector('#result[data-state="error"]')
-    assert page.locator("#summary").text_content() == "at most 64 strokes, not 66 — clear the pad to start again."
+    assert (
+        page.locator("#summary").text_content() == "That drawing is too long to read: clear the pad and draw it again."
+    )
+    assert page.locator("#history li img").get_attribute("alt") == "drawing refused: too long to read"
+
+
+RATE_LIMITED = {"code": "rate_limited", "message": "too many drawings from this client: try again in 2 s"}
+
+
+def page_whose_drawings_are_refused(browser, url: str, door: str) -> tuple:
+    """A page whose first drawing is refused as one too many (wait 2 s), over the websocket or HTTP as
+    `door` says; the others go to the server, and the page comes with the list of those, as they go."""
+    refuse, forwarded = [True], []
+    context = browser.new_context() if door == "websocket" else offline_context(browser)
+    page = context.new_page()
+
+    def on_connect(socket) -> None:
+        server = socket.connect_to_server()
+
+        def on_message(message: str) -> None:
+            frame = json.loads(message)
+            if frame.get("type") == "drawing" and refuse[0]:
+                refuse[0] = False
+                socket.send(json.dumps({"type": "error", "ref": frame["ref"], **RATE_LIMITED, "retry_after": 2}))
+            else:
+                forwarded.append(frame)
+                server.send(message)
+
+        socket.on_message(on_message)
+
+    def on_post(route) -> None:
+        if refuse[0]:
+            refuse[0] = False
+            route.fulfill(status=429, json={"error": RATE_LIMITED}, headers={"Retry-After": "2"})
+        else:
+            forwarded.append(route.request.post_data_json)
+            route.continue_()
+
+    if door == "websocket":
+        page.route_web_socket("**/ws/recognize/", on_connect)
+    else:
+        page.route("**/api/drawings/?wait=10", on_post)
+    page.goto(url + "/")
+    page.wait_for_selector(f'#connection[data-state="{"online" if door == "websocket" else "offline"}"]')
+    return page, forwarded
+
+
+@pytest.mark.parametrize("door", ["websocket", "http"])
+def test_a_drawing_refused_as_one_too_many_is_counted_down_and_sent_again(browser, live_server_url, door):
+    page, forwarded = page_whose_drawings_are_refused(browser, live_server_url, door)
+    draw_with_mouse(page, STROKES[7])
+    page.wait_for_selector("#summary:has-text('Too many drawings from here just now: sending it again in 2 s.')")
+    assert page.locator("#history li img").get_attribute("alt") == "drawing refused: too many drawings"
+    page.wait_for_selector("#summary:has-text('sending it again in 1 s.')")  # counted down
+    page.wait_for_function("document.getElementById('result').dataset.state === 'answered'")
+    assert page.locator("#digit").text_content() == "7"
+    assert page.locator("#history li img").get_attribute("alt") == "drawing read as 7"
+    [again] = forwarded  # the same drawing, once
+    assert len(again["strokes"]) == 1 and Drawing.objects.get().digit == 7
+
+
+def test_a_drawing_refused_as_one_too_many_is_not_sent_again_once_cleared(browser, live_server_url):
+    page, forwarded = page_whose_drawings_are_refused(browser, live_server_url, "websocket")
+    draw_with_mouse(page, STROKES[7])
+    page.wait_for_selector("#summary:has-text('sending it again in 2 s.')")
+    clear(page)
+    page.wait_for_timeout(2500)  # past the wait: nothing is sent, as nothing is left to send
+    assert not forwarded and page.locator("#summary").text_content() == "Waiting for a drawing."
+    assert page.locator("#history li b").text_content() == "!"
 
 
 def test_it_says_when_feedback_cannot_be_saved(browser, live_server_url):

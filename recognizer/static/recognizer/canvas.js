@@ -33,6 +33,22 @@ const READING_AFTER_MS = 400; // an answer later than this (most take a few ms):
 const BUSY_AFTER_MS = 15000; // ... and later than this, that the server is busy (it still comes)
 const MIN_STEP_PX = 1; // a point nearer the last one kept (CSS pixels) adds nothing: a 1000 Hz mouse hit the cap
 const REFUSED_RETRY_MS = 10000; // a socket refused as one too many (1013) tries again this much later
+// The page's own words for what a person can meet; the API's messages are written for programs.
+const TOO_LONG = "That drawing is too long to read: clear the pad and draw it again."; // past the stroke limits
+const UNREACHABLE = "Could not reach the server; draw again when it is back.";
+const WAIT_REASONS = {
+  rate_limited: "Too many drawings from here just now",
+  byte_budget: "Too many drawings from here this hour",
+};
+// The history picture's alt text for a drawing refused or never sent, by error code.
+const NOT_READ = {
+  rate_limited: "drawing refused: too many drawings",
+  byte_budget: "drawing refused: too many drawings",
+  overloaded: "drawing refused: the server was busy",
+  unavailable: "drawing refused: the server was busy",
+  invalid_strokes: "drawing refused: too long to read",
+  unreachable: "drawing not sent: no connection",
+};
 
 const pad = document.getElementById("pad");
 const SEND_IMAGE = pad.dataset.send === "image" || new URLSearchParams(location.search).get("send") === "image";
@@ -61,10 +77,11 @@ let strokePointer = null; // the pointer drawing it: a second finger or a restin
 let sequence = 0; // every send gets a ref; only the newest answer is shown
 let latestRef = null;
 let currentId = null; // the drawing whose answer is shown, which feedback refers to; null while a newer one is read
-let slowTimers = []; // the "reading…" and "busy" notes for the drawing being read
+let slowTimers = []; // the "reading…" and "busy" notes, or the countdown to sending it again
 let canvasNumber = 0; // one history entry per canvas, updated as strokes are added
 let mode = "digit"; // what the pad reads: "digit" or "number"
 let sentUnits = null; // the latest drawing's `units()` as sent: its digits' boxes are in those pixels
+let latestDrawing = null; // the latest drawing's body as sent, to send again after a refusal's wait
 const awaited = new Map(); // drawing id -> ref: queued over the socket, not answered yet
 let unacknowledged = null; // {drawing, ref} sent over the socket, no reply yet: sent over HTTP if the socket closes
 const lastSent = new Map(); // canvas number -> the sequence number of its latest version sent
@@ -215,6 +232,7 @@ function clearPad() {
   frame = null;
   paper();
   latestRef = null;
+  latestDrawing = null;
   currentId = null;
   awaited.clear();
   unacknowledged = null;
@@ -278,13 +296,17 @@ function send() {
   feedback.inert = true;
   startSlowNotes(latestRef);
   remember(image);
-  const drawing = { ...(SEND_IMAGE ? { image } : strokesBody()), mode };
+  latestDrawing = { ...(SEND_IMAGE ? { image } : strokesBody()), mode };
   sentUnits = units(); // a PNG of the canvas is in the same pixels
+  transmit(latestDrawing, latestRef);
+}
+
+function transmit(drawing, ref) {
   if (socket && socket.readyState === WebSocket.OPEN) {
-    socket.send(JSON.stringify({ type: "drawing", ...drawing, ref: latestRef }));
-    unacknowledged = { drawing, ref: latestRef };
+    socket.send(JSON.stringify({ type: "drawing", ...drawing, ref }));
+    unacknowledged = { drawing, ref };
   } else {
-    sendOverHttp(drawing, latestRef);
+    sendOverHttp(drawing, ref);
   }
 }
 
@@ -313,12 +335,18 @@ async function sendOverHttp(drawing, ref) {
       body: JSON.stringify(drawing),
     });
     const body = await readJson(response);
-    if (!response.ok || !body) show({ type: "error", ref, code: body?.error?.code, message: errorText(response, body) });
+    if (!response.ok || !body) show(httpError(response, body, ref));
     else if (response.status === 202) await poll(body.id, ref); // stored, not answered within the wait
     else showDrawing(body, ref);
   } catch (err) {
-    show({ type: "error", ref, message: "Could not reach the server; draw again when it is back." });
+    show({ type: "error", ref, code: "unreachable", message: UNREACHABLE });
   }
+}
+
+function httpError(response, body, ref) {
+  // A refusal over HTTP as the websocket's error frame says it: the wait (Retry-After) as retry_after.
+  const wait = Number(response.headers.get("Retry-After")) || undefined; // seconds; an HTTP date is not waited for
+  return { type: "error", ref, code: body?.error?.code, message: errorText(response, body), retry_after: wait };
 }
 
 async function poll(id, ref) {
@@ -338,7 +366,8 @@ async function poll(id, ref) {
     if (body.status !== "queued") return showDrawing(body, ref);
   }
   // Given up: said on the pad while it shows this drawing; a cleared drawing's entry stays "…".
-  if (ref === latestRef) show({ type: "error", ref, message: "No answer yet: the server is busy. Draw again in a moment." });
+  if (ref !== latestRef) return;
+  show({ type: "error", ref, message: "No answer yet: the server is busy. Draw again in a moment." });
 }
 
 async function readJson(response) {
@@ -374,11 +403,12 @@ function show(message) {
     digitOut.textContent = "!";
     summary.textContent = message.type === "error" ? message.message : message.error || "It could not be read.";
     // Strokes the page made that the server refuses are too many: each stroke added is refused again.
-    if (message.code === "invalid_strokes") summary.textContent += " — clear the pad to start again.";
+    if (message.code === "invalid_strokes") summary.textContent = TOO_LONG;
+    if (message.type === "error" && message.retry_after > 0) sendAgainLater(message);
     feedback.hidden = true;
     showBars(null); // the last answer's: not this drawing's
     showDigits(null);
-    recordAnswer(mark(message));
+    recordAnswer(message);
     return;
   }
   currentId = message.id;
@@ -390,7 +420,7 @@ function show(message) {
     feedback.hidden = true;
     showBars(null);
     showDigits(null);
-    recordAnswer(mark(message));
+    recordAnswer(message);
     return;
   }
   result.dataset.state = "answered";
@@ -413,7 +443,7 @@ function show(message) {
   feedbackDigits.value = number ? read : ""; // to correct a digit or two, not type them all
   feedback.hidden = false;
   feedbackStatus.textContent = "";
-  recordAnswer(read);
+  recordAnswer(message);
 }
 
 function aDigit(digit) {
@@ -438,8 +468,31 @@ function startSlowNotes(ref) {
 }
 
 function stopSlowNotes() {
-  slowTimers.forEach(clearTimeout);
+  slowTimers.forEach(clearTimeout); // the countdown's interval too: timeouts and intervals share their ids
   slowTimers = [];
+}
+
+function sendAgainLater(message) {
+  // Refused for now (too many drawings, a busy server): the seconds left are counted down, and the
+  // drawing goes again when they are up. Clear or a stroke added stops the count (stopSlowNotes).
+  const reason = WAIT_REASONS[message.code] || "The server is busy";
+  const due = Date.now() + message.retry_after * 1000;
+  const tick = () => {
+    const left = Math.ceil((due - Date.now()) / 1000);
+    if (left > 0) summary.textContent = `${reason}: sending it again in ${left} s.`;
+    else sendAgain();
+  };
+  tick();
+  slowTimers.push(setInterval(tick, 1000));
+}
+
+function sendAgain() {
+  stopSlowNotes();
+  result.dataset.state = "waiting";
+  digitOut.textContent = "…";
+  summary.textContent = "Sending it again…";
+  startSlowNotes(latestRef);
+  transmit(latestDrawing, latestRef);
 }
 
 function showDigits(digits) {
@@ -520,7 +573,7 @@ async function sendFeedback(answer) {
     });
     if (response.ok) {
       tell(`Thanks: noted as ${said}.`);
-      if (lastSent.get(canvas) === version) recordAnswer(said, true, canvas); // its entry shows this version
+      if (lastSent.get(canvas) === version) recordCorrection(said, canvas); // its entry shows this version
     } else {
       tell(`Could not save that: ${errorText(response, await readJson(response))}`);
     }
@@ -548,12 +601,27 @@ function remember(image) {
   item.querySelector("img").src = image;
 }
 
-function recordAnswer(read, corrected = false, canvas = canvasNumber) {
+function recordAnswer(message, canvas = canvasNumber) {
+  record(canvas, mark(message), whatBecameOf(message));
+}
+
+function recordCorrection(said, canvas) {
+  record(canvas, `${said} ✓`, `drawing you said is ${said}`);
+}
+
+function record(canvas, text, alt) {
   const item = historyEntry(canvas);
   if (!item) return;
-  item.querySelector("b").textContent = corrected ? `${read} ✓` : read;
-  const said = { "!": "drawing that could not be read", "–": "drawing with nothing to read" }[read];
-  item.querySelector("img").alt = corrected ? `drawing you said is ${read}` : said || `drawing read as ${read}`;
+  item.querySelector("b").textContent = text;
+  item.querySelector("img").alt = alt;
+}
+
+function whatBecameOf(message) {
+  // The history picture's alt text: a refused or unsent drawing was not unreadable, and says so.
+  if (message.type === "error") return NOT_READ[message.code] || "drawing the server did not read";
+  if (message.status === "failed") return "drawing that could not be read";
+  if (message.status === "blank") return "drawing with nothing to read";
+  return `drawing read as ${mark(message)}`;
 }
 
 function mark(message) {
@@ -578,7 +646,7 @@ function recordOlder(message) {
   // goes there, not on the screen.
   const [canvas] = refParts(message.ref);
   if (message.type === "queued" || canvas === canvasNumber || !isLastVersion(message.ref)) return;
-  recordAnswer(mark(message), false, canvas);
+  recordAnswer(message, canvas);
 }
 
 // ---- websocket ----------------------------------------------------------------
