@@ -1292,3 +1292,58 @@ def test_a_correction_saved_after_the_pad_moved_on_goes_to_its_own_drawing(brows
     assert page.locator("#feedback-status").text_content() == ""  # nothing said beside the empty pad
     stored = Drawing.objects.get()
     assert (stored.feedback_label, stored.feedback_number) == ((1, None) if said == "1" else (None, "12"))
+
+
+def page_that_misses_a_prediction(browser, url: str) -> tuple:
+    """A page on the real stack whose websocket loses the server's predictions while `drop[0]`, as a
+    push to a page being left can be lost; with the frames it sent and the close codes of its sockets."""
+    page = browser.new_context().new_page()
+    drop, sent, closed = [True], [], []
+
+    def on_connect(socket) -> None:
+        server = socket.connect_to_server()
+        server.on_message(lambda m: None if drop[0] and json.loads(m)["type"] == "prediction" else socket.send(m))
+        socket.on_message(lambda m: (sent.append(json.loads(m)), server.send(m)))
+        socket.on_close(lambda code, reason: closed.append(code))
+
+    page.route_web_socket("**/ws/recognize/", on_connect)
+    page.goto(url + "/")
+    page.wait_for_selector('#connection[data-state="online"]')
+    draw_with_mouse(page, STROKES[7])
+    until(page, lambda: Drawing.objects.filter(status="done").exists(), "the drawing predicted")
+    return page, drop, sent, closed
+
+
+def test_leaving_the_page_closes_its_socket_and_coming_back_asks_for_the_answer_it_missed(browser, live_server_url):
+    # The page's own part in the back/forward cache, with the events a browser sends as it leaves and
+    # restores the page (Playwright's Chromium runs with the cache off; the next test turns it on).
+    page, drop, sent, closed = page_that_misses_a_prediction(browser, live_server_url)
+    page.evaluate("window.dispatchEvent(new PageTransitionEvent('pagehide', { persisted: true }))")
+    until(page, lambda: closed, "the socket closed")  # an open one keeps a page out of the cache
+    drop[0] = False
+    page.evaluate("window.dispatchEvent(new PageTransitionEvent('pageshow', { persisted: true }))")
+    page.wait_for_function("document.getElementById('result').dataset.state === 'answered'")
+    assert page.locator("#digit").text_content() == "7" and page.locator("#history li b").text_content() == "7"
+    assert [m["type"] for m in sent] == ["drawing", "status"]  # asked, not drawn again
+
+
+def test_back_from_another_page_keeps_the_session_and_asks_for_the_answer_it_missed(browser, live_server_url):
+    # Playwright turns Chromium's back/forward cache off; this browser has it, as a person's does.
+    cached = browser.browser_type.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        ignore_default_args=["--disable-back-forward-cache"],
+    )
+    try:
+        page, drop, sent, _ = page_that_misses_a_prediction(cached, live_server_url)
+        page.evaluate("window.__before = true")
+        page.goto(live_server_url + "/api/docs/")
+        drop[0] = False
+        page.go_back(wait_until="commit")  # a page restored from the cache fires no load event
+        assert page.evaluate("window.__before === true")  # the page itself, not loaded anew
+        page.wait_for_function("document.getElementById('result').dataset.state === 'answered'")
+        assert page.locator("#digit").text_content() == "7" and page.locator("#history li b").text_content() == "7"
+        assert [m["type"] for m in sent] == ["drawing", "status"]  # asked, not drawn again
+    finally:
+        cached.close()

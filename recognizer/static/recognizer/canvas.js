@@ -69,6 +69,7 @@ const feedbackDigits = document.getElementById("feedback-digits");
 
 let socket = null;
 let reconnectDelay = 500;
+let reconnectTimer = null;
 let sendTimer = null;
 let strokes = []; // the drawing, in shares of `frame` with event times, so it can be redrawn at any size
 let frame = null; // the pad's CSS size when the drawing began: a pad resized since (a phone turned) scales it evenly
@@ -658,7 +659,8 @@ function setConnection(state, text) {
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${scheme}://${location.host}/ws/recognize/`);
+  const opened = new WebSocket(`${scheme}://${location.host}/ws/recognize/`);
+  socket = opened;
   socket.addEventListener("open", () => {
     reconnectDelay = 500;
     setConnection("online", "online");
@@ -678,18 +680,40 @@ function connect() {
     show(message);
   });
   socket.addEventListener("close", (event) => {
+    if (opened !== socket) return; // closed as the page was left (pagehide): pageshow opens another
     // Refused as one socket too many (1013: try again later): drawings go over HTTP, and the socket
     // is tried again seldom, not twice a second.
     const refused = event.code === 1013;
     if (refused) reconnectDelay = Math.max(reconnectDelay, REFUSED_RETRY_MS);
     setConnection("offline", refused ? "too many tabs open here — answers over HTTP" : "reconnecting… (answers over HTTP)");
-    setTimeout(connect, reconnectDelay);
+    reconnectTimer = setTimeout(connect, reconnectDelay);
     reconnectDelay = Math.min(reconnectDelay * 2, refused ? 6 * REFUSED_RETRY_MS : 5000);
-    // A drawing the server never acknowledged may never have reached it: sent again, over HTTP.
-    if (unacknowledged && unacknowledged.ref === latestRef) sendOverHttp(unacknowledged.drawing, unacknowledged.ref);
-    unacknowledged = null;
+    sendUnacknowledgedOverHttp();
   });
 }
+
+function sendUnacknowledgedOverHttp() {
+  // A drawing the server never acknowledged may never have reached it: sent again, over HTTP.
+  if (unacknowledged && unacknowledged.ref === latestRef) sendOverHttp(unacknowledged.drawing, unacknowledged.ref);
+  unacknowledged = null;
+}
+
+// An open websocket keeps the page out of the browser's back/forward cache, and Back would load it
+// anew, its history and any unanswered drawing lost. So the socket is closed when the page is left,
+// and opened again when the page comes back from the cache; on opening it asks about the drawing it
+// still awaits, as after any reconnect.
+window.addEventListener("pagehide", () => {
+  clearTimeout(reconnectTimer);
+  const leaving = socket;
+  socket = null; // its close event is not a connection lost
+  if (leaving) leaving.close();
+});
+window.addEventListener("pageshow", (event) => {
+  if (!event.persisted) return; // a page loaded anew connects below
+  setConnection("connecting", "connecting…");
+  connect();
+  sendUnacknowledgedOverHttp(); // sent as the page was left: no reply came
+});
 
 buildBars();
 buildFeedback();
