@@ -589,6 +589,37 @@ def test_a_drawing_refused_as_one_too_many_is_not_sent_again_once_cleared(browse
     assert page.locator("#history li b").text_content() == "!"
 
 
+def test_a_status_refused_after_a_reconnect_is_asked_again_and_the_drawing_not_sent_again(browser, live_server_url):
+    # The drawing was stored and queued when the socket dropped; the status the page asked for on
+    # reconnecting was refused for now (too many requests). Taken for the drawing's own refusal, the
+    # drawing was sent again, and stored twice.
+    drawing_id, frames = str(uuid.uuid4()), []
+    seven = {"status": "done", "mode": "digit", "digit": 7, "confidence": 0.99, "number": "7", "digits": None}
+    seven["probabilities"] = [0.001] * 7 + [0.99] + [0.001] * 2
+
+    def on_connect(socket) -> None:
+        def on_message(message: str) -> None:
+            frame = json.loads(message)
+            frames.append(frame["type"])
+            if frame["type"] == "drawing":
+                socket.send(json.dumps({"type": "queued", "id": drawing_id, "ref": frame["ref"]}))
+                socket.close()  # the connection drops before the answer
+            elif frames.count("status") == 1:
+                socket.send(json.dumps({"type": "error", "ref": frame["ref"], **RATE_LIMITED, "retry_after": 1}))
+            else:
+                socket.send(json.dumps({"type": "prediction", "id": drawing_id, "ref": frame["ref"], **seven}))
+
+        socket.on_message(on_message)
+
+    page = browser.new_context().new_page()
+    page.route_web_socket("**/ws/recognize/", on_connect)
+    page.goto(live_server_url + "/")
+    page.wait_for_selector('#connection[data-state="online"]')
+    draw_with_mouse(page, STROKES[7])
+    assert answer(page) == "7"
+    assert frames == ["drawing", "status", "status"]
+
+
 def test_it_says_when_feedback_cannot_be_saved(browser, live_server_url):
     page = open_page(browser, live_server_url)
     errors = []

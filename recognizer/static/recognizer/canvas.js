@@ -677,6 +677,7 @@ function connect() {
     if (message.type === "queued") awaited.set(message.id, message.ref);
     else if (message.id) awaited.delete(message.id); // answered
     if (message.type === "error" && !message.ref) return; // about the socket (see "close"), no drawing's
+    if (message.type === "error" && askAgainLater(message)) return; // a status refused, not the drawing
     show(message);
   });
   socket.addEventListener("close", (event) => {
@@ -690,6 +691,19 @@ function connect() {
     reconnectDelay = Math.min(reconnectDelay * 2, refused ? 6 * REFUSED_RETRY_MS : 5000);
     sendUnacknowledgedOverHttp();
   });
+}
+
+function askAgainLater(message) {
+  // A status asked after a reconnect and refused for now (too many requests): the drawing itself is
+  // stored and queued, so it is not sent again (stored twice); its status is asked again after the wait.
+  const [id] = [...awaited].find(([, ref]) => ref === message.ref) || [];
+  if (!id || !(message.retry_after > 0)) return false;
+  setTimeout(() => {
+    if (awaited.has(id) && socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify({ type: "status", id, ref: message.ref }));
+    }
+  }, message.retry_after * 1000);
+  return true;
 }
 
 function sendUnacknowledgedOverHttp() {
