@@ -407,6 +407,30 @@ def test_a_drawing_cleared_while_polled_over_http_gets_its_answer_in_the_history
     assert page.locator("#summary").text_content() == "Waiting for a drawing."
 
 
+def test_a_poll_refused_for_now_is_waited_out_not_shown_as_unreadable(browser, live_server_url):
+    # Over HTTP, a poll answered 429 (too many reads) ended the drawing as "!", though it was stored.
+    context = offline_context(browser)
+    context.route(  # 202 at once: the page polls
+        lambda url: "wait=10" in url, lambda route: route.continue_(url=route.request.url.replace("wait=10", "wait=0"))
+    )
+    page = context.new_page()
+    polls = []
+
+    def answer_poll(route) -> None:
+        polls.append(route.request.url)
+        if len(polls) == 1:
+            limited = {"error": {"code": "rate_limited", "message": "too many requests"}}
+            route.fulfill(status=429, json=limited, headers={"Retry-After": "1"})
+        else:
+            route.continue_()
+
+    page.route("**/api/drawings/*/", answer_poll)
+    page.goto(live_server_url + "/")
+    page.wait_for_selector('#connection[data-state="offline"]')
+    draw_with_mouse(page, STROKES[7])
+    assert answer(page) == "7" and len(polls) >= 2
+
+
 def test_a_drawing_whose_socket_closed_before_any_reply_is_sent_over_http(browser, live_server_url):
     # The socket closes as the drawing frame goes out (a proxy's restart): the server may never have
     # seen it, and no id came back to ask about. The page sends it again over HTTP, and shows the answer.

@@ -362,6 +362,13 @@ async function poll(id, ref) {
     } catch (err) {
       continue; // the server is away for a moment: the drawing is stored, try again
     }
+    if (response.status === 429 || response.status === 503) {
+      // Reads refused for now (too many, or a server shedding load): the drawing is stored, so it is
+      // asked about again after the wait, not given up as unreadable.
+      const wait = Number(response.headers.get("Retry-After")) || POLL_EVERY_MS / 1000;
+      await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+      continue;
+    }
     const body = await readJson(response);
     if (!response.ok || !body) return show({ type: "error", ref, message: errorText(response, body) });
     if (body.status !== "queued") return showDrawing(body, ref);
