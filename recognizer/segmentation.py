@@ -613,8 +613,10 @@ def _edge_straight(inside: np.ndarray, line: float, pen: float) -> bool:
 def _is_bar(ink: np.ndarray, line: float, pen: float) -> bool:
     """Whether a mask's ink is a 1's bar: tall, narrow and straight (see PEEL_WIDTH)."""
     rows = np.flatnonzero(ink.any(axis=1))
+    if len(rows) == 0:  # box_of has no box for no ink
+        return False
     x0, y0, x1, y1 = masks.box_of(ink)
-    if len(rows) == 0 or y1 - y0 < BAR_TALL * line or x1 - x0 > BAR_WIDTH * line:
+    if y1 - y0 < BAR_TALL * line or x1 - x0 > BAR_WIDTH * line:
         return False
     weights = ink[rows].astype(np.float64)
     middles = weights @ np.arange(ink.shape[1]) / weights.sum(axis=1)
