@@ -39,7 +39,9 @@ class EmbeddedRedis:
             *("--save", "", "--appendonly", "no", "--loglevel", "warning"),
             *MEMORY_LIMIT,
         ]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        # A session of its own, as the launcher's other children: Ctrl-C (SIGINT to the terminal's
+        # process group) stopped it at once, under workers still pushing and acknowledging.
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
         self._wait_until_ready()
 
     def _wait_until_ready(self, timeout: float = 10) -> None:

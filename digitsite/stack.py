@@ -177,7 +177,9 @@ def main() -> int:
 
     # SIGHUP: the terminal closed or the SSH connection dropped. The children, in their own
     # sessions, never see it: left running, they would hold the port and the queue as orphans.
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    # Unless it is ignored: `nohup make run` asks to outlive the terminal.
+    hangup = () if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else (signal.SIGHUP,)
+    for signum in (signal.SIGINT, signal.SIGTERM, *hangup):
         signal.signal(signum, request_stop)
     try:
         wait_for_port(host, port, web)
@@ -190,6 +192,9 @@ def main() -> int:
             )
         while not stopping and all(p.poll() is None for _, p in watched):
             time.sleep(0.2)
+    except RuntimeError as exc:  # a child that did not start: it said why (a worker without its model)
+        say(str(exc))
+        return 1
     finally:
         for name, process in watched:
             if process.poll() is not None and not stopping:

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from digitsite import stack
-from digitsite.redis_server import free_port
+from digitsite.redis_server import EmbeddedRedis, free_port
 
 
 class FakeProcess:
@@ -114,6 +114,43 @@ def test_it_does_not_say_running_when_the_web_server_could_not_start(launched, m
     out = capsys.readouterr().out
     assert "is running at" not in out
     assert "web exited with -9" in out
+
+
+@pytest.mark.parametrize(("hangup", "taken"), [(signal.SIG_DFL, True), (signal.SIG_IGN, False)])
+def test_a_hangup_is_taken_over_unless_nohup_ignores_it(launched, monkeypatch, hangup, taken):
+    # `nohup make run &` stopped when the terminal closed: the launcher took over the SIGHUP that
+    # nohup had set to be ignored.
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6399/0")
+    handled = []
+    monkeypatch.setattr(stack.signal, "signal", lambda signum, handler: handled.append(signum))
+    monkeypatch.setattr(stack.signal, "getsignal", lambda signum: hangup)
+    launched.web_lives = 1
+    stack.main()
+    assert (signal.SIGHUP in handled) is taken and signal.SIGINT in handled
+
+
+def test_a_worker_that_could_not_start_ends_the_stack_with_its_reason_not_a_traceback(launched, monkeypatch, capsys):
+    # A worker without its model exits at start, saying why; the launcher then ended in a traceback.
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6399/0")
+
+    def exited(*args, **kwargs):
+        raise RuntimeError("a worker exited while starting")
+
+    monkeypatch.setattr(stack, "wait_for_workers", exited)
+    assert stack.main() == 1
+    out = capsys.readouterr().out
+    assert "a worker exited while starting" in out and "stopping..." in out
+    assert all(process.returncode is not None for process in launched.started)  # the others stopped
+
+
+def test_the_embedded_redis_has_a_session_of_its_own(tmp_path):
+    # Ctrl-C signals the terminal's whole process group: Redis went down at once, under the workers
+    # still finishing their drawings, where the launcher stops it last.
+    redis = EmbeddedRedis(tmp_path, port=free_port())
+    try:
+        assert os.getsid(redis.process.pid) == redis.process.pid != os.getsid(0)
+    finally:
+        redis.stop()
 
 
 @pytest.mark.django_db(transaction=True)
