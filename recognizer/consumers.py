@@ -141,16 +141,16 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
             return await self.refuse_frame(
                 None, Refused("invalid_message", "a frame must be a JSON object with a type")
             )
-        ref = message.get("ref")
+        ref, kind = message.get("ref"), message.get("type")
         # A lone surrogate (JSON's "\ud800") would be echoed back as no strict parser reads it.
         if ref is not None and not (isinstance(ref, str) and len(ref) <= MAX_REF_LENGTH and _unicode(ref)):
-            return await self.refuse_frame(
+            refuse = self.refuse_frame if kind == "drawing" else self.refuse  # a status, a ping: no drawing
+            return await refuse(
                 None, Refused("invalid_ref", f"ref must be a string of at most {MAX_REF_LENGTH} characters")
             )
-        kind = message.get("type")
         handler = {"drawing": self.on_drawing, "status": self.on_status}.get(kind) if isinstance(kind, str) else None
         if handler is None:
-            return await self.refuse_frame(ref, Refused("unknown_type", 'type must be "drawing" or "status"'))
+            return await self.refuse(ref, Refused("unknown_type", 'type must be "drawing" or "status"'))
         try:
             await handler(message, ref, size)
         except RecursionError:
@@ -225,8 +225,8 @@ class RecognizeConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(refused.frame(ref))
 
     async def refuse_frame(self, ref: object, refused: Refused) -> None:
-        """`refuse` a frame that was, or may have been, a drawing: counted by its code in
-        digits_drawings_refused_total, as the HTTP door counts a body it refuses."""
+        """`refuse` a frame that was, or may have been (not JSON, too large), a drawing: counted by its
+        code in digits_drawings_refused_total, as the HTTP door counts a body it refuses."""
         metrics.DRAWINGS_REFUSED.labels(refused.code).inc()
         await self.refuse(ref, refused)
 

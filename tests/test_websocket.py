@@ -213,11 +213,17 @@ async def test_a_refused_drawing_frame_is_counted_as_the_http_door_counts_it():
         return metrics.DRAWINGS_REFUSED.labels(code)._value.get()
 
     communicator = await connected()
-    for frame, code in (('{"type": "drawing"}', "missing_image"), ("{", "invalid_json")):
+    for frame, code, counted in (
+        ('{"type": "drawing"}', "missing_image", 1),
+        ("{", "invalid_json", 1),
+        ('{"type": "drawing", "image": "x", "ref": 5}', "invalid_ref", 1),
+        ('{"type": "status", "id": "x", "ref": 5}', "invalid_ref", 0),  # no drawing: not counted as one
+        ('{"type": "ping"}', "unknown_type", 0),
+    ):
         before = refused(code)
         await communicator.send_to(text_data=frame)
         assert (await communicator.receive_json_from(timeout=5))["code"] == code
-        assert refused(code) == before + 1
+        assert refused(code) == before + counted
     await communicator.disconnect()
 
 
