@@ -114,6 +114,6 @@ def metrics(request: HttpRequest) -> HttpResponse:
             response = Refused("unauthorized", "send Authorization: Bearer <METRICS_TOKEN>", 401).response()
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-        if not hmac.compare_digest(given.lstrip(" ").encode(), token.encode()):
+        if not hmac.compare_digest(given.strip(" ").encode(), token.encode()):
             return Refused("forbidden", "wrong metrics token", 403).response()
     return HttpResponse(generate_latest(scraped), content_type=CONTENT_TYPE_LATEST)

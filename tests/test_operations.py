@@ -176,6 +176,7 @@ def test_metrics_token_is_required_when_set(client, settings):
             for scheme in ("bearer", "BEARER", "beARer")] == [200] * 3  # fmt: skip
     assert client.get("/metrics", HTTP_AUTHORIZATION="bearer S3CRET-TOKEN").status_code == 403
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearers3cret-token").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token ").status_code == 200  # a space after
     settings.METRICS_TOKEN = ""
     assert client.get("/metrics").status_code == 200  # unset: public
 
