@@ -644,6 +644,58 @@ def test_a_status_refused_after_a_reconnect_is_asked_again_and_the_drawing_not_s
     assert frames == ["drawing", "status", "status"]
 
 
+def test_a_stroke_begun_during_a_countdown_stops_it(browser, live_server_url):
+    # The count ran out while the pen was still down: the drawing without the new stroke was sent
+    # again and answered mid-stroke, and then the new one too (stored twice, counted twice).
+    page, forwarded = page_whose_drawings_are_refused(browser, live_server_url, "websocket")
+    draw_with_mouse(page, STROKES[7])
+    page.wait_for_selector("#summary:has-text('sending it again in 2 s.')")
+    path = points(page, [(0.5, 0.4), (0.6, 0.4)])
+    page.mouse.move(*path[0])
+    page.mouse.down()
+    for x, y in path[1:]:  # a slow stroke, past the end of the count
+        page.mouse.move(x, y)
+        page.wait_for_timeout(300)
+    assert not forwarded and page.locator("#result").get_attribute("data-state") != "answered"
+    page.mouse.up()
+    page.wait_for_function("document.getElementById('result').dataset.state === 'answered'")
+    [sent] = forwarded  # the drawing with both strokes, once
+    assert len(sent["strokes"]) == 2
+
+
+def test_a_drawing_cleared_while_its_socket_was_down_gets_its_answer_in_the_history(browser, live_server_url):
+    # On reconnecting the page asked only about the drawing on the pad: a cleared one, queued when
+    # the socket dropped, kept "…" in the history for good.
+    drawing_id, frames, sockets = str(uuid.uuid4()), [], []
+    seven = {"status": "done", "mode": "digit", "digit": 7, "confidence": 0.99, "number": "7", "digits": None}
+    seven["probabilities"] = [0.001] * 7 + [0.99] + [0.001] * 2
+
+    def on_connect(socket) -> None:
+        sockets.append(socket)
+
+        def on_message(message: str) -> None:
+            frame = json.loads(message)
+            frames.append(frame["type"])
+            if frame["type"] == "drawing":
+                socket.send(json.dumps({"type": "queued", "id": drawing_id, "ref": frame["ref"]}))
+            elif frame["type"] == "status":
+                socket.send(json.dumps({"type": "prediction", "id": drawing_id, "ref": frame["ref"], **seven}))
+
+        socket.on_message(on_message)
+
+    page = browser.new_context().new_page()
+    page.route_web_socket("**/ws/recognize/", on_connect)
+    page.goto(live_server_url + "/")
+    page.wait_for_selector('#connection[data-state="online"]')
+    draw_with_mouse(page, STROKES[7])
+    until(page, lambda: frames == ["drawing"], "the drawing sent")
+    clear(page)
+    sockets[0].close()  # the connection drops before the answer
+    page.wait_for_function("document.querySelector('#history li b').textContent === '7'")
+    assert frames == ["drawing", "status"]
+    assert page.locator("#result").get_attribute("data-state") == "waiting"  # the pad stays empty
+
+
 def test_it_says_when_feedback_cannot_be_saved(browser, live_server_url):
     page = open_page(browser, live_server_url)
     errors = []

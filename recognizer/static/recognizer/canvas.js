@@ -188,6 +188,7 @@ pad.addEventListener("pointerdown", (event) => {
   pad.dataset.pointer = event.pointerType;
   strokePointer = event.pointerId;
   clearTimeout(sendTimer);
+  stopSlowNotes(); // a countdown to sending the drawing again: it is a new drawing once the pen lifts
   boxes.replaceChildren(); // they belong to the drawing as it was
   if (!strokes.length) frame = pad.getBoundingClientRect(); // a new drawing: its points are shares of the pad now
   stroke = [position(event)];
@@ -235,7 +236,6 @@ function clearPad() {
   latestRef = null;
   latestDrawing = null;
   currentId = null;
-  awaited.clear();
   unacknowledged = null;
   canvasNumber += 1;
   result.dataset.state = "waiting";
@@ -672,10 +672,11 @@ function connect() {
     reconnectDelay = 500;
     setConnection("online", "online");
     // A result pushed while the socket was down is lost: ask where each awaited drawing is
-    // (the answer, or "queued" with the server listening for its result again).
+    // (the answer, or "queued" with the server listening for its result again), a cleared one's
+    // too, whose answer goes to its history entry.
     for (const [id, ref] of awaited) {
-      if (ref === latestRef) socket.send(JSON.stringify({ type: "status", id, ref }));
-      else awaited.delete(id); // an older version of the drawing, whose answer would not be shown
+      if (isLastVersion(ref)) socket.send(JSON.stringify({ type: "status", id, ref }));
+      else awaited.delete(id); // an older version of a drawing, whose answer would not be kept
     }
   });
   socket.addEventListener("message", (event) => {
