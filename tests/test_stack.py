@@ -161,7 +161,9 @@ def test_a_hangup_stops_the_whole_stack_even_when_the_terminal_is_gone(processes
     env = {**processes.env, "PORT": str(port), "WORKERS": "1", "WEB_PROCESSES": "1"}
     env.pop("REDIS_URL")  # its own embedded Redis, which it must stop too
     command = [sys.executable, "-m", "digitsite.stack"]
-    launcher = subprocess.Popen(command, cwd=stack.BASE_DIR, env=env, stdout=subprocess.PIPE, start_new_session=True)
+    # As from a terminal: a hangup not ignored (a test run under nohup passes its ignore down).
+    launcher = subprocess.Popen(command, cwd=stack.BASE_DIR, env=env, stdout=subprocess.PIPE, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))  # fmt: skip
     children: list[psutil.Process] = []
     try:
         while b"digits is running" not in (line := launcher.stdout.readline()):
