@@ -548,6 +548,20 @@ def test_strokes_refused_as_too_many_say_how_to_go_on(browser, live_server_url):
     assert page.locator("#history li img").get_attribute("alt") == "drawing refused: too long to read"
 
 
+# A pushed answer of 7, as the server's prediction frame carries it (less its type, id and ref).
+SEVEN_ANSWER = {"status": "done", "mode": "digit", "digit": 7, "confidence": 0.99, "number": "7", "digits": None,
+                "probabilities": [0.001] * 7 + [0.99] + [0.001] * 2}  # fmt: skip
+
+
+def page_with_its_own_socket(browser, url: str, on_connect):
+    """A page, online, whose websocket `on_connect(socket)` plays the server for, whole."""
+    page = browser.new_context().new_page()
+    page.route_web_socket("**/ws/recognize/", on_connect)
+    page.goto(url + "/")
+    page.wait_for_selector('#connection[data-state="online"]')
+    return page
+
+
 RATE_LIMITED = {"code": "rate_limited", "message": "too many drawings from this client: try again in 2 s"}
 
 
@@ -618,8 +632,6 @@ def test_a_status_refused_after_a_reconnect_is_asked_again_and_the_drawing_not_s
     # reconnecting was refused for now (too many requests). Taken for the drawing's own refusal, the
     # drawing was sent again, and stored twice.
     drawing_id, frames = str(uuid.uuid4()), []
-    seven = {"status": "done", "mode": "digit", "digit": 7, "confidence": 0.99, "number": "7", "digits": None}
-    seven["probabilities"] = [0.001] * 7 + [0.99] + [0.001] * 2
 
     def on_connect(socket) -> None:
         def on_message(message: str) -> None:
@@ -631,14 +643,11 @@ def test_a_status_refused_after_a_reconnect_is_asked_again_and_the_drawing_not_s
             elif frames.count("status") == 1:
                 socket.send(json.dumps({"type": "error", "ref": frame["ref"], **RATE_LIMITED, "retry_after": 1}))
             else:
-                socket.send(json.dumps({"type": "prediction", "id": drawing_id, "ref": frame["ref"], **seven}))
+                socket.send(json.dumps({"type": "prediction", "id": drawing_id, "ref": frame["ref"], **SEVEN_ANSWER}))
 
         socket.on_message(on_message)
 
-    page = browser.new_context().new_page()
-    page.route_web_socket("**/ws/recognize/", on_connect)
-    page.goto(live_server_url + "/")
-    page.wait_for_selector('#connection[data-state="online"]')
+    page = page_with_its_own_socket(browser, live_server_url, on_connect)
     draw_with_mouse(page, STROKES[7])
     assert answer(page) == "7"
     assert frames == ["drawing", "status", "status"]
@@ -667,8 +676,6 @@ def test_a_drawing_cleared_while_its_socket_was_down_gets_its_answer_in_the_hist
     # On reconnecting the page asked only about the drawing on the pad: a cleared one, queued when
     # the socket dropped, kept "…" in the history for good.
     drawing_id, frames, sockets = str(uuid.uuid4()), [], []
-    seven = {"status": "done", "mode": "digit", "digit": 7, "confidence": 0.99, "number": "7", "digits": None}
-    seven["probabilities"] = [0.001] * 7 + [0.99] + [0.001] * 2
 
     def on_connect(socket) -> None:
         sockets.append(socket)
@@ -679,14 +686,11 @@ def test_a_drawing_cleared_while_its_socket_was_down_gets_its_answer_in_the_hist
             if frame["type"] == "drawing":
                 socket.send(json.dumps({"type": "queued", "id": drawing_id, "ref": frame["ref"]}))
             elif frame["type"] == "status":
-                socket.send(json.dumps({"type": "prediction", "id": drawing_id, "ref": frame["ref"], **seven}))
+                socket.send(json.dumps({"type": "prediction", "id": drawing_id, "ref": frame["ref"], **SEVEN_ANSWER}))
 
         socket.on_message(on_message)
 
-    page = browser.new_context().new_page()
-    page.route_web_socket("**/ws/recognize/", on_connect)
-    page.goto(live_server_url + "/")
-    page.wait_for_selector('#connection[data-state="online"]')
+    page = page_with_its_own_socket(browser, live_server_url, on_connect)
     draw_with_mouse(page, STROKES[7])
     until(page, lambda: frames == ["drawing"], "the drawing sent")
     clear(page)
