@@ -85,7 +85,7 @@ async def test_it_sheds_load_over_the_websocket_with_an_overloaded_frame(broker,
     settings.MAX_BACKLOG = 3
     await sync_to_async(waiting)(10)
     communicator = WebsocketCommunicator(application, "/ws/recognize/")
-    assert (await communicator.connect())[0]
+    assert (await communicator.connect(timeout=5))[0]
     await communicator.send_json_to({"type": "drawing", "image": samples.data_url(samples.SEVEN), "ref": "r1"})
     answer = await communicator.receive_json_from(timeout=5)
     await communicator.disconnect()

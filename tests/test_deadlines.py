@@ -115,7 +115,7 @@ async def test_a_wait_still_finds_a_stored_result_when_redis_drops_packets(dead_
 async def test_a_websocket_on_a_redis_that_drops_packets_does_not_hang(dead_layer):
     """Within the layer's socket timeout the client has its answer or a closed socket, never silence."""
     communicator = WebsocketCommunicator(application, "/ws/recognize/")
-    assert (await communicator.connect())[0]
+    assert (await communicator.connect(timeout=5))[0]
     started = time.monotonic()
     await communicator.send_json_to({"type": "drawing", "image": samples.data_url(samples.SEVEN), "ref": "r"})
     limit = layer_host()["socket_timeout"] + 2
@@ -137,7 +137,7 @@ async def test_a_websocket_on_a_redis_that_drops_packets_does_not_hang(dead_laye
 async def test_an_idle_websocket_outlives_the_layers_blocking_read():
     """The socket timeout must not end a consumer that simply has nothing to read (redis/redis-py#4091)."""
     communicator = WebsocketCommunicator(application, "/ws/recognize/")
-    assert (await communicator.connect())[0]
+    assert (await communicator.connect(timeout=5))[0]
     await asyncio.sleep(RedisChannelLayer.brpop_timeout + 1.5)
     assert not communicator.future.done()
     await communicator.send_json_to({"type": "drawing", "image": samples.data_url(samples.SEVEN), "ref": "r"})

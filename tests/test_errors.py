@@ -173,7 +173,7 @@ async def test_a_database_that_does_not_answer_is_an_unavailable_frame_on_the_we
 
     monkeypatch.setattr(services, "submit", refused)
     communicator = WebsocketCommunicator(application, "/ws/recognize/")
-    assert (await communicator.connect())[0]
+    assert (await communicator.connect(timeout=5))[0]
     strokes = {"strokes": [[[80, 60], [200, 60], [120, 230]]], "width": 280, "height": 280, "pen": 18}
     await communicator.send_json_to({"type": "drawing", **strokes, "ref": "r1"})
     answer = await communicator.receive_json_from(timeout=5)

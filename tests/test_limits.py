@@ -131,7 +131,7 @@ async def test_it_limits_drawings_per_client_over_the_websocket(settings):
     a_fresh_window()
     communicator = WebsocketCommunicator(application, "/ws/recognize/")
     communicator.scope["client"] = (f"ws-{uuid.uuid4()}", 1234)  # a counter of its own
-    assert (await communicator.connect())[0]
+    assert (await communicator.connect(timeout=5))[0]
     frame = {"type": "drawing", "image": samples.data_url(samples.SEVEN), "ref": "r"}
     answers = [await answer_to(communicator, frame) for _ in range(3)]
     assert [answer["type"] for answer in answers] == ["queued", "queued", "error"]
@@ -190,7 +190,7 @@ async def test_it_limits_bytes_per_client_over_the_websocket(settings):
     settings.BYTE_BUDGET = 2 * len(json.dumps({"type": "drawing", "image": image, "ref": "r"}))  # frames count
     communicator = WebsocketCommunicator(application, "/ws/recognize/")
     communicator.scope["client"] = (f"ws-{uuid.uuid4()}", 1234)  # a budget of its own
-    assert (await communicator.connect())[0]
+    assert (await communicator.connect(timeout=5))[0]
     answers = [await answer_to(communicator, {"type": "drawing", "image": image, "ref": "r"}) for _ in range(3)]
     await communicator.disconnect()
     assert [answer["type"] for answer in answers] == ["queued", "queued", "error"]

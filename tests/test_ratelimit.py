@@ -217,7 +217,7 @@ async def test_a_drawing_counts_against_the_rate_and_the_byte_budget_both(settin
 async def socket(address: str) -> WebsocketCommunicator:
     communicator = WebsocketCommunicator(application, "/ws/recognize/")
     communicator.scope["client"] = (address, 1234)
-    assert (await communicator.connect())[0]
+    assert (await communicator.connect(timeout=5))[0]
     return communicator
 
 

@@ -31,7 +31,7 @@ def queued_ids(monkeypatch) -> list:
 async def connected(origin: bytes | None = b"http://127.0.0.1:8000") -> WebsocketCommunicator:
     headers = [(b"origin", origin)] if origin else []
     communicator = WebsocketCommunicator(application, "/ws/recognize/", headers=headers)
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(timeout=5)
     assert connected
     return communicator
 
@@ -265,7 +265,7 @@ async def test_it_tells_the_status_of_a_drawing_and_of_an_unknown_one():
 
 async def test_it_refuses_a_foreign_origin_and_accepts_clients_without_one():
     foreign = WebsocketCommunicator(application, "/ws/recognize/", headers=[(b"origin", b"http://evil.example.com")])
-    accepted, _ = await foreign.connect()
+    accepted, _ = await foreign.connect(timeout=5)
     assert not accepted
     communicator = await connected(origin=None)
     await communicator.disconnect()
