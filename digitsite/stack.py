@@ -145,6 +145,11 @@ def stop(processes: list[subprocess.Popen]) -> None:
             process.kill()
 
 
+class _StopRequested(Exception):
+    """A stop signal while the stack starts: the waits for the web server and the workers (up to
+    minutes, for a worker whose broker does not answer) are cut short, as Ctrl-C is expected to."""
+
+
 def main() -> int:
     host = os.environ.get("HOST", "127.0.0.1")
     port = envint("PORT", 8000)
@@ -169,21 +174,24 @@ def main() -> int:
     # The embedded Redis is watched with the others: without it no drawing is answered, so its
     # death stops the stack (exit status 1) rather than leaving a site that only queues.
     watched = list(zip(names, processes, strict=True)) + ([("redis-server", redis.process)] if redis else [])
-    stopping = False
+    stopping, starting = False, True
 
     def request_stop(signum, frame) -> None:
         nonlocal stopping
         stopping = True
+        if starting:
+            raise _StopRequested
 
     # SIGHUP: the terminal closed or the SSH connection dropped. The children, in their own
     # sessions, never see it: left running, they would hold the port and the queue as orphans.
     # Unless it is ignored: `nohup make run` asks to outlive the terminal.
     hangup = () if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else (signal.SIGHUP,)
-    for signum in (signal.SIGINT, signal.SIGTERM, *hangup):
-        signal.signal(signum, request_stop)
     try:
+        for signum in (signal.SIGINT, signal.SIGTERM, *hangup):
+            signal.signal(signum, request_stop)
         wait_for_port(host, port, web)
         wait_for_workers(workers, processes[1:])
+        starting = False
         # Another server on PORT answers wait_for_port while ours has failed to bind: never say
         # "running" then (the loop below reports the web server's exit and stops).
         if web.poll() is None:
@@ -192,10 +200,13 @@ def main() -> int:
             )
         while not stopping and all(p.poll() is None for _, p in watched):
             time.sleep(0.2)
+    except _StopRequested:
+        pass
     except RuntimeError as exc:  # a child that did not start: it said why (a worker without its model)
         say(str(exc))
         return 1
     finally:
+        starting = False  # a second signal while the children stop must not cut that short
         for name, process in watched:
             if process.poll() is not None and not stopping:
                 say(f"{name} exited with {process.returncode}")

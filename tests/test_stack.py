@@ -143,6 +143,26 @@ def test_a_worker_that_could_not_start_ends_the_stack_with_its_reason_not_a_trac
     assert all(process.returncode is not None for process in launched.started)  # the others stopped
 
 
+def test_a_stop_signal_while_starting_cuts_the_start_short(launched, monkeypatch, capsys):
+    # Ctrl-C while the workers loaded took effect only once they answered (up to two minutes for a
+    # worker whose broker never does), and the stack said "running" first.
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6399/0")
+    handlers = {}
+    monkeypatch.setattr(stack.signal, "signal", lambda signum, handler: handlers.setdefault(signum, handler))
+    went_on = []
+
+    def waiting(*args, **kwargs):
+        handlers[signal.SIGINT](signal.SIGINT, None)
+        went_on.append(True)
+
+    monkeypatch.setattr(stack, "wait_for_workers", waiting)
+    assert stack.main() == 0
+    out = capsys.readouterr().out
+    assert not went_on and "digits is running" not in out and "stopping..." in out
+    assert all(process.returncode is not None for process in launched.started)
+    handlers[signal.SIGINT](signal.SIGINT, None)  # a second one while stopping only asks again
+
+
 def test_the_embedded_redis_has_a_session_of_its_own(tmp_path):
     # Ctrl-C signals the terminal's whole process group: Redis went down at once, under the workers
     # still finishing their drawings, where the launcher stops it last.
